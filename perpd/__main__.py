@@ -1,0 +1,5 @@
+import sys
+
+from perpd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,38 @@
+"""The HTTP API (SPEC §6) as a quart-trio app bound to one `Venue`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import jsonify
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from perpd.api import _dev, _reads, _trade
+from perpd.api._common import MAX_BODY, error_response, http_error_response
+from perpd.api._openapi import document
+from perpd.errors import ApiError
+from perpd.venue import Venue
+
+__all__ = ["create_app"]
+
+
+def create_app(venue: Venue, *, dev: bool = False) -> QuartTrio:
+    """The router. ``dev`` adds ``/dev/*``; without it those paths are 404."""
+    app = QuartTrio("perpd")
+    app.config["PERPD_VENUE"] = venue
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.register_blueprint(_trade.bp)
+    app.register_blueprint(_reads.bp)
+    if dev:
+        app.register_blueprint(_dev.bp)
+    app.register_error_handler(ApiError, error_response)
+    app.register_error_handler(HTTPException, http_error_response)
+
+    @app.get("/openapi.json")
+    async def openapi() -> Any:
+        return jsonify(document())
+
+    return app

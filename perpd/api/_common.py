@@ -1,0 +1,92 @@
+"""What every route shares: the venue, signed-call checks, strict JSON bodies, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from quart import Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from perpd import auth
+from perpd.errors import ApiError, Forbidden, InvalidRequest
+from perpd.units import loads
+from perpd.venue import Venue
+
+MAX_BODY = 64 * 1024
+
+
+def venue() -> Venue:
+    return current_app.config["PERPD_VENUE"]  # type: ignore[no-any-return]
+
+
+def request_target() -> str:
+    """The request target exactly as sent (path and ``?query``), which the agent signed."""
+    scope = request.scope
+    path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string") or b""
+    return (path + (b"?" + query if query else b"")).decode("latin-1")
+
+
+async def verified() -> tuple[auth.Verified, bytes]:
+    """Check the three auth headers against the raw body; returns who signed and the body."""
+    body = await request.get_data(cache=True)
+    assert isinstance(body, bytes)
+    v = auth.verify(
+        request.headers.get("X-Agent-Id"),
+        request.headers.get("X-Timestamp"),
+        request.headers.get("X-Signature"),
+        request.method,
+        request_target(),
+        body,
+        now_ms=venue().now_ms(),
+    )
+    return v, body
+
+
+def json_object(
+    body: bytes, *, required: Iterable[str], optional: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The body as a JSON object with exactly the known fields (unknown ones refused)."""
+    data = loads(body)
+    if not isinstance(data, dict):
+        raise InvalidRequest("body must be a JSON object")
+    required = tuple(required)
+    known = set(required) | set(optional)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
+    missing = [f for f in required if f not in data]
+    if missing:
+        raise InvalidRequest(f"missing field(s): {', '.join(missing)}")
+    return data
+
+
+def acting_agent(data: dict[str, Any], signer: str) -> str:
+    """A body ``agent_id`` must be the signer (SPEC §6: otherwise 403)."""
+    claimed = data.get("agent_id", signer)
+    if claimed != signer:
+        raise Forbidden("agent_id in the body differs from X-Agent-Id")
+    return signer
+
+
+def text_field(data: dict[str, Any], field: str, *, max_len: int = 64) -> str:
+    value = data.get(field)
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise InvalidRequest(f"{field} must be a non-empty string")
+    return value
+
+
+def error_response(exc: ApiError) -> Response:
+    resp = jsonify(exc.body())
+    resp.status_code = exc.status
+    return resp
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    """Framework errors (unknown route, wrong method, body too large) in the SPEC shape."""
+    status = exc.code or 400
+    code = "not_found" if status == 404 else "invalid_request"
+    resp = jsonify({"error": {"code": code, "message": exc.description or exc.name}})
+    resp.status_code = status
+    return resp

@@ -1,0 +1,46 @@
+"""Dev-mode calls (``perpd run --dev``): a faucet and a price pin. 404 without ``--dev``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, jsonify, request
+
+from perpd import engine
+from perpd.api._common import json_object, venue
+from perpd.auth import parse_agent_id
+from perpd.errors import InvalidRequest, Unauthorized
+from perpd.markets import get_market
+from perpd.units import format_price, parse_price, parse_usdc
+from perpd.views import account_view
+
+bp = Blueprint("dev", __name__)
+
+
+@bp.post("/dev/faucet")
+async def post_faucet() -> Any:
+    data = json_object(await request.get_data(), required=("agent_id", "amount_usdc"))
+    try:
+        agent_id = str(parse_agent_id(data["agent_id"]))
+    except Unauthorized as exc:
+        raise InvalidRequest("agent_id must be a base58 public key") from exc
+    amount = parse_usdc(data["amount_usdc"], "amount_usdc")
+    account = await venue().mutate(lambda conn, ctx: engine.deposit(conn, ctx, agent_id, amount))
+    return jsonify(account_view(account))
+
+
+@bp.post("/dev/price")
+async def post_price() -> Any:
+    data = json_object(await request.get_data(), required=("market", "price"))
+    market = get_market(data["market"])
+    price = parse_price(data["price"], "price")
+    p = await venue().pin_price(market.name, price)
+    return jsonify(
+        {
+            "market": market.name,
+            "oracle_price": format_price(p.price),
+            "price_source": p.source,
+            "publish_time": p.publish_time,
+            "pinned": True,
+        }
+    )

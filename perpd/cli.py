@@ -1,0 +1,78 @@
+"""Command line: ``perpd run`` (the daemon). SIGINT/SIGTERM stop it cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import trio
+
+from perpd import daemon
+from perpd.config import Config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perpd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--db", default=Config.db, help="SQLite file (default ./perpd.db)")
+    run.add_argument("--host", default=Config.host)
+    run.add_argument("--port", type=int, default=Config.port)
+    run.add_argument("--dev", action="store_true", help="enable /dev/faucet and /dev/price")
+    run.add_argument("--funding-period", type=int, default=Config.funding_period_s,
+                     metavar="S", help="funding period in seconds (default 28800)")
+    run.add_argument("--oracle", choices=("sim", "pyth"), default=Config.oracle)
+    run.add_argument("--hermes-url", default=Config.hermes_url)
+    run.add_argument("--sim-seed", type=int, default=Config.sim_seed)
+    run.add_argument("--no-keeper", action="store_true",
+                     help="never liquidate as the protocol's keeper")
+    run.add_argument("--keeper-grace", type=float, default=Config.keeper_grace_s, metavar="S",
+                     help="seconds agents get to liquidate before the keeper does")
+    run.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(
+        db=args.db, host=args.host, port=args.port, dev=args.dev,
+        funding_period_s=args.funding_period, oracle=args.oracle, hermes_url=args.hermes_url,
+        sim_seed=args.sim_seed, keeper=not args.no_keeper, keeper_grace_s=args.keeper_grace,
+    )
+
+
+async def _serve(config: Config) -> None:
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+
+            async def watch_signals() -> None:
+                async for signum in signals:
+                    logging.getLogger("perpd").info("signal %d: shutting down", signum)
+                    shutdown.set()
+                    return
+
+            nursery.start_soon(watch_signals)
+            await daemon.run(config, shutdown=shutdown)
+            nursery.cancel_scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "run":
+        try:
+            config = config_from_args(args)
+        except ValueError as exc:
+            print(f"perpd: {exc}", file=sys.stderr)
+            return 2
+        trio.run(_serve, config)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,456 @@
+"""The venue's rules as units of work: each function runs inside one store transaction.
+
+Every function here takes the writer connection, checks everything first and raises an
+`ApiError` before writing anything it would have to undo (the transaction rolls back
+anyway), then changes balances, records and the event log together. Money moves only
+through `perpd.money`; SQL only through `perpd.store.queries`.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from perpd import money
+from perpd.errors import (
+    Conflict,
+    Forbidden,
+    InsufficientCollateral,
+    NotFound,
+    RateAboveMax,
+    SelfQuote,
+)
+from perpd.markets import get_market
+from perpd.records import Account, Position, Quote, TradeRequest
+from perpd.store import queries as q
+from perpd.units import format_price, format_usdc
+from perpd.views import account_view, position_view, quote_view, request_view
+
+KEEPER = "keeper"  # the daemon's own liquidator: its rewards go to the fee account
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What every unit of work needs besides its arguments: the time and the period."""
+
+    now: float
+    funding_period_s: int
+    price_of: Callable[[str], int]  # the usable oracle price now, or OracleUnavailable
+
+    @property
+    def ts(self) -> int:
+        return int(self.now)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def deadline(now: float, seconds: int) -> int:
+    """A whole-second deadline at least ``seconds`` away."""
+    return math.ceil(now + seconds)
+
+
+def next_funding_time(t: int, period_s: int) -> int:
+    """The next period boundary after ``t`` (00:00/08:00/16:00 UTC for 8 h)."""
+    return (t // period_s + 1) * period_s
+
+
+# ---------------------------------------------------------------- balances
+
+
+def deposit(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> Account:
+    q.record_deposit(conn, agent_id, amount)
+    return q.get_account(conn, agent_id)
+
+
+def withdraw(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> Account:
+    account = q.get_account(conn, agent_id)
+    if account.free < amount:
+        raise InsufficientCollateral(
+            f"free balance {format_usdc(account.free)} is below {format_usdc(amount)}"
+        )
+    q.record_withdrawal(conn, agent_id, amount)
+    return q.get_account(conn, agent_id)
+
+
+def _require_free(conn: sqlite3.Connection, agent_id: str, amount: int, who: str) -> None:
+    free = q.get_account(conn, agent_id).free
+    if free < amount:
+        raise InsufficientCollateral(
+            f"{who} has {format_usdc(free)} free USDC, needs {format_usdc(amount)}"
+        )
+
+
+# ---------------------------------------------------------------- request / quote
+
+
+def create_request(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    *,
+    agent_id: str,
+    market: str,
+    side: int,
+    size: int,
+    leverage: int,
+    max_rate: int,
+    duration_s: int | None,
+    expires_in: int,
+) -> TradeRequest:
+    """Open a request for quotes; the requester must be able to fund IM + open fee now."""
+    need = money.initial_margin(size, leverage) + money.open_fee(size)
+    _require_free(conn, agent_id, need, "requester")
+    r = TradeRequest(
+        request_id=new_id("req"),
+        agent_id=agent_id,
+        market=market,
+        side=side,
+        size=size,
+        leverage=leverage,
+        max_rate=max_rate,
+        duration_s=duration_s,
+        created_at=ctx.ts,
+        expires_at=deadline(ctx.now, expires_in),
+        status="open",
+    )
+    q.insert_request(conn, r)
+    q.append_event(conn, ctx.ts, "trade_request", request_view(r), market=market, public=True)
+    return r
+
+
+def _live_request(conn: sqlite3.Connection, ctx: Ctx, request_id: str) -> TradeRequest:
+    r = q.get_request(conn, request_id)
+    if r is None:
+        raise NotFound(f"no request {request_id!r}")
+    if r.status == "filled":
+        raise Conflict(f"request {request_id} is already filled", code="request_filled")
+    if r.status != "open" or ctx.now >= r.expires_at:
+        raise Conflict(f"request {request_id} has expired", code="request_expired")
+    return r
+
+
+def create_quote(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    *,
+    request_id: str,
+    agent_id: str,
+    rate: int,
+    collateral: int,
+    valid_for: int,
+) -> Quote:
+    """A maker's firm quote on a live request. Nothing is locked until it is accepted."""
+    r = _live_request(conn, ctx, request_id)
+    if agent_id == r.agent_id:
+        raise SelfQuote("a maker cannot quote its own request")
+    if rate > r.max_rate:
+        raise RateAboveMax(f"funding rate {rate} ppm is above the request's maximum")
+    max_lev = get_market(r.market).max_leverage
+    if collateral * max_lev < r.size:
+        raise InsufficientCollateral(
+            f"maker collateral must be at least size / {max_lev} = "
+            f"{format_usdc(money.ceil_div(r.size, max_lev))}"
+        )
+    _require_free(conn, agent_id, collateral, "maker")
+    quote = Quote(
+        quote_id=new_id("quo"),
+        request_id=request_id,
+        agent_id=agent_id,
+        rate=rate,
+        collateral=collateral,
+        created_at=ctx.ts,
+        expires_at=deadline(ctx.now, valid_for),
+        status="live",
+    )
+    q.insert_quote(conn, quote)
+    q.append_event(
+        conn, ctx.ts, "quote", quote_view(quote), market=r.market, audience=[r.agent_id]
+    )
+    return quote
+
+
+# ---------------------------------------------------------------- accept
+
+
+def accept(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    *,
+    agent_id: str,
+    request_id: str,
+    quote_id: str,
+) -> Position:
+    """Fill a request with one of its quotes at the oracle price: all of it or none of it."""
+    r = q.get_request(conn, request_id)
+    if r is None:
+        raise NotFound(f"no request {request_id!r}")
+    if r.agent_id != agent_id:
+        raise Forbidden("only the requester can accept quotes on its request")
+    r = _live_request(conn, ctx, request_id)
+    quote = q.get_quote(conn, quote_id)
+    if quote is None or quote.request_id != request_id:
+        raise NotFound(f"no quote {quote_id!r} on request {request_id}")
+    if quote.status != "live" or ctx.now >= quote.expires_at:
+        raise Conflict(f"quote {quote_id} is no longer live", code="quote_expired")
+    price = ctx.price_of(r.market)
+    state, fee = money.open_position(
+        r.side, r.size, price, r.leverage, quote.collateral, quote.rate, ctx.ts
+    )
+    _require_free(conn, r.agent_id, state.cr + fee, "requester")
+    _require_free(conn, quote.agent_id, state.cm, "maker")
+
+    position = Position(
+        position_id=new_id("pos"),
+        request_id=request_id,
+        quote_id=quote_id,
+        market=r.market,
+        requester=r.agent_id,
+        maker=quote.agent_id,
+        leverage=r.leverage,
+        state=state,
+        funding_total=0,
+        realized_pnl=0,
+        status="open",
+        opened_at=ctx.ts,
+        expires_at=None if r.duration_s is None else ctx.ts + r.duration_s,
+        next_funding_at=next_funding_time(ctx.ts, ctx.funding_period_s),
+    )
+    q.adjust_account(conn, r.agent_id, -(state.cr + fee), state.cr)
+    q.add_fees(conn, fee)
+    q.adjust_account(conn, quote.agent_id, -state.cm, state.cm)
+    q.save_position(conn, position, money.liquidation_price_bounds(state))
+    q.set_request_status(conn, request_id, "filled", position.position_id)
+    q.set_quote_status(conn, quote_id, "accepted")
+    ids = {"quote_id": quote_id, "request_id": request_id}
+    q.append_event(
+        conn, ctx.ts, "quote_accepted", {**ids, "position_id": position.position_id},
+        market=r.market, audience=[quote.agent_id],
+    )
+    for other in q.quotes_of_request(conn, request_id, "live"):
+        q.set_quote_status(conn, other.quote_id, "rejected")
+        q.append_event(
+            conn, ctx.ts, "quote_rejected",
+            {"quote_id": other.quote_id, "request_id": request_id},
+            market=r.market, audience=[other.agent_id],
+        )
+    opened = {**position_view(position, price), "open_fee_usdc": format_usdc(fee)}
+    q.append_event(
+        conn, ctx.ts, "position_opened", opened,
+        market=r.market, audience=[position.requester, position.maker],
+    )
+    return position
+
+
+# ---------------------------------------------------------------- funding
+
+
+def _move_funding(conn: sqlite3.Connection, p: Position, transfer: int) -> None:
+    """Funding moves between the two locked collaterals: requester -> maker if > 0."""
+    if transfer:
+        q.adjust_account(conn, p.requester, 0, -transfer)
+        q.adjust_account(conn, p.maker, 0, transfer)
+
+
+def _funding_event(conn: sqlite3.Connection, ctx: Ctx, p: Position, transfer: int) -> None:
+    if transfer == 0:
+        return
+    payer, receiver = (p.requester, p.maker) if transfer > 0 else (p.maker, p.requester)
+    q.append_event(
+        conn, ctx.ts, "funding_settled",
+        {
+            "position_id": p.position_id,
+            "amount_usdc": format_usdc(abs(transfer)),
+            "payer": payer,
+            "receiver": receiver,
+        },
+        market=p.market, audience=[p.requester, p.maker],
+    )
+
+
+def settle_funding(conn: sqlite3.Connection, ctx: Ctx, position_id: str) -> int:
+    """Settle one position's funding up to the last period boundary; returns the transfer.
+
+    Settling to the boundary (not to now) makes every settlement land on the same
+    schedule however late the scheduler runs; catching up after downtime settles to the
+    latest boundary in one step, exactly (continuous accrual), and never twice.
+    """
+    p = q.get_position(conn, position_id)
+    if p is None or p.status != "open" or p.next_funding_at > ctx.ts:
+        return 0
+    period = ctx.funding_period_s
+    boundary = ctx.ts // period * period
+    result = money.settle_funding(p.state, boundary, period)
+    updated = p.with_state(
+        result.state,
+        funding_total=p.funding_total + result.transfer,
+        next_funding_at=next_funding_time(ctx.ts, period),
+    )
+    _move_funding(conn, p, result.transfer)
+    q.save_position(conn, updated, money.liquidation_price_bounds(result.state))
+    _funding_event(conn, ctx, p, result.transfer)
+    return result.transfer
+
+
+# ---------------------------------------------------------------- close / liquidate
+
+
+def _get_open(conn: sqlite3.Connection, position_id: str) -> Position:
+    p = q.get_position(conn, position_id)
+    if p is None:
+        raise NotFound(f"no position {position_id!r}")
+    if p.status != "open":
+        raise Conflict(f"position {position_id} is {p.status}", code="position_not_open")
+    return p
+
+
+@dataclass(frozen=True)
+class Closed:
+    position: Position
+    realized_pnl: int
+    released: int
+    price: int
+
+
+def close(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    *,
+    agent_id: str | None,
+    position_id: str,
+    pct: int,
+) -> Closed:
+    """Close ``pct`` percent at the oracle price (``agent_id`` None: the term-expiry timer)."""
+    p = q.get_position(conn, position_id)
+    if p is None:
+        raise NotFound(f"no position {position_id!r}")
+    if agent_id is not None and agent_id != p.requester:
+        raise Forbidden("only the requester can close a position")
+    p = _get_open(conn, position_id)
+    price = ctx.price_of(p.market)
+    result = money.close_position(p.state, pct, price, ctx.ts, ctx.funding_period_s)
+    funded = result.funding.state
+    _move_funding(conn, p, result.funding.transfer)
+    remaining = result.remaining
+    cr_c = funded.cr - (remaining.cr if remaining else 0)
+    cm_c = funded.cm - (remaining.cm if remaining else 0)
+    q.adjust_account(conn, p.requester, result.requester_release, -cr_c)
+    q.adjust_account(conn, p.maker, result.maker_release, -cm_c)
+    common = {
+        "funding_total": p.funding_total + result.funding.transfer,
+        "realized_pnl": p.realized_pnl + result.pnl,
+    }
+    if remaining is None:
+        updated = p.with_state(
+            replace(funded, cr=0, cm=0),
+            status="closed", closed_at=ctx.ts, exit_price=price, **common,
+        )
+        bounds: tuple[int | None, int | None] = (None, None)
+    else:
+        updated = p.with_state(remaining, **common)
+        bounds = money.liquidation_price_bounds(remaining)
+    q.save_position(conn, updated, bounds)
+    _funding_event(conn, ctx, p, result.funding.transfer)
+    q.append_event(
+        conn, ctx.ts, "position_closed",
+        {
+            **position_view(updated, price),
+            "size_percent": pct,
+            "closed_size_usdc": format_usdc(result.closed_notional),
+            "close_price": format_price(price),
+            "realized_pnl_usdc": format_usdc(result.pnl),
+            "released_usdc": format_usdc(result.requester_release),
+            "maker_released_usdc": format_usdc(result.maker_release),
+        },
+        market=p.market, audience=[p.requester, p.maker],
+    )
+    return Closed(updated, result.pnl, result.requester_release, price)
+
+
+@dataclass(frozen=True)
+class Liquidated:
+    position: Position
+    reward: int
+    side: str
+    price: int
+
+
+def liquidate(
+    conn: sqlite3.Connection, ctx: Ctx, *, liquidator: str, position_id: str
+) -> Liquidated:
+    """Liquidate at the oracle price if a side is under maintenance; else `not_liquidatable`."""
+    p = _get_open(conn, position_id)
+    price = ctx.price_of(p.market)
+    if money.liquidatable_side(p.state, price) is None:
+        raise Conflict(
+            f"position {position_id} is not liquidatable at this price", code="not_liquidatable"
+        )
+    result = money.liquidate(p.state, price, ctx.ts, ctx.funding_period_s)
+    funded = result.funding.state
+    _move_funding(conn, p, result.funding.transfer)
+    q.adjust_account(conn, p.requester, result.requester_release, -funded.cr)
+    q.adjust_account(conn, p.maker, result.maker_release, -funded.cm)
+    if liquidator == KEEPER:
+        q.add_fees(conn, result.reward)
+    else:
+        q.adjust_account(conn, liquidator, result.reward, 0)
+    updated = p.with_state(
+        replace(funded, cr=0, cm=0),
+        status="liquidated",
+        closed_at=ctx.ts,
+        exit_price=price,
+        liquidator=liquidator,
+        funding_total=p.funding_total + result.funding.transfer,
+        realized_pnl=p.realized_pnl + result.pnl,
+    )
+    q.save_position(conn, updated, (None, None))
+    _funding_event(conn, ctx, p, result.funding.transfer)
+    audience = [p.requester, p.maker] + ([] if liquidator == KEEPER else [liquidator])
+    q.append_event(
+        conn, ctx.ts, "liquidation",
+        {
+            **position_view(updated, price),
+            "liquidated_side": result.side,
+            "liquidator": liquidator,
+            "reward_usdc": format_usdc(result.reward),
+            "pnl_usdc": format_usdc(result.pnl),
+            "requester_released_usdc": format_usdc(result.requester_release),
+            "maker_released_usdc": format_usdc(result.maker_release),
+        },
+        market=p.market, audience=audience,
+    )
+    return Liquidated(updated, result.reward, result.side, price)
+
+
+# ---------------------------------------------------------------- expiry
+
+
+def expire_due(conn: sqlite3.Connection, ctx: Ctx) -> int:
+    """Expire every request and quote whose deadline has passed; returns how many."""
+    n = 0
+    for r in q.requests_due(conn, ctx.now):
+        q.set_request_status(conn, r.request_id, "expired")
+        q.append_event(
+            conn, ctx.ts, "request_expired",
+            {"request_id": r.request_id, "market": r.market},
+            market=r.market, public=True,
+        )
+        n += 1
+    for quote in q.quotes_due(conn, ctx.now):
+        r = q.get_request(conn, quote.request_id)
+        assert r is not None
+        q.set_quote_status(conn, quote.quote_id, "expired")
+        q.append_event(
+            conn, ctx.ts, "quote_expired",
+            {"quote_id": quote.quote_id, "request_id": quote.request_id},
+            market=r.market, audience=[quote.agent_id, r.agent_id],
+        )
+        n += 1
+    return n
+
+
+def account_snapshot(conn: sqlite3.Connection, agent_id: str) -> dict[str, str]:
+    return account_view(q.get_account(conn, agent_id))

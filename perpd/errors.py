@@ -1,0 +1,88 @@
+"""The daemon's error tree: every refusal an agent can see, with its HTTP status and SPEC code.
+
+    PerpdError
+    └── ApiError                 (status, code, message) -> {"error": {"code", "message"}}
+        ├── InvalidRequest       400 invalid_request
+        ├── UnknownMarket        400 unknown_market
+        ├── LeverageTooHigh      400 leverage_too_high
+        ├── RateAboveMax         400 rate_above_max
+        ├── SelfQuote            400 self_quote
+        ├── Unauthorized         401 unauthorized
+        ├── Forbidden            403 forbidden
+        ├── NotFound             404 not_found
+        ├── Conflict             409 request_expired | quote_expired | request_filled |
+        │                            position_not_open | not_liquidatable
+        ├── InsufficientCollateral 422 insufficient_collateral
+        └── OracleUnavailable    503 oracle_unavailable
+
+Lower-layer errors (sqlite3, HTTP, RPC) are translated into these at one boundary each,
+with ``raise ... from exc``; anything else that escapes a handler is a bug and a 500.
+"""
+
+from __future__ import annotations
+
+
+class PerpdError(Exception):
+    """Root of every error the daemon raises on purpose."""
+
+
+class ApiError(PerpdError):
+    """A refusal shown to the caller: nothing was changed."""
+
+    status: int = 400
+    code: str = "invalid_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class InvalidRequest(ApiError):
+    status, code = 400, "invalid_request"
+
+
+class UnknownMarket(ApiError):
+    status, code = 400, "unknown_market"
+
+
+class LeverageTooHigh(ApiError):
+    status, code = 400, "leverage_too_high"
+
+
+class RateAboveMax(ApiError):
+    status, code = 400, "rate_above_max"
+
+
+class SelfQuote(ApiError):
+    status, code = 400, "self_quote"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    """409: the object exists but is not in a state that allows this call (code says which)."""
+
+    status, code = 409, "conflict"
+
+
+class InsufficientCollateral(ApiError):
+    status, code = 422, "insufficient_collateral"
+
+
+class OracleUnavailable(ApiError):
+    status, code = 503, "oracle_unavailable"

@@ -1,0 +1,82 @@
+"""The venue's records as typed values: what the store returns and the engine works on.
+
+Plain frozen dataclasses with integer money (micro-USDC), ppm rates and exponent -8
+prices; no I/O, so the engine and the wire formatting can be tested without a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from perpd.money import PositionState
+
+
+@dataclass(frozen=True)
+class Account:
+    agent_id: str
+    free: int
+    locked: int
+
+
+@dataclass(frozen=True)
+class TradeRequest:
+    request_id: str
+    agent_id: str
+    market: str
+    side: int  # +1 long, -1 short
+    size: int  # notional, micro-USDC
+    leverage: int
+    max_rate: int  # ppm
+    duration_s: int | None  # None = perpetual
+    created_at: int
+    expires_at: int
+    status: str  # open | filled | expired
+    position_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Quote:
+    quote_id: str
+    request_id: str
+    agent_id: str
+    rate: int  # ppm
+    collateral: int
+    created_at: int
+    expires_at: int
+    status: str  # live | accepted | rejected | expired
+
+
+@dataclass(frozen=True)
+class Position:
+    position_id: str
+    request_id: str
+    quote_id: str
+    market: str
+    requester: str
+    maker: str
+    leverage: int
+    state: PositionState
+    funding_total: int  # cumulative funding requester -> maker (signed), for reporting
+    realized_pnl: int  # cumulative price PnL of the requester on closed parts
+    status: str  # open | closed | liquidated
+    opened_at: int
+    expires_at: int | None  # term positions
+    next_funding_at: int
+    closed_at: int | None = None
+    exit_price: int | None = None
+    liquidator: str | None = None
+
+    def with_state(self, state: PositionState, **changes: Any) -> Position:
+        return replace(self, state=state, **changes)
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    ts: int
+    type: str
+    market: str | None
+    public: bool
+    audience: tuple[str, ...]
+    data: dict[str, Any]

@@ -1,0 +1,170 @@
+"""Numbered migrations, tracked with ``PRAGMA user_version``.
+
+Each migration is a named function applied in its own transaction together with its
+version bump, so a crash leaves the file either before or after a migration, never
+inside one. `status()` lists applied and pending migrations without writing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one: ``executescript`` would COMMIT the open transaction."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            conn.execute(pending)
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement: {pending!r}")
+
+
+def m001_initial(conn: sqlite3.Connection) -> None:
+    """Accounts, requests, quotes, positions, the event log, replay memory, pinned prices."""
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE accounts (
+            agent_id TEXT PRIMARY KEY,
+            free INTEGER NOT NULL DEFAULT 0 CHECK (free >= 0),
+            locked INTEGER NOT NULL DEFAULT 0 CHECK (locked >= 0)
+        );
+        -- One row: what entered and left the venue and what the protocol earned.
+        -- Invariant: deposits - withdrawals = sum(free + locked) + fees.
+        CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            deposits INTEGER NOT NULL,
+            withdrawals INTEGER NOT NULL,
+            fees INTEGER NOT NULL
+        );
+        INSERT INTO ledger VALUES (1, 0, 0, 0);
+
+        CREATE TABLE requests (
+            request_id TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL,
+            market TEXT NOT NULL,
+            side INTEGER NOT NULL CHECK (side IN (-1, 1)),
+            size INTEGER NOT NULL CHECK (size > 0),
+            leverage INTEGER NOT NULL,
+            max_rate INTEGER NOT NULL,
+            duration_s INTEGER,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            position_id TEXT
+        );
+        CREATE INDEX requests_open ON requests (expires_at) WHERE status = 'open';
+        CREATE INDEX requests_market ON requests (market, status);
+
+        CREATE TABLE quotes (
+            quote_id TEXT PRIMARY KEY,
+            request_id TEXT NOT NULL REFERENCES requests (request_id),
+            agent_id TEXT NOT NULL,
+            rate INTEGER NOT NULL,
+            collateral INTEGER NOT NULL CHECK (collateral > 0),
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            status TEXT NOT NULL
+        );
+        CREATE INDEX quotes_request ON quotes (request_id);
+        CREATE INDEX quotes_live ON quotes (expires_at) WHERE status = 'live';
+
+        CREATE TABLE positions (
+            position_id TEXT PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            quote_id TEXT NOT NULL,
+            market TEXT NOT NULL,
+            requester TEXT NOT NULL,
+            maker TEXT NOT NULL,
+            side INTEGER NOT NULL,
+            leverage INTEGER NOT NULL,
+            entry_price INTEGER NOT NULL,
+            notional INTEGER NOT NULL,
+            cr INTEGER NOT NULL CHECK (cr >= 0),
+            cm INTEGER NOT NULL CHECK (cm >= 0),
+            imr INTEGER NOT NULL,
+            imm INTEGER NOT NULL,
+            rate INTEGER NOT NULL,
+            t_base INTEGER NOT NULL,
+            funding_paid INTEGER NOT NULL,
+            funding_total INTEGER NOT NULL,
+            realized_pnl INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            opened_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            next_funding_at INTEGER NOT NULL,
+            closed_at INTEGER,
+            exit_price INTEGER,
+            liquidator TEXT,
+            -- liquidation index: liquidatable only if price <= liq_low or >= liq_high
+            liq_low INTEGER,
+            liq_high INTEGER
+        );
+        CREATE INDEX positions_requester ON positions (requester, status);
+        CREATE INDEX positions_maker ON positions (maker, status);
+        CREATE INDEX positions_liq_low ON positions (market, liq_low) WHERE status = 'open';
+        CREATE INDEX positions_liq_high ON positions (market, liq_high) WHERE status = 'open';
+        CREATE INDEX positions_funding ON positions (next_funding_at) WHERE status = 'open';
+        CREATE INDEX positions_term ON positions (expires_at) WHERE status = 'open';
+
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            market TEXT,
+            public INTEGER NOT NULL,
+            data TEXT NOT NULL
+        );
+        CREATE TABLE event_audience (
+            agent_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (agent_id, seq)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE used_signatures (
+            signature TEXT PRIMARY KEY,
+            seen_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX used_signatures_age ON used_signatures (seen_ms);
+
+        CREATE TABLE pinned_prices (
+            market TEXT PRIMARY KEY,
+            price INTEGER NOT NULL,
+            pinned_at INTEGER NOT NULL
+        );
+        """
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_initial,)
+
+
+def status(conn: sqlite3.Connection) -> list[tuple[int, str, bool]]:
+    """(version, name, applied) for every migration; reads only."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    return [(i, m.__name__, i <= current) for i, m in enumerate(MIGRATIONS, start=1)]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations, each in its own transaction; returns the new version."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > len(MIGRATIONS):
+        raise RuntimeError(f"database is at version {current}, newer than this perpd")
+    for version, migration in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            migration(conn)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)

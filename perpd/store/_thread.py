@@ -1,0 +1,81 @@
+"""One dedicated thread that owns the SQLite connection (aiosqlite's shape, under trio).
+
+sqlite3 connections are not async; running every statement on one thread keeps the
+connection single-threaded and serialises all units of work, so each is a plain
+`BEGIN IMMEDIATE` … `COMMIT` with nothing interleaved.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import outcome
+import trio
+
+T = TypeVar("T")
+_Job = tuple[Callable[[sqlite3.Connection], Any], Callable[[outcome.Outcome[Any]], None]]
+
+
+class DbThread:
+    """Runs functions of a `sqlite3.Connection` on its own thread, one at a time."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="perpd-sqlite", daemon=True)
+        self.jobs_done = 0
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _main(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while (job := self._jobs.get()) is not None:
+                fn, deliver = job
+                result = outcome.capture(fn, conn)
+                self.jobs_done += 1
+                deliver(result)
+        finally:
+            conn.close()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on the database thread and return its result.
+
+        Not cancellable once submitted: the unit of work always finishes (commit or
+        rollback) and its outcome reaches the caller, so a cancelled HTTP handler can
+        never leave a half-known state. Each unit is short and bounded.
+        """
+        task = trio.lowlevel.current_task()
+        token = trio.lowlevel.current_trio_token()
+
+        def deliver(result: outcome.Outcome[Any]) -> None:
+            try:
+                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+            except trio.RunFinishedError:  # the run ended under us; nobody to tell
+                pass
+
+        self._jobs.put((fn, deliver))
+        return await trio.lowlevel.wait_task_rescheduled(  # type: ignore[no-any-return]
+            lambda _: trio.lowlevel.Abort.FAILED
+        )
+
+    def stop(self) -> None:
+        """Let queued work finish, then close the connection and join the thread."""
+        self._jobs.put(None)
+        self._thread.join()

@@ -1,0 +1,372 @@
+"""Named queries: the only SQL in the daemon. Each takes the writer thread's connection.
+
+Functions that change balances keep the ``ledger`` row in step, and the table CHECKs
+(free, locked, collaterals >= 0) are a last line of defence: the engine checks first
+and refuses with a clear error, so a CHECK firing is a bug, never a user's mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from perpd.money import PositionState
+from perpd.records import Account, Event, Position, Quote, TradeRequest
+
+# ---------------------------------------------------------------- accounts & ledger
+
+
+def get_account(conn: sqlite3.Connection, agent_id: str) -> Account:
+    row = conn.execute(
+        "SELECT free, locked FROM accounts WHERE agent_id = ?", (agent_id,)
+    ).fetchone()
+    return Account(agent_id, row[0], row[1]) if row else Account(agent_id, 0, 0)
+
+
+def adjust_account(conn: sqlite3.Connection, agent_id: str, free: int, locked: int) -> None:
+    """Add ``free`` and ``locked`` (either may be negative) to an agent's balances."""
+    conn.execute(
+        "INSERT INTO accounts (agent_id, free, locked) VALUES (?, ?, ?) "
+        "ON CONFLICT (agent_id) DO UPDATE SET free = free + excluded.free, "
+        "locked = locked + excluded.locked",
+        (agent_id, free, locked),
+    )
+
+
+def record_deposit(conn: sqlite3.Connection, agent_id: str, amount: int) -> None:
+    adjust_account(conn, agent_id, amount, 0)
+    conn.execute("UPDATE ledger SET deposits = deposits + ? WHERE id = 1", (amount,))
+
+
+def record_withdrawal(conn: sqlite3.Connection, agent_id: str, amount: int) -> None:
+    adjust_account(conn, agent_id, -amount, 0)
+    conn.execute("UPDATE ledger SET withdrawals = withdrawals + ? WHERE id = 1", (amount,))
+
+
+def add_fees(conn: sqlite3.Connection, amount: int) -> None:
+    conn.execute("UPDATE ledger SET fees = fees + ? WHERE id = 1", (amount,))
+
+
+def ledger(conn: sqlite3.Connection) -> dict[str, int]:
+    """Totals for the conservation check: deposits, withdrawals, fees, free, locked."""
+    d, w, f = conn.execute("SELECT deposits, withdrawals, fees FROM ledger").fetchone()
+    free, locked = conn.execute(
+        "SELECT coalesce(sum(free), 0), coalesce(sum(locked), 0) FROM accounts"
+    ).fetchone()
+    in_positions = conn.execute(
+        "SELECT coalesce(sum(cr + cm), 0) FROM positions WHERE status = 'open'"
+    ).fetchone()[0]
+    return {
+        "deposits": d,
+        "withdrawals": w,
+        "fees": f,
+        "free": free,
+        "locked": locked,
+        "in_positions": in_positions,
+    }
+
+
+# ---------------------------------------------------------------- requests
+
+_REQUEST_COLS = (
+    "request_id, agent_id, market, side, size, leverage, max_rate, duration_s, "
+    "created_at, expires_at, status, position_id"
+)
+
+
+def insert_request(conn: sqlite3.Connection, r: TradeRequest) -> None:
+    conn.execute(
+        f"INSERT INTO requests ({_REQUEST_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            r.request_id, r.agent_id, r.market, r.side, r.size, r.leverage, r.max_rate,
+            r.duration_s, r.created_at, r.expires_at, r.status, r.position_id,
+        ),
+    )
+
+
+def get_request(conn: sqlite3.Connection, request_id: str) -> TradeRequest | None:
+    row = conn.execute(
+        f"SELECT {_REQUEST_COLS} FROM requests WHERE request_id = ?", (request_id,)
+    ).fetchone()
+    return TradeRequest(*row) if row else None
+
+
+def set_request_status(
+    conn: sqlite3.Connection, request_id: str, status: str, position_id: str | None = None
+) -> None:
+    conn.execute(
+        "UPDATE requests SET status = ?, position_id = ? WHERE request_id = ?",
+        (status, position_id, request_id),
+    )
+
+
+def open_requests(conn: sqlite3.Connection, market: str | None, now: int) -> list[TradeRequest]:
+    """Requests still open and not past their deadline, oldest first."""
+    sql = f"SELECT {_REQUEST_COLS} FROM requests WHERE status = 'open' AND expires_at > ?"
+    args: tuple[Any, ...] = (now,)
+    if market is not None:
+        sql += " AND market = ?"
+        args += (market,)
+    return [TradeRequest(*r) for r in conn.execute(sql + " ORDER BY created_at", args)]
+
+
+def requests_due(conn: sqlite3.Connection, now: int) -> list[TradeRequest]:
+    """Open requests whose deadline has passed (for the expiry timer)."""
+    rows = conn.execute(
+        f"SELECT {_REQUEST_COLS} FROM requests WHERE status = 'open' AND expires_at <= ? "
+        "ORDER BY expires_at",
+        (now,),
+    )
+    return [TradeRequest(*r) for r in rows]
+
+
+def next_request_deadline(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT min(expires_at) FROM requests WHERE status = 'open'").fetchone()
+    return row[0]
+
+
+# ---------------------------------------------------------------- quotes
+
+_QUOTE_COLS = "quote_id, request_id, agent_id, rate, collateral, created_at, expires_at, status"
+
+
+def insert_quote(conn: sqlite3.Connection, q: Quote) -> None:
+    conn.execute(
+        f"INSERT INTO quotes ({_QUOTE_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+        (
+            q.quote_id, q.request_id, q.agent_id, q.rate, q.collateral, q.created_at,
+            q.expires_at, q.status,
+        ),
+    )
+
+
+def get_quote(conn: sqlite3.Connection, quote_id: str) -> Quote | None:
+    row = conn.execute(
+        f"SELECT {_QUOTE_COLS} FROM quotes WHERE quote_id = ?", (quote_id,)
+    ).fetchone()
+    return Quote(*row) if row else None
+
+
+def quotes_of_request(
+    conn: sqlite3.Connection, request_id: str, status: str | None = None
+) -> list[Quote]:
+    sql = f"SELECT {_QUOTE_COLS} FROM quotes WHERE request_id = ?"
+    args: tuple[Any, ...] = (request_id,)
+    if status is not None:
+        sql += " AND status = ?"
+        args += (status,)
+    return [Quote(*r) for r in conn.execute(sql + " ORDER BY created_at, quote_id", args)]
+
+
+def set_quote_status(conn: sqlite3.Connection, quote_id: str, status: str) -> None:
+    conn.execute("UPDATE quotes SET status = ? WHERE quote_id = ?", (status, quote_id))
+
+
+def quotes_due(conn: sqlite3.Connection, now: int) -> list[Quote]:
+    rows = conn.execute(
+        f"SELECT {_QUOTE_COLS} FROM quotes WHERE status = 'live' AND expires_at <= ? "
+        "ORDER BY expires_at",
+        (now,),
+    )
+    return [Quote(*r) for r in rows]
+
+
+def next_quote_deadline(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT min(expires_at) FROM quotes WHERE status = 'live'").fetchone()
+    return row[0]
+
+
+# ---------------------------------------------------------------- positions
+
+_POSITION_COLS = (
+    "position_id, request_id, quote_id, market, requester, maker, leverage, "
+    "side, notional, entry_price, cr, cm, imr, imm, rate, t_base, funding_paid, "
+    "funding_total, realized_pnl, status, opened_at, expires_at, next_funding_at, "
+    "closed_at, exit_price, liquidator"
+)
+
+
+def _position(row: tuple[Any, ...]) -> Position:
+    state = PositionState(*row[7:17])
+    return Position(*row[:7], state, *row[17:])  # type: ignore[arg-type]
+
+
+def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[Any, ...]:
+    s = p.state
+    return (
+        p.position_id, p.request_id, p.quote_id, p.market, p.requester, p.maker, p.leverage,
+        s.side, s.notional, s.entry_price, s.cr, s.cm, s.imr, s.imm, s.rate_ppm, s.t_base,
+        s.funding_paid, p.funding_total, p.realized_pnl, p.status, p.opened_at, p.expires_at,
+        p.next_funding_at, p.closed_at, p.exit_price, p.liquidator, liq[0], liq[1],
+    )
+
+
+def save_position(
+    conn: sqlite3.Connection, p: Position, liq: tuple[int | None, int | None]
+) -> None:
+    """Insert or replace a position with its liquidation-index bounds ``liq``."""
+    conn.execute(
+        f"INSERT OR REPLACE INTO positions ({_POSITION_COLS}, liq_low, liq_high) "
+        f"VALUES ({','.join('?' * 28)})",
+        _position_values(p, liq),
+    )
+
+
+def get_position(conn: sqlite3.Connection, position_id: str) -> Position | None:
+    row = conn.execute(
+        f"SELECT {_POSITION_COLS} FROM positions WHERE position_id = ?", (position_id,)
+    ).fetchone()
+    return _position(row) if row else None
+
+
+def list_positions(
+    conn: sqlite3.Connection, agent_id: str | None, status: str | None, limit: int
+) -> list[Position]:
+    clauses, args = [], []  # type: ignore[var-annotated]
+    if agent_id is not None:
+        clauses.append("(requester = ? OR maker = ?)")
+        args += [agent_id, agent_id]
+    if status is not None:
+        clauses.append("status = ?")
+        args.append(status)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(
+        f"SELECT {_POSITION_COLS} FROM positions {where} ORDER BY opened_at DESC, position_id "
+        "LIMIT ?",
+        (*args, limit),
+    )
+    return [_position(r) for r in rows]
+
+
+def liquidation_candidates(conn: sqlite3.Connection, market: str, price: int) -> list[Position]:
+    """Open positions of ``market`` whose index bounds say ``price`` may liquidate them."""
+    rows = conn.execute(
+        f"SELECT {_POSITION_COLS} FROM positions WHERE status = 'open' AND market = ? "
+        "AND liq_low >= ? UNION "
+        f"SELECT {_POSITION_COLS} FROM positions WHERE status = 'open' AND market = ? "
+        "AND liq_high <= ?",
+        (market, price, market, price),
+    )
+    return [_position(r) for r in rows]
+
+
+def positions_funding_due(conn: sqlite3.Connection, now: int, limit: int) -> list[Position]:
+    rows = conn.execute(
+        f"SELECT {_POSITION_COLS} FROM positions WHERE status = 'open' AND next_funding_at <= ? "
+        "ORDER BY next_funding_at LIMIT ?",
+        (now, limit),
+    )
+    return [_position(r) for r in rows]
+
+
+def positions_term_due(conn: sqlite3.Connection, now: int, limit: int) -> list[Position]:
+    rows = conn.execute(
+        f"SELECT {_POSITION_COLS} FROM positions WHERE status = 'open' AND expires_at <= ? "
+        "ORDER BY expires_at LIMIT ?",
+        (now, limit),
+    )
+    return [_position(r) for r in rows]
+
+
+def next_position_deadline(conn: sqlite3.Connection) -> int | None:
+    """The earliest funding time or term expiry among open positions."""
+    row = conn.execute(
+        "SELECT min(min(next_funding_at), coalesce(min(expires_at), 1 << 62)) "
+        "FROM positions WHERE status = 'open'"
+    ).fetchone()
+    return row[0]
+
+
+# ---------------------------------------------------------------- events
+
+
+def append_event(
+    conn: sqlite3.Connection,
+    ts: int,
+    type_: str,
+    data: dict[str, Any],
+    *,
+    market: str | None,
+    audience: Iterable[str] = (),
+    public: bool = False,
+) -> int:
+    """Append one event in the current transaction; returns its ``seq``."""
+    cur = conn.execute(
+        "INSERT INTO events (ts, type, market, public, data) VALUES (?, ?, ?, ?, ?)",
+        (ts, type_, market, int(public), json.dumps(data, separators=(",", ":"))),
+    )
+    seq = cur.lastrowid
+    assert seq is not None
+    conn.executemany(
+        "INSERT OR IGNORE INTO event_audience (agent_id, seq) VALUES (?, ?)",
+        [(a, seq) for a in dict.fromkeys(audience)],
+    )
+    return seq
+
+
+def _events(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> list[Event]:
+    out = []
+    for seq, ts, type_, market, public, data in rows:
+        audience = tuple(
+            r[0]
+            for r in conn.execute("SELECT agent_id FROM event_audience WHERE seq = ?", (seq,))
+        )
+        out.append(Event(seq, ts, type_, market, bool(public), audience, json.loads(data)))
+    return out
+
+
+def events_after(conn: sqlite3.Connection, since: int, limit: int) -> list[Event]:
+    """Every event after ``since`` in ``seq`` order, with its audience (for the hub)."""
+    rows = conn.execute(
+        "SELECT seq, ts, type, market, public, data FROM events WHERE seq > ? "
+        "ORDER BY seq LIMIT ?",
+        (since, limit),
+    ).fetchall()
+    return _events(conn, rows)
+
+
+def events_visible_to(
+    conn: sqlite3.Connection, agent_id: str, since: int, limit: int
+) -> list[Event]:
+    """Events after ``since`` that ``agent_id`` may see: public ones and its own."""
+    rows = conn.execute(
+        "SELECT seq, ts, type, market, public, data FROM events WHERE seq > ? AND "
+        "(public = 1 OR seq IN (SELECT seq FROM event_audience WHERE agent_id = ? AND seq > ?)) "
+        "ORDER BY seq LIMIT ?",
+        (since, agent_id, since, limit),
+    ).fetchall()
+    return _events(conn, rows)
+
+
+def count_events(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+# ---------------------------------------------------------------- replay memory & prices
+
+
+def remember_signature(conn: sqlite3.Connection, signature: str, now_ms: int) -> bool:
+    """Record an accepted signature; False if it was already used (a replay)."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO used_signatures (signature, seen_ms) VALUES (?, ?)",
+        (signature, now_ms),
+    )
+    return cur.rowcount == 1
+
+
+def forget_signatures_before(conn: sqlite3.Connection, before_ms: int) -> int:
+    """Drop signatures too old to be replayed (their timestamp window has closed)."""
+    return conn.execute("DELETE FROM used_signatures WHERE seen_ms < ?", (before_ms,)).rowcount
+
+
+def pin_price(conn: sqlite3.Connection, market: str, price: int, now: int) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO pinned_prices (market, price, pinned_at) VALUES (?, ?, ?)",
+        (market, price, now),
+    )
+
+
+def pinned_prices(conn: sqlite3.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT market, price FROM pinned_prices").fetchall())

@@ -1,0 +1,99 @@
+"""The venue: the store, the price book and the clock behind one async facade.
+
+The router, the WebSocket hub and the services all act through `Venue`, so every
+change goes the same way: replay check and state change in one transaction
+(`mutate`), with the oracle price read at the moment the transaction runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from perpd import engine
+from perpd.auth import Verified
+from perpd.errors import ApiError, InvalidRequest, Unauthorized
+from perpd.nursery.sim_oracle import SimulatedFeed
+from perpd.oracle import Price, PriceBook
+from perpd.store import Store
+from perpd.store import queries as q
+
+T = TypeVar("T")
+Unit = Callable[[sqlite3.Connection, engine.Ctx], T]
+
+
+class Venue:
+    def __init__(
+        self,
+        store: Store,
+        book: PriceBook,
+        *,
+        funding_period_s: int,
+        clock: Callable[[], float] = time.time,
+        sim_feed: SimulatedFeed | None = None,
+    ) -> None:
+        self.store = store
+        self.book = book
+        self.funding_period_s = funding_period_s
+        self.clock = clock
+        self.sim_feed = sim_feed
+        self.binds: list[str] = []  # where the HTTP service listens, once it does
+
+    def _ctx(self) -> engine.Ctx:
+        return engine.Ctx(self.clock(), self.funding_period_s, self._price_of)
+
+    def _price_of(self, market: str) -> int:
+        return self.book.usable(market).price
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def mutate(self, unit: Unit[T], auth: Verified | None = None) -> T:
+        """Run ``unit`` as one transaction, refusing a replayed signature inside it.
+
+        A refused call (any `ApiError`) changes no state, but its signature is still
+        recorded in a transaction of its own: otherwise a refused call could be replayed
+        later, once the state lets it through.
+        """
+
+        def work(conn: sqlite3.Connection) -> T:
+            if auth is not None:
+                _remember(conn, auth)
+            return unit(conn, self._ctx())
+
+        try:
+            return await self.store.write(work)
+        except ApiError as exc:
+            if auth is not None and not isinstance(exc, Unauthorized):
+                await self.store.write(lambda conn: _remember(conn, auth))
+            raise
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.store.read(fn)
+
+    def mark_price(self, market: str) -> int | None:
+        """The usable price for display, or None (views show nulls rather than fail)."""
+        try:
+            return self.book.usable(market).price
+        except ApiError:
+            return None
+
+    async def pin_price(self, market: str, price: int) -> Price:
+        """Dev mode: hold the simulated price of ``market`` at ``price`` (kept across restarts)."""
+        if self.sim_feed is None:
+            raise InvalidRequest("prices can only be pinned on the simulated oracle")
+        now = int(self.clock())
+        await self.store.write(lambda conn: q.pin_price(conn, market, price, now))
+        return self.sim_feed.pin(market, price)
+
+    async def forget_old_signatures(self) -> int:
+        """Drop signatures whose 30 s window has closed: they can no longer be replayed."""
+        cutoff = self.now_ms() - 2 * 30_000
+        return await self.store.write(lambda conn: q.forget_signatures_before(conn, cutoff))
+
+
+def _remember(conn: sqlite3.Connection, auth: Verified) -> None:
+    if not q.remember_signature(conn, auth.signature, auth.timestamp_ms):
+        raise Unauthorized("this signature was already used (replay)")
