@@ -7,6 +7,7 @@ and refuses with a clear error, so a CHECK firing is a bug, never a user's mista
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -27,12 +28,15 @@ def get_account(conn: sqlite3.Connection, agent_id: str) -> Account:
 
 def adjust_account(conn: sqlite3.Connection, agent_id: str, free: int, locked: int) -> None:
     """Add ``free`` and ``locked`` (either may be negative) to an agent's balances."""
-    conn.execute(
-        "INSERT INTO accounts (agent_id, free, locked) VALUES (?, ?, ?) "
-        "ON CONFLICT (agent_id) DO UPDATE SET free = free + excluded.free, "
-        "locked = locked + excluded.locked",
-        (agent_id, free, locked),
+    cur = conn.execute(
+        "UPDATE accounts SET free = free + ?, locked = locked + ? WHERE agent_id = ?",
+        (free, locked, agent_id),
     )
+    if cur.rowcount == 0:
+        conn.execute(
+            "INSERT INTO accounts (agent_id, free, locked) VALUES (?, ?, ?)",
+            (agent_id, free, locked),
+        )
 
 
 def record_deposit(conn: sqlite3.Connection, agent_id: str, amount: int) -> None:
@@ -370,3 +374,16 @@ def pin_price(conn: sqlite3.Connection, market: str, price: int, now: int) -> No
 
 def pinned_prices(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT market, price FROM pinned_prices").fetchall())
+
+
+STATE_TABLES = ("accounts", "ledger", "requests", "quotes", "positions", "events",
+                "event_audience", "pinned_prices")
+
+
+def state_digest(conn: sqlite3.Connection) -> str:
+    """A hash of every row of venue state (not replay memory): equal digests, equal state."""
+    h = hashlib.sha256()
+    for table in STATE_TABLES:
+        for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2"):
+            h.update(repr(row).encode())
+    return h.hexdigest()

@@ -1,0 +1,149 @@
+"""Shared fixtures: a real daemon on an ephemeral loopback port, and signing test agents."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from solders.keypair import Keypair
+
+from perpd import daemon
+from perpd.auth import sign_headers
+from perpd.config import Config
+from perpd.store import queries as q
+from perpd.venue import Venue
+
+
+def usdc(text: str) -> int:
+    """Decimal string → micro-USDC, for assertions."""
+    return int(Decimal(text) * 1_000_000)
+
+
+T0 = 1_795_680_000  # a funding boundary (multiple of 8 h), 2026-11-26 00:00 UTC
+
+
+class Clock:
+    """The daemon's clock in tests: frozen (exact funding arithmetic) unless ``real``.
+
+    ``advance`` moves it forward; in real mode it follows the wall clock plus the
+    advances, so timers that sleep in real time still see deadlines pass.
+    """
+
+    def __init__(self, start: float = T0 + 100, *, real: bool = False) -> None:
+        self.offset = start - (time.time() if real else 0.0)
+        self.real = real
+
+    def __call__(self) -> float:
+        return self.offset + (time.time() if self.real else 0.0)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class Agent:
+    """A test agent: a keypair that signs its calls exactly as SPEC §6 says."""
+
+    http: httpx.AsyncClient
+    keypair: Keypair
+    clock: Clock
+    _last_ms: int = 0
+
+    def stamp(self) -> int:
+        """A timestamp from the daemon's clock, distinct per call (a frozen clock repeats)."""
+        self._last_ms = max(int(self.clock() * 1000), self._last_ms + 1)
+        return self._last_ms
+
+    @property
+    def id(self) -> str:
+        return str(self.keypair.pubkey())
+
+    async def post(self, path: str, body: Any, **kw: Any) -> httpx.Response:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        kw.setdefault("timestamp_ms", self.stamp())
+        headers = sign_headers(self.keypair, "POST", path, raw, **kw)
+        headers["Content-Type"] = "application/json"
+        return await self.http.post(path, content=raw, headers=headers)
+
+    async def get(self, path: str) -> httpx.Response:
+        headers = sign_headers(self.keypair, "GET", path, b"", timestamp_ms=self.stamp())
+        return await self.http.get(path, headers=headers)
+
+    async def ok(self, path: str, body: Any, status: int = 200) -> dict[str, Any]:
+        r = await self.post(path, body)
+        assert r.status_code == status, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    async def balances(self) -> tuple[int, int]:
+        r = await self.get(f"/accounts/{self.id}")
+        assert r.status_code == 200, r.text
+        return usdc(r.json()["free_usdc"]), usdc(r.json()["locked_usdc"])
+
+    async def fund(self, amount: str) -> None:
+        r = await self.http.post("/dev/faucet", json={"agent_id": self.id, "amount_usdc": amount})
+        assert r.status_code == 200, r.text
+
+
+@dataclass
+class Server:
+    venue: Venue
+    url: str
+    http: httpx.AsyncClient
+    shutdown: trio.Event
+    clock: Clock
+
+    def agent(self) -> Agent:
+        return Agent(self.http, Keypair(), self.clock)
+
+    async def pin(self, market: str, price: str) -> None:
+        r = await self.http.post("/dev/price", json={"market": market, "price": price})
+        assert r.status_code == 200, r.text
+
+    async def books(self) -> dict[str, int]:
+        return await self.venue.read(q.ledger)
+
+    async def digest(self) -> str:
+        return await self.venue.read(q.state_digest)
+
+    async def assert_balanced(self) -> None:
+        led = await self.books()
+        assert led["deposits"] - led["withdrawals"] == led["free"] + led["locked"] + led["fees"]
+        assert led["locked"] == led["in_positions"]
+
+
+def base_config(tmp_path: Path, **changes: Any) -> Config:
+    cfg = Config(
+        db=str(tmp_path / "perpd.db"), port=0, dev=True, keeper=False, sim_interval_s=0.2,
+        graceful_timeout_s=1.0,
+    )
+    return replace(cfg, **changes)
+
+
+async def start_server(
+    nursery: trio.Nursery, config: Config, clock: Clock | None = None
+) -> Server:
+    shutdown = trio.Event()
+    clock = clock or Clock()
+
+    async def runner(task_status: trio.TaskStatus[Venue]) -> None:
+        await daemon.run(config, shutdown=shutdown, clock=clock, task_status=task_status)
+
+    venue = await nursery.start(runner)
+    url = venue.binds[0]
+    return Server(venue, url, httpx.AsyncClient(base_url=url, timeout=10), shutdown, clock)
+
+
+@pytest.fixture
+async def server(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
+    s = await start_server(nursery, base_config(tmp_path))
+    yield s
+    await s.http.aclose()
+    s.shutdown.set()
