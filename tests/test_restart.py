@@ -1,0 +1,159 @@
+"""Durability: a clean restart keeps everything; a kill -9 under load keeps the books balanced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import trio
+from solders.keypair import Keypair
+
+from perpd.store import queries as q
+from tests.conftest import Agent, Clock, base_config, start_server
+
+REQUEST = {"market": "ETH-PERP", "side": "short", "size_usdc": "500", "leverage": 5,
+           "max_funding_rate": "0.002", "expires_in": 300}
+
+
+async def test_restart_keeps_every_record(tmp_path: Path) -> None:
+    clock = Clock()
+    async with trio.open_nursery() as nursery:
+        s = await start_server(nursery, base_config(tmp_path), clock)
+        requester, maker = s.agent(), s.agent()
+        await requester.fund("5000")
+        await maker.fund("5000")
+        await s.pin("ETH-PERP", "3000")
+        rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
+        qid = (await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": "0.001",
+                                               "collateral_usdc": "50", "valid_for": 60},
+                              201))["quote_id"]
+        pid = (await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid}))[
+            "position"]["position_id"]
+        open_rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
+        live_qid = (await maker.ok("/trade/quote", {"request_id": open_rid,
+                                                    "funding_rate": "0.001",
+                                                    "collateral_usdc": "50", "valid_for": 60},
+                                   201))["quote_id"]
+        digest = await s.digest()
+        balances = (await requester.balances(), await maker.balances())
+        events = (await requester.get("/events?since=0")).json()["events"]
+        await s.http.aclose()
+        s.shutdown.set()
+
+    async with trio.open_nursery() as nursery:
+        s = await start_server(nursery, base_config(tmp_path), clock)
+        assert await s.digest() == digest
+        r2, m2 = (Agent(s.http, a.keypair, clock) for a in (requester, maker))
+        assert (await r2.balances(), await m2.balances()) == balances
+        assert (await r2.get("/events?since=0")).json()["events"] == events
+        pos = (await s.http.get(f"/positions/{pid}")).json()
+        assert pos["status"] == "open" and pos["entry_price"] == "3000.00000000"
+        markets = (await s.http.get("/markets")).json()["markets"]
+        eth = next(m for m in markets if m["market"] == "ETH-PERP")
+        assert eth["oracle_price"] == "3000.00000000"  # the pin survived
+        open_ids = [r["request_id"] for r in (await s.http.get("/requests")).json()["requests"]]
+        assert open_ids == [open_rid]
+        quotes = (await s.http.get(f"/quotes?request_id={open_rid}")).json()["quotes"]
+        assert [x["quote_id"] for x in quotes] == [live_qid]
+        # and it still trades: the pending request can be filled after the restart
+        await r2.ok("/trade/accept", {"request_id": open_rid, "quote_id": live_qid})
+        await s.assert_balanced()
+        await s.http.aclose()
+        s.shutdown.set()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawn(db: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "perpd", "run", "--db", str(db), "--port", str(port), "--dev",
+         "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+async def _wait_ready(http: httpx.AsyncClient) -> None:
+    with trio.fail_after(20):
+        while True:
+            try:
+                if (await http.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await trio.sleep(0.05)
+
+
+def _check_books(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        led = q.ledger(conn)
+        assert led["deposits"] - led["withdrawals"] == led["free"] + led["locked"] + led["fees"]
+        assert led["locked"] == led["in_positions"]
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM events ORDER BY seq")]
+        assert seqs == list(range(1, len(seqs) + 1))  # no hole in the event log
+        return led
+    finally:
+        conn.close()
+
+
+async def test_kill_9_under_load_leaves_books_balanced(tmp_path: Path) -> None:
+    db, port = tmp_path / "perpd.db", _free_port()
+    proc = _spawn(db, port)
+    clock = Clock(real=True, start=__import__("time").time())
+    done = 0
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            await _wait_ready(http)
+            await http.post("/dev/price", json={"market": "ETH-PERP", "price": "3000"})
+
+            async def trader() -> None:
+                nonlocal done
+                requester, maker = Agent(http, Keypair(), clock), Agent(http, Keypair(), clock)
+                try:
+                    await requester.fund("100000")
+                    await maker.fund("100000")
+                    while True:
+                        rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
+                        qid = (await maker.ok("/trade/quote", {
+                            "request_id": rid, "funding_rate": "0.001",
+                            "collateral_usdc": "50"}, 201))["quote_id"]
+                        pos = await requester.ok("/trade/accept",
+                                                 {"request_id": rid, "quote_id": qid})
+                        await requester.ok("/trade/close", {
+                            "position_id": pos["position"]["position_id"], "size_percent": 40})
+                        done += 1
+                except (httpx.TransportError, AssertionError):
+                    return  # the daemon died under us: expected
+
+            async with trio.open_nursery() as n:
+                for _ in range(8):
+                    n.start_soon(trader)
+                await trio.sleep(1.5)
+                os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert done > 20, done
+    before = _check_books(db)
+    assert before["deposits"] > 0
+
+    proc = _spawn(db, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            await _wait_ready(http)
+            assert (await http.get("/health")).json()["last_seq"] > 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0  # a clean stop on SIGINT exits 0
+    assert _check_books(db)["deposits"] == before["deposits"]
