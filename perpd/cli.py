@@ -21,24 +21,42 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default=Config.host)
     run.add_argument("--port", type=int, default=Config.port)
     run.add_argument("--dev", action="store_true", help="enable /dev/faucet and /dev/price")
-    run.add_argument("--funding-period", type=int, default=Config.funding_period_s,
-                     metavar="S", help="funding period in seconds (default 28800)")
+    run.add_argument(
+        "--funding-period",
+        type=int,
+        default=Config.funding_period_s,
+        metavar="S",
+        help="funding period in seconds (default 28800)",
+    )
     run.add_argument("--oracle", choices=("sim", "pyth"), default=Config.oracle)
     run.add_argument("--hermes-url", default=Config.hermes_url)
     run.add_argument("--sim-seed", type=int, default=Config.sim_seed)
-    run.add_argument("--no-keeper", action="store_true",
-                     help="never liquidate as the protocol's keeper")
-    run.add_argument("--keeper-grace", type=float, default=Config.keeper_grace_s, metavar="S",
-                     help="seconds agents get to liquidate before the keeper does")
+    run.add_argument(
+        "--no-keeper", action="store_true", help="never liquidate as the protocol's keeper"
+    )
+    run.add_argument(
+        "--keeper-grace",
+        type=float,
+        default=Config.keeper_grace_s,
+        metavar="S",
+        help="seconds agents get to liquidate before the keeper does",
+    )
     run.add_argument("--log-level", default="INFO")
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     return Config(
-        db=args.db, host=args.host, port=args.port, dev=args.dev,
-        funding_period_s=args.funding_period, oracle=args.oracle, hermes_url=args.hermes_url,
-        sim_seed=args.sim_seed, keeper=not args.no_keeper, keeper_grace_s=args.keeper_grace,
+        db=args.db,
+        host=args.host,
+        port=args.port,
+        dev=args.dev,
+        funding_period_s=args.funding_period,
+        oracle=args.oracle,
+        hermes_url=args.hermes_url,
+        sim_seed=args.sim_seed,
+        keeper=not args.no_keeper,
+        keeper_grace_s=args.keeper_grace,
     )
 
 

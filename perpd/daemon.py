@@ -19,7 +19,14 @@ import trio
 from perpd.api import create_app
 from perpd.config import Config
 from perpd.markets import MARKETS
-from perpd.nursery import http, sim_oracle
+from perpd.nursery import (
+    event_hub,
+    expiry,
+    funding,
+    http,
+    liquidation_watcher,
+    sim_oracle,
+)
 from perpd.oracle import PriceBook
 from perpd.store import Store
 from perpd.store import queries as q
@@ -57,12 +64,25 @@ async def run(
             venue = Venue(
                 store, book, funding_period_s=config.funding_period_s, clock=clock, sim_feed=feed
             )
-            app = create_app(venue, dev=config.dev)
+            await services.start(expiry.run, venue)
+            await services.start(funding.run, venue)
+            watcher = liquidation_watcher.Watcher(
+                venue, keeper=config.keeper, grace_s=config.keeper_grace_s
+            )
+            await services.start(liquidation_watcher.run, watcher)
+            hub = event_hub.Hub(store)
+            await services.start(event_hub.run, hub)
+            venue.services = {"hub": hub, "watcher": watcher}
+            app = create_app(venue, hub=hub, shutdown=shutdown, dev=config.dev)
             async with trio.open_nursery() as front:
                 binds = await front.start(
                     lambda task_status: http.run(
-                        app, host=config.host, port=config.port, shutdown=shutdown,
-                        graceful_timeout_s=config.graceful_timeout_s, task_status=task_status,
+                        app,
+                        host=config.host,
+                        port=config.port,
+                        shutdown=shutdown,
+                        graceful_timeout_s=config.graceful_timeout_s,
+                        task_status=task_status,
                     )
                 )
                 venue.binds = binds

@@ -167,9 +167,7 @@ def create_quote(
         status="live",
     )
     q.insert_quote(conn, quote)
-    q.append_event(
-        conn, ctx.ts, "quote", quote_view(quote), market=r.market, audience=[r.agent_id]
-    )
+    q.append_event(conn, ctx.ts, "quote", quote_view(quote), market=r.market, audience=[r.agent_id])
     return quote
 
 
@@ -227,20 +225,31 @@ def accept(
     q.set_quote_status(conn, quote_id, "accepted")
     ids = {"quote_id": quote_id, "request_id": request_id}
     q.append_event(
-        conn, ctx.ts, "quote_accepted", {**ids, "position_id": position.position_id},
-        market=r.market, audience=[quote.agent_id],
+        conn,
+        ctx.ts,
+        "quote_accepted",
+        {**ids, "position_id": position.position_id},
+        market=r.market,
+        audience=[quote.agent_id],
     )
     for other in q.quotes_of_request(conn, request_id, "live"):
         q.set_quote_status(conn, other.quote_id, "rejected")
         q.append_event(
-            conn, ctx.ts, "quote_rejected",
+            conn,
+            ctx.ts,
+            "quote_rejected",
             {"quote_id": other.quote_id, "request_id": request_id},
-            market=r.market, audience=[other.agent_id],
+            market=r.market,
+            audience=[other.agent_id],
         )
     opened = {**position_view(position, price), "open_fee_usdc": format_usdc(fee)}
     q.append_event(
-        conn, ctx.ts, "position_opened", opened,
-        market=r.market, audience=[position.requester, position.maker],
+        conn,
+        ctx.ts,
+        "position_opened",
+        opened,
+        market=r.market,
+        audience=[position.requester, position.maker],
     )
     return position
 
@@ -260,14 +269,17 @@ def _funding_event(conn: sqlite3.Connection, ctx: Ctx, p: Position, transfer: in
         return
     payer, receiver = (p.requester, p.maker) if transfer > 0 else (p.maker, p.requester)
     q.append_event(
-        conn, ctx.ts, "funding_settled",
+        conn,
+        ctx.ts,
+        "funding_settled",
         {
             "position_id": p.position_id,
             "amount_usdc": format_usdc(abs(transfer)),
             "payer": payer,
             "receiver": receiver,
         },
-        market=p.market, audience=[p.requester, p.maker],
+        market=p.market,
+        audience=[p.requester, p.maker],
     )
 
 
@@ -346,7 +358,10 @@ def close(
     if remaining is None:
         updated = p.with_state(
             replace(funded, cr=0, cm=0),
-            status="closed", closed_at=ctx.ts, exit_price=price, **common,
+            status="closed",
+            closed_at=ctx.ts,
+            exit_price=price,
+            **common,
         )
         bounds: tuple[int | None, int | None] = (None, None)
     else:
@@ -355,7 +370,9 @@ def close(
     q.save_position(conn, updated, bounds)
     _funding_event(conn, ctx, p, result.funding.transfer)
     q.append_event(
-        conn, ctx.ts, "position_closed",
+        conn,
+        ctx.ts,
+        "position_closed",
         {
             **position_view(updated, price),
             "size_percent": pct,
@@ -365,7 +382,8 @@ def close(
             "released_usdc": format_usdc(result.requester_release),
             "maker_released_usdc": format_usdc(result.maker_release),
         },
-        market=p.market, audience=[p.requester, p.maker],
+        market=p.market,
+        audience=[p.requester, p.maker],
     )
     return Closed(updated, result.pnl, result.requester_release, price)
 
@@ -410,7 +428,9 @@ def liquidate(
     _funding_event(conn, ctx, p, result.funding.transfer)
     audience = [p.requester, p.maker] + ([] if liquidator == KEEPER else [liquidator])
     q.append_event(
-        conn, ctx.ts, "liquidation",
+        conn,
+        ctx.ts,
+        "liquidation",
         {
             **position_view(updated, price),
             "liquidated_side": result.side,
@@ -420,7 +440,8 @@ def liquidate(
             "requester_released_usdc": format_usdc(result.requester_release),
             "maker_released_usdc": format_usdc(result.maker_release),
         },
-        market=p.market, audience=audience,
+        market=p.market,
+        audience=audience,
     )
     return Liquidated(updated, result.reward, result.side, price)
 
@@ -434,9 +455,12 @@ def expire_due(conn: sqlite3.Connection, ctx: Ctx) -> int:
     for r in q.requests_due(conn, ctx.now):
         q.set_request_status(conn, r.request_id, "expired")
         q.append_event(
-            conn, ctx.ts, "request_expired",
+            conn,
+            ctx.ts,
+            "request_expired",
             {"request_id": r.request_id, "market": r.market},
-            market=r.market, public=True,
+            market=r.market,
+            public=True,
         )
         n += 1
     for quote in q.quotes_due(conn, ctx.now):
@@ -444,9 +468,12 @@ def expire_due(conn: sqlite3.Connection, ctx: Ctx) -> int:
         assert r is not None
         q.set_quote_status(conn, quote.quote_id, "expired")
         q.append_event(
-            conn, ctx.ts, "quote_expired",
+            conn,
+            ctx.ts,
+            "quote_expired",
             {"quote_id": quote.quote_id, "request_id": quote.request_id},
-            market=r.market, audience=[quote.agent_id, r.agent_id],
+            market=r.market,
+            audience=[quote.agent_id, r.agent_id],
         )
         n += 1
     return n

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from perpd import engine
 from perpd.auth import Verified
@@ -40,6 +40,7 @@ class Venue:
         self.clock = clock
         self.sim_feed = sim_feed
         self.binds: list[str] = []  # where the HTTP service listens, once it does
+        self.services: dict[str, Any] = {}  # running services, for statistics
 
     def _ctx(self) -> engine.Ctx:
         return engine.Ctx(self.clock(), self.funding_period_s, self._price_of)

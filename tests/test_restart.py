@@ -11,14 +11,21 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 from solders.keypair import Keypair
 
 from perpd.store import queries as q
 from tests.conftest import Agent, Clock, base_config, start_server
 
-REQUEST = {"market": "ETH-PERP", "side": "short", "size_usdc": "500", "leverage": 5,
-           "max_funding_rate": "0.002", "expires_in": 300}
+REQUEST = {
+    "market": "ETH-PERP",
+    "side": "short",
+    "size_usdc": "500",
+    "leverage": 5,
+    "max_funding_rate": "0.002",
+    "expires_in": 300,
+}
 
 
 async def test_restart_keeps_every_record(tmp_path: Path) -> None:
@@ -30,16 +37,34 @@ async def test_restart_keeps_every_record(tmp_path: Path) -> None:
         await maker.fund("5000")
         await s.pin("ETH-PERP", "3000")
         rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
-        qid = (await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": "0.001",
-                                               "collateral_usdc": "50", "valid_for": 60},
-                              201))["quote_id"]
+        qid = (
+            await maker.ok(
+                "/trade/quote",
+                {
+                    "request_id": rid,
+                    "funding_rate": "0.001",
+                    "collateral_usdc": "50",
+                    "valid_for": 60,
+                },
+                201,
+            )
+        )["quote_id"]
         pid = (await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid}))[
-            "position"]["position_id"]
+            "position"
+        ]["position_id"]
         open_rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
-        live_qid = (await maker.ok("/trade/quote", {"request_id": open_rid,
-                                                    "funding_rate": "0.001",
-                                                    "collateral_usdc": "50", "valid_for": 60},
-                                   201))["quote_id"]
+        live_qid = (
+            await maker.ok(
+                "/trade/quote",
+                {
+                    "request_id": open_rid,
+                    "funding_rate": "0.001",
+                    "collateral_usdc": "50",
+                    "valid_for": 60,
+                },
+                201,
+            )
+        )["quote_id"]
         digest = await s.digest()
         balances = (await requester.balances(), await maker.balances())
         events = (await requester.get("/events?since=0")).json()["events"]
@@ -76,9 +101,21 @@ def _free_port() -> int:
 
 def _spawn(db: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "perpd", "run", "--db", str(db), "--port", str(port), "--dev",
-         "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "perpd",
+            "run",
+            "--db",
+            str(db),
+            "--port",
+            str(port),
+            "--dev",
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -107,6 +144,8 @@ def _check_books(db: Path) -> dict[str, int]:
         conn.close()
 
 
+# Requests cut off by the kill leave httpx's body iterators to the garbage collector.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_kill_9_under_load_leaves_books_balanced(tmp_path: Path) -> None:
     db, port = tmp_path / "perpd.db", _free_port()
     proc = _spawn(db, port)
@@ -125,13 +164,24 @@ async def test_kill_9_under_load_leaves_books_balanced(tmp_path: Path) -> None:
                     await maker.fund("100000")
                     while True:
                         rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
-                        qid = (await maker.ok("/trade/quote", {
-                            "request_id": rid, "funding_rate": "0.001",
-                            "collateral_usdc": "50"}, 201))["quote_id"]
-                        pos = await requester.ok("/trade/accept",
-                                                 {"request_id": rid, "quote_id": qid})
-                        await requester.ok("/trade/close", {
-                            "position_id": pos["position"]["position_id"], "size_percent": 40})
+                        qid = (
+                            await maker.ok(
+                                "/trade/quote",
+                                {
+                                    "request_id": rid,
+                                    "funding_rate": "0.001",
+                                    "collateral_usdc": "50",
+                                },
+                                201,
+                            )
+                        )["quote_id"]
+                        pos = await requester.ok(
+                            "/trade/accept", {"request_id": rid, "quote_id": qid}
+                        )
+                        await requester.ok(
+                            "/trade/close",
+                            {"position_id": pos["position"]["position_id"], "size_percent": 40},
+                        )
                         done += 1
                 except (httpx.TransportError, AssertionError):
                     return  # the daemon died under us: expected

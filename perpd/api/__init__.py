@@ -4,28 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
 from quart import jsonify
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from perpd.api import _dev, _reads, _trade
+from perpd.api import _dev, _reads, _trade, _ws
 from perpd.api._common import MAX_BODY, error_response, http_error_response
 from perpd.api._openapi import document
 from perpd.errors import ApiError
+from perpd.nursery.event_hub import Hub
 from perpd.venue import Venue
 
 __all__ = ["create_app"]
 
 
-def create_app(venue: Venue, *, dev: bool = False) -> QuartTrio:
-    """The router. ``dev`` adds ``/dev/*``; without it those paths are 404."""
+def create_app(venue: Venue, *, hub: Hub, shutdown: trio.Event, dev: bool = False) -> QuartTrio:
+    """The router. ``dev`` adds ``/dev/*``; without it those paths are 404.
+
+    ``shutdown`` is the daemon's stop signal: open WebSockets close with 1001 on it
+    (hypercorn's trio server does not close them itself).
+    """
     app = QuartTrio("perpd")
     app.config["PERPD_VENUE"] = venue
+    app.config["PERPD_HUB"] = hub
+    app.config["PERPD_SHUTDOWN"] = shutdown
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_blueprint(_trade.bp)
     app.register_blueprint(_reads.bp)
+    app.register_blueprint(_ws.bp)
     if dev:
         app.register_blueprint(_dev.bp)
     app.register_error_handler(ApiError, error_response)

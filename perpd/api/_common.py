@@ -44,21 +44,27 @@ async def verified() -> tuple[auth.Verified, bytes]:
     return v, body
 
 
-def json_object(
-    body: bytes, *, required: Iterable[str], optional: Iterable[str] = ()
-) -> dict[str, Any]:
-    """The body as a JSON object with exactly the known fields (unknown ones refused)."""
-    data = loads(body)
-    if not isinstance(data, dict):
-        raise InvalidRequest("body must be a JSON object")
+def check_fields(
+    data: dict[str, Any], *, required: Iterable[str], optional: Iterable[str] = ()
+) -> None:
+    """Exactly the known fields: a missing one or an unknown one (a typo) is refused."""
     required = tuple(required)
-    known = set(required) | set(optional)
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - set(required) - set(optional))
     if unknown:
         raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
     missing = [f for f in required if f not in data]
     if missing:
         raise InvalidRequest(f"missing field(s): {', '.join(missing)}")
+
+
+def json_object(
+    body: bytes, *, required: Iterable[str], optional: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The body as a JSON object with exactly the known fields."""
+    data = loads(body)
+    if not isinstance(data, dict):
+        raise InvalidRequest("body must be a JSON object")
+    check_fields(data, required=required, optional=optional)
     return data
 
 

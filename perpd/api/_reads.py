@@ -149,8 +149,10 @@ async def get_metrics() -> Any:
         f"perpd_last_event_seq {v.store.last_seq}",
     ]
     for key, value in led.items():
-        lines += [f"# TYPE perpd_ledger_{key}_micro_usdc gauge",
-                  f"perpd_ledger_{key}_micro_usdc {value}"]
+        lines += [
+            f"# TYPE perpd_ledger_{key}_micro_usdc gauge",
+            f"perpd_ledger_{key}_micro_usdc {value}",
+        ]
     for m in MARKETS:
         p = v.book.latest(m)
         if p is not None:

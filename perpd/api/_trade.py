@@ -13,8 +13,10 @@ from quart import Blueprint, jsonify
 
 from perpd import engine
 from perpd.api._common import acting_agent, json_object, text_field, venue, verified
+from perpd.auth import Verified
 from perpd.errors import Forbidden, InvalidRequest, LeverageTooHigh
 from perpd.markets import get_market
+from perpd.records import Quote
 from perpd.units import format_usdc, parse_int, parse_rate, parse_usdc
 from perpd.views import account_view, position_view, quote_view, request_view
 
@@ -71,24 +73,36 @@ async def post_request() -> Any:
     expires_in = parse_int(data.get("expires_in", 30), "expires_in", 1, 300)
     r = await venue().mutate(
         lambda conn, ctx: engine.create_request(
-            conn, ctx, agent_id=agent_id, market=market.name, side=side, size=size,
-            leverage=leverage, max_rate=max_rate, duration_s=duration_s, expires_in=expires_in,
+            conn,
+            ctx,
+            agent_id=agent_id,
+            market=market.name,
+            side=side,
+            size=size,
+            leverage=leverage,
+            max_rate=max_rate,
+            duration_s=duration_s,
+            expires_in=expires_in,
         ),
         v,
     )
     return jsonify(request_view(r)), 201
 
 
-async def submit_quote(v: Any, data: dict[str, Any]) -> Any:
+async def submit_quote(agent_id: str, data: dict[str, Any], auth: Verified | None) -> Quote:
     """Validate and record a quote; shared with the WebSocket's ``quote`` message."""
-    agent_id = acting_agent(data, v.agent_id)
     fields = parse_quote_fields(data)
     return await venue().mutate(
         lambda conn, ctx: engine.create_quote(
-            conn, ctx, request_id=fields["request_id"], agent_id=agent_id, rate=fields["rate"],
-            collateral=fields["collateral"], valid_for=fields["valid_for"],
+            conn,
+            ctx,
+            request_id=fields["request_id"],
+            agent_id=agent_id,
+            rate=fields["rate"],
+            collateral=fields["collateral"],
+            valid_for=fields["valid_for"],
         ),
-        v,
+        auth,
     )
 
 
@@ -96,7 +110,7 @@ async def submit_quote(v: Any, data: dict[str, Any]) -> Any:
 async def post_quote() -> Any:
     v, body = await verified()
     data = json_object(body, required=QUOTE_REQUIRED, optional=QUOTE_OPTIONAL)
-    quote = await submit_quote(v, data)
+    quote = await submit_quote(acting_agent(data, v.agent_id), data, v)
     return jsonify(quote_view(quote)), 201
 
 
@@ -145,9 +159,7 @@ async def post_liquidate() -> Any:
     agent_id = acting_agent(data, v.agent_id)
     position_id = text_field(data, "position_id")
     done = await venue().mutate(
-        lambda conn, ctx: engine.liquidate(
-            conn, ctx, liquidator=agent_id, position_id=position_id
-        ),
+        lambda conn, ctx: engine.liquidate(conn, ctx, liquidator=agent_id, position_id=position_id),
         v,
     )
     return jsonify(

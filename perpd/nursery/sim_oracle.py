@@ -61,7 +61,10 @@ class SimulatedFeed:
             self._publish(market, self.pins.get(market, self._walk[market]))
 
     async def run(
-        self, *, interval_s: float = 1.0, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        *,
+        interval_s: float = 1.0,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Tick forever; ready once every market has a price."""
         self.tick()

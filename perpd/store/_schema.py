@@ -138,7 +138,7 @@ def m001_initial(conn: sqlite3.Connection) -> None:
             price INTEGER NOT NULL,
             pinned_at INTEGER NOT NULL
         );
-        """
+        """,
     )
 
 

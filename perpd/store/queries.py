@@ -84,8 +84,18 @@ def insert_request(conn: sqlite3.Connection, r: TradeRequest) -> None:
     conn.execute(
         f"INSERT INTO requests ({_REQUEST_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (
-            r.request_id, r.agent_id, r.market, r.side, r.size, r.leverage, r.max_rate,
-            r.duration_s, r.created_at, r.expires_at, r.status, r.position_id,
+            r.request_id,
+            r.agent_id,
+            r.market,
+            r.side,
+            r.size,
+            r.leverage,
+            r.max_rate,
+            r.duration_s,
+            r.created_at,
+            r.expires_at,
+            r.status,
+            r.position_id,
         ),
     )
 
@@ -140,8 +150,14 @@ def insert_quote(conn: sqlite3.Connection, q: Quote) -> None:
     conn.execute(
         f"INSERT INTO quotes ({_QUOTE_COLS}) VALUES (?,?,?,?,?,?,?,?)",
         (
-            q.quote_id, q.request_id, q.agent_id, q.rate, q.collateral, q.created_at,
-            q.expires_at, q.status,
+            q.quote_id,
+            q.request_id,
+            q.agent_id,
+            q.rate,
+            q.collateral,
+            q.created_at,
+            q.expires_at,
+            q.status,
         ),
     )
 
@@ -200,10 +216,34 @@ def _position(row: tuple[Any, ...]) -> Position:
 def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[Any, ...]:
     s = p.state
     return (
-        p.position_id, p.request_id, p.quote_id, p.market, p.requester, p.maker, p.leverage,
-        s.side, s.notional, s.entry_price, s.cr, s.cm, s.imr, s.imm, s.rate_ppm, s.t_base,
-        s.funding_paid, p.funding_total, p.realized_pnl, p.status, p.opened_at, p.expires_at,
-        p.next_funding_at, p.closed_at, p.exit_price, p.liquidator, liq[0], liq[1],
+        p.position_id,
+        p.request_id,
+        p.quote_id,
+        p.market,
+        p.requester,
+        p.maker,
+        p.leverage,
+        s.side,
+        s.notional,
+        s.entry_price,
+        s.cr,
+        s.cm,
+        s.imr,
+        s.imm,
+        s.rate_ppm,
+        s.t_base,
+        s.funding_paid,
+        p.funding_total,
+        p.realized_pnl,
+        p.status,
+        p.opened_at,
+        p.expires_at,
+        p.next_funding_at,
+        p.closed_at,
+        p.exit_price,
+        p.liquidator,
+        liq[0],
+        liq[1],
     )
 
 
@@ -310,38 +350,40 @@ def append_event(
     return seq
 
 
-def _events(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> list[Event]:
-    out = []
-    for seq, ts, type_, market, public, data in rows:
-        audience = tuple(
-            r[0]
-            for r in conn.execute("SELECT agent_id FROM event_audience WHERE seq = ?", (seq,))
-        )
-        out.append(Event(seq, ts, type_, market, bool(public), audience, json.loads(data)))
-    return out
+_EVENT_COLS = (
+    "seq, ts, type, market, public, data, "
+    "(SELECT group_concat(agent_id, ' ') FROM event_audience a WHERE a.seq = e.seq)"
+)
+
+
+def _events(rows: Iterable[tuple[Any, ...]]) -> list[Event]:
+    return [
+        Event(seq, ts, type_, market, bool(public), tuple((aud or "").split()), json.loads(data))
+        for seq, ts, type_, market, public, data, aud in rows
+    ]
 
 
 def events_after(conn: sqlite3.Connection, since: int, limit: int) -> list[Event]:
     """Every event after ``since`` in ``seq`` order, with its audience (for the hub)."""
     rows = conn.execute(
-        "SELECT seq, ts, type, market, public, data FROM events WHERE seq > ? "
-        "ORDER BY seq LIMIT ?",
+        f"SELECT {_EVENT_COLS} FROM events e WHERE seq > ? ORDER BY seq LIMIT ?",
         (since, limit),
-    ).fetchall()
-    return _events(conn, rows)
+    )
+    return _events(rows)
 
 
 def events_visible_to(
-    conn: sqlite3.Connection, agent_id: str, since: int, limit: int
+    conn: sqlite3.Connection, agent_id: str, since: int, limit: int, until: int | None = None
 ) -> list[Event]:
-    """Events after ``since`` that ``agent_id`` may see: public ones and its own."""
+    """Events in ``(since, until]`` that ``agent_id`` may see: public ones and its own."""
+    top = 1 << 62 if until is None else until
     rows = conn.execute(
-        "SELECT seq, ts, type, market, public, data FROM events WHERE seq > ? AND "
-        "(public = 1 OR seq IN (SELECT seq FROM event_audience WHERE agent_id = ? AND seq > ?)) "
-        "ORDER BY seq LIMIT ?",
-        (since, agent_id, since, limit),
-    ).fetchall()
-    return _events(conn, rows)
+        f"SELECT {_EVENT_COLS} FROM events e WHERE seq > ? AND seq <= ? AND "
+        "(public = 1 OR seq IN (SELECT seq FROM event_audience WHERE agent_id = ? "
+        "AND seq > ?)) ORDER BY seq LIMIT ?",
+        (since, top, agent_id, since, limit),
+    )
+    return _events(rows)
 
 
 def count_events(conn: sqlite3.Connection) -> int:
@@ -376,8 +418,16 @@ def pinned_prices(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT market, price FROM pinned_prices").fetchall())
 
 
-STATE_TABLES = ("accounts", "ledger", "requests", "quotes", "positions", "events",
-                "event_audience", "pinned_prices")
+STATE_TABLES = (
+    "accounts",
+    "ledger",
+    "requests",
+    "quotes",
+    "positions",
+    "events",
+    "event_audience",
+    "pinned_prices",
+)
 
 
 def state_digest(conn: sqlite3.Connection) -> str:

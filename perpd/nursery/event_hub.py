@@ -1,0 +1,144 @@
+"""The event hub: fans committed events out to WebSocket sessions, in ``seq`` order.
+
+The hub wakes when the store commits, reads the new events back from the database (so
+nothing is sent before its transaction committed) and pushes each, encoded once, into
+the bounded queue of every live session that may see it. A session that subscribes
+with ``since`` first catches up from the database by itself, then turns live at a
+moment when it has sent exactly what the hub has dispatched: no gap, no duplicate.
+A session whose queue is full is closed (it resumes with ``since``), so one slow or
+dead client never slows the hub or anyone else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import trio
+
+from perpd.records import Event
+from perpd.store import Store
+from perpd.store import queries as q
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 1024  # events a session may lag behind before it is cut off
+BATCH = 500
+CLOSE_LAGGING = 4001  # application close code: too slow, reconnect with since=<last seq>
+
+
+def encode(e: Event) -> str:
+    return json.dumps(
+        {"type": e.type, "seq": e.seq, "ts": e.ts, "data": e.data}, separators=(",", ":")
+    )
+
+
+def visible(e: Event, agent_id: str, markets: frozenset[str]) -> bool:
+    """SPEC §6: public events of subscribed markets; an agent's own events everywhere."""
+    return (e.public and e.market in markets) or agent_id in e.audience
+
+
+class Session:
+    """One subscribed socket as the hub sees it: who, which markets, a bounded queue."""
+
+    def __init__(self, agent_id: str, markets: frozenset[str]) -> None:
+        self.agent_id = agent_id
+        self.markets = markets
+        self.send, self.receive = trio.open_memory_channel[str](QUEUE_SIZE)
+        self.live = False
+        self.cursor = 0  # last seq handed to this client (replayed or queued)
+        self.lagging = trio.Event()
+
+    def offer(self, e: Event, text: str) -> None:
+        """Queue ``e`` unless already sent; a full queue marks the session as lagging."""
+        if e.seq <= self.cursor or self.lagging.is_set():
+            return
+        try:
+            self.send.send_nowait(text)
+        except trio.WouldBlock:
+            self.lagging.set()
+            return
+        self.cursor = e.seq
+
+
+class Hub:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.dispatched = store.last_seq  # every event <= this was offered to live sessions
+        self._by_market: dict[str, set[Session]] = defaultdict(set)
+        self._by_agent: dict[str, set[Session]] = defaultdict(set)
+        self.sessions = 0
+        self.cut_off = 0
+
+    def _add(self, s: Session) -> None:
+        self.sessions += 1
+        self._by_agent[s.agent_id].add(s)
+        for m in s.markets:
+            self._by_market[m].add(s)
+
+    def remove(self, s: Session) -> None:
+        if s in self._by_agent.get(s.agent_id, ()):
+            self.sessions -= 1
+            self._by_agent[s.agent_id].discard(s)
+            for m in s.markets:
+                self._by_market[m].discard(s)
+        s.send.close()
+
+    async def catch_up(
+        self, s: Session, since: int, deliver: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Replay what ``s`` may see after ``since`` via ``deliver``, then make it live."""
+        s.cursor = since
+        while True:
+            target = self.dispatched
+            if s.cursor >= target:
+                s.live = True  # no await since the check: the hub cannot slip in between
+                self._add(s)
+                return
+            events = await self._store.read(
+                partial(
+                    q.events_visible_to,
+                    agent_id=s.agent_id,
+                    since=s.cursor,
+                    limit=BATCH,
+                    until=target,
+                )
+            )
+            for e in events:
+                if visible(e, s.agent_id, s.markets):
+                    await deliver(encode(e))
+            s.cursor = events[-1].seq if len(events) == BATCH else target
+
+    def dispatch(self, events: list[Event]) -> None:
+        """Offer each event to the live sessions that may see it (never blocks)."""
+        for e in events:
+            text = encode(e)
+            targets: set[Session] = set()
+            if e.public and e.market is not None:
+                targets |= self._by_market.get(e.market, set())
+            for agent in e.audience:
+                targets |= self._by_agent.get(agent, set())
+            for s in targets:
+                s.offer(e, text)
+            self.dispatched = e.seq
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Follow the store's commits forever."""
+        task_status.started()
+        while True:
+            await self._store.wait_seq_after(self.dispatched)
+            events = await self._store.read(
+                partial(q.events_after, since=self.dispatched, limit=BATCH)
+            )
+            self.dispatch(events)
+
+    def statistics(self) -> dict[str, int]:
+        return {"sessions": self.sessions, "dispatched": self.dispatched, "cut_off": self.cut_off}
+
+
+async def run(hub: Hub, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The service: dispatch committed events to WebSocket sessions until cancelled."""
+    await hub.run(task_status=task_status)
