@@ -26,7 +26,7 @@ from perpd.errors import (
 from perpd.markets import get_market
 from perpd.records import Account, Position, Quote, TradeRequest
 from perpd.store import queries as q
-from perpd.units import format_price, format_usdc
+from perpd.units import format_price, format_rate, format_usdc
 from perpd.views import account_view, position_view, quote_view, request_view
 
 KEEPER = "keeper"  # the daemon's own liquidator: its rewards go to the fee account
@@ -264,7 +264,9 @@ def _move_funding(conn: sqlite3.Connection, p: Position, transfer: int) -> None:
         q.adjust_account(conn, p.maker, 0, transfer)
 
 
-def _funding_event(conn: sqlite3.Connection, ctx: Ctx, p: Position, transfer: int) -> None:
+def _funding_event(
+    conn: sqlite3.Connection, ctx: Ctx, p: Position, transfer: int, settled_to: int
+) -> None:
     if transfer == 0:
         return
     payer, receiver = (p.requester, p.maker) if transfer > 0 else (p.maker, p.requester)
@@ -277,6 +279,8 @@ def _funding_event(conn: sqlite3.Connection, ctx: Ctx, p: Position, transfer: in
             "amount_usdc": format_usdc(abs(transfer)),
             "payer": payer,
             "receiver": receiver,
+            "settled_to": settled_to,
+            "funding_rate": format_rate(p.state.rate_ppm),
         },
         market=p.market,
         audience=[p.requester, p.maker],
@@ -303,7 +307,7 @@ def settle_funding(conn: sqlite3.Connection, ctx: Ctx, position_id: str) -> int:
     )
     _move_funding(conn, p, result.transfer)
     q.save_position(conn, updated, money.liquidation_price_bounds(result.state))
-    _funding_event(conn, ctx, p, result.transfer)
+    _funding_event(conn, ctx, p, result.transfer, boundary)
     return result.transfer
 
 
@@ -368,7 +372,7 @@ def close(
         updated = p.with_state(remaining, **common)
         bounds = money.liquidation_price_bounds(remaining)
     q.save_position(conn, updated, bounds)
-    _funding_event(conn, ctx, p, result.funding.transfer)
+    _funding_event(conn, ctx, p, result.funding.transfer, ctx.ts)
     q.append_event(
         conn,
         ctx.ts,
@@ -425,7 +429,7 @@ def liquidate(
         realized_pnl=p.realized_pnl + result.pnl,
     )
     q.save_position(conn, updated, (None, None))
-    _funding_event(conn, ctx, p, result.funding.transfer)
+    _funding_event(conn, ctx, p, result.funding.transfer, ctx.ts)
     audience = [p.requester, p.maker] + ([] if liquidator == KEEPER else [liquidator])
     q.append_event(
         conn,

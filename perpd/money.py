@@ -25,8 +25,10 @@ PPM = 1_000_000
 OPEN_FEE_PPM = 500  # 0.05 % of notional, requester -> fee account
 LIQUIDATION_REWARD_PPM = 50_000  # 5 % of notional, liquidated side -> liquidator
 REQUESTER, MAKER = "requester", "maker"
+BOUND_MAX = 2**63 - 1  # liquidation_price_bounds never returns more (no price is higher)
 
 __all__ = [
+    "BOUND_MAX",
     "LIQUIDATION_REWARD_PPM",
     "MAKER",
     "OPEN_FEE_PPM",
@@ -300,9 +302,10 @@ def liquidation_price_bounds(state: PositionState) -> tuple[int | None, int | No
     An index for the liquidation watcher, exact rather than merely conservative: the
     side that loses when the price falls is under maintenance exactly for 1 ≤ P ≤ low,
     the side that loses when it rises exactly for P ≥ high. ``low`` is None when even
-    P = 1 is safe; ``high`` is always finite (a price rise eventually eats any finite
-    collateral) and is 1 if every price is already liquidatable. Valid until the state
-    changes (funding settlement or partial close).
+    P = 1 is safe; ``high`` is 1 if every price is already liquidatable. Both fit in a
+    signed 64-bit integer: a threshold above ``BOUND_MAX`` (no price is that high) makes
+    ``low = BOUND_MAX`` or ``high = None``. Valid until the state changes (funding
+    settlement or partial close).
 
     Derivation: with pnl an integer, 2(C + pnl) < IM ⇔ pnl ≤ A := ⌊(IM − 2C − 1) / 2⌋
     (requester) and 2(Cm − pnl) < IMm ⇔ pnl ≥ B := −⌊(IMm − 2Cm − 1) / 2⌋ (maker).
@@ -322,7 +325,10 @@ def liquidation_price_bounds(state: PositionState) -> tuple[int | None, int | No
         low = (n - b) * p0 // n
         # requester under ⇔ ⌈N·P/P0⌉ >= N − a ⇔ N·P > (N − a − 1)·P0
         high = (n - a - 1) * p0 // n + 1
-    return (low if low >= 1 else None), max(high, 1)
+    # keep both in signed 64 bits (SQLite INTEGER, the chain's i64): a threshold beyond
+    # any representable price means "every price" (low) or "never" (high)
+    low = min(low, BOUND_MAX)
+    return (low if low >= 1 else None), (max(high, 1) if high <= BOUND_MAX else None)
 
 
 # --------------------------------------------------------------------------- close

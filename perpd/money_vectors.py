@@ -78,7 +78,8 @@ now, pnl is the requester's full pnl at price, transfer = min(pnl, cm) if pnl > 
 min(floor(N * 50000 / 10^6), remaining collateral of the liquidated side), taken from
 that side; requester_release + maker_release + reward == cr + cm of the input state.
 liquidation_price_bounds: inputs state; expected {low, high}: liquidatable_side is
-non-null exactly for 1 <= price <= low (low null: never) or price >= high.
+non-null exactly for 1 <= price <= low (low null: never) or price >= high (high null:
+never). A threshold above 2^63 - 1 gives low = 2^63 - 1 or high = null.
 """
 
 
@@ -202,6 +203,8 @@ def _edge_states() -> list[PositionState]:
         # maker drained to 0 by negative funding
         PositionState(-1, 10**9, 10**8, 3 * 10**8, 0, 10**8, 10**8, -50_000, T0, -(10**8)),
         PositionState(1, 3, 7, 1, 1, 1, 1, 1, T0, 0),
+        # 1 micro-USDC against 10^9 USDC: the maker's threshold is beyond 2^63 - 1
+        PositionState(1, 1, MAX_PRICE, 1, MAX_NOTIONAL, 1, MAX_NOTIONAL, 0, T0, 0),
     ]
 
 
@@ -340,7 +343,9 @@ def _close_position(rng: SplitMix64) -> list[dict[str, Any]]:
 def _liquidation_price(rng: SplitMix64, s: PositionState) -> int:
     """A price at which ``s`` is (most often just barely) liquidatable."""
     low, high = money.liquidation_price_bounds(s)
-    picks = [high, high, high + high // 50, rng.log_between(1, MAX_PRICE)]
+    picks = [rng.log_between(1, MAX_PRICE)]
+    if high is not None:
+        picks += [high, high, high + high // 50]
     if low is not None:
         picks += [low, low, max(1, low - low // 50), 1]
     return rng.choice(picks)

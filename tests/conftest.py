@@ -110,6 +110,19 @@ class Server:
     async def books(self) -> dict[str, int]:
         return await self.venue.read(q.ledger)
 
+    async def expired(self) -> None:
+        """Wait until the expiry timer has caught up with the (possibly moved) clock."""
+
+        def due(conn: Any) -> bool:
+            now = self.clock()
+            return bool(q.requests_due(conn, now) or q.quotes_due(conn, now))
+
+        with trio.fail_after(5):
+            while True:
+                if not await self.venue.read(due):
+                    return
+                await trio.sleep(0.02)
+
     async def digest(self) -> str:
         return await self.venue.read(q.state_digest)
 
@@ -121,15 +134,17 @@ class Server:
 
 def base_config(tmp_path: Path, **changes: Any) -> Config:
     cfg = Config(
-        db=str(tmp_path / "perpd.db"), port=0, dev=True, keeper=False, sim_interval_s=0.2,
+        db=str(tmp_path / "perpd.db"),
+        port=0,
+        dev=True,
+        keeper=False,
+        sim_interval_s=0.2,
         graceful_timeout_s=1.0,
     )
     return replace(cfg, **changes)
 
 
-async def start_server(
-    nursery: trio.Nursery, config: Config, clock: Clock | None = None
-) -> Server:
+async def start_server(nursery: trio.Nursery, config: Config, clock: Clock | None = None) -> Server:
     shutdown = trio.Event()
     clock = clock or Clock()
 

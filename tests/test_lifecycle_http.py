@@ -20,9 +20,14 @@ async def test_request_quotes_accept_partial_and_full_close(server: Server) -> N
     req = await requester.ok(
         "/trade/request",
         {
-            "agent_id": requester.id, "market": "BTC-PERP", "side": "long",
-            "size_usdc": "1000", "leverage": 10, "max_funding_rate": "0.001",
-            "duration": "perpetual", "expires_in": 30,
+            "agent_id": requester.id,
+            "market": "BTC-PERP",
+            "side": "long",
+            "size_usdc": "1000",
+            "leverage": 10,
+            "max_funding_rate": "0.001",
+            "duration": "perpetual",
+            "expires_in": 30,
         },
         201,
     )
@@ -30,14 +35,24 @@ async def test_request_quotes_accept_partial_and_full_close(server: Server) -> N
     rid = req["request_id"]
     q1 = await mm1.ok(
         "/trade/quote",
-        {"request_id": rid, "agent_id": mm1.id, "funding_rate": "0.0008",
-         "collateral_usdc": "100", "valid_for": 30},
+        {
+            "request_id": rid,
+            "agent_id": mm1.id,
+            "funding_rate": "0.0008",
+            "collateral_usdc": "100",
+            "valid_for": 30,
+        },
         201,
     )
     q2 = await mm2.ok(
         "/trade/quote",
-        {"request_id": rid, "agent_id": mm2.id, "funding_rate": 0.0005,
-         "collateral_usdc": 200, "valid_for": 30},
+        {
+            "request_id": rid,
+            "agent_id": mm2.id,
+            "funding_rate": 0.0005,
+            "collateral_usdc": 200,
+            "valid_for": 30,
+        },
         201,
     )
     assert q1["status"] == q2["status"] == "live"
@@ -45,9 +60,9 @@ async def test_request_quotes_accept_partial_and_full_close(server: Server) -> N
     best = min(live, key=lambda x: usdc(x["funding_rate"]))
     assert best["quote_id"] == q2["quote_id"]
 
-    opened = (await requester.ok(
-        "/trade/accept", {"request_id": rid, "quote_id": best["quote_id"]}
-    ))["position"]
+    opened = (
+        await requester.ok("/trade/accept", {"request_id": rid, "quote_id": best["quote_id"]})
+    )["position"]
     pid = opened["position_id"]
     assert opened["entry_price"] == "50000.00000000"
     assert opened["maker"] == mm2.id and opened["side"] == "long"
@@ -104,20 +119,29 @@ async def test_liquidation_by_a_third_agent_earns_five_percent(server: Server) -
     await requester.fund("1000")
     await maker.fund("10000")
     await server.pin("BTC-PERP", "50000")
-    rid = (await requester.ok(
-        "/trade/request",
-        {"market": "BTC-PERP", "side": "long", "size_usdc": "1000", "leverage": 2,
-         "max_funding_rate": "0.001"},
-        201,
-    ))["request_id"]
-    qid = (await maker.ok(
-        "/trade/quote",
-        {"request_id": rid, "funding_rate": "0.0001", "collateral_usdc": "100"},
-        201,
-    ))["quote_id"]
-    pid = (await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid}))[
-        "position"
-    ]["position_id"]
+    rid = (
+        await requester.ok(
+            "/trade/request",
+            {
+                "market": "BTC-PERP",
+                "side": "long",
+                "size_usdc": "1000",
+                "leverage": 2,
+                "max_funding_rate": "0.001",
+            },
+            201,
+        )
+    )["request_id"]
+    qid = (
+        await maker.ok(
+            "/trade/quote",
+            {"request_id": rid, "funding_rate": "0.0001", "collateral_usdc": "100"},
+            201,
+        )
+    )["quote_id"]
+    pid = (await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid}))["position"][
+        "position_id"
+    ]
     # IMr = 500, fee 0.5
     assert await requester.balances() == (499_500_000, 500 * M)
 

@@ -367,6 +367,19 @@ def test_liquidatable_side_after_funding_drain() -> None:
     assert liquidation_price_bounds(drained) == (105 * 10**6 - 1, 115 * 10**6 + 1)
 
 
+def test_liquidation_price_bounds_stay_in_64_bits() -> None:
+    """Thresholds beyond any representable price collapse to BOUND_MAX / None."""
+    # 1 micro-USDC long against 10^9 USDC of maker collateral: the maker would need the
+    # price to rise ~10^15-fold, beyond 2^63 - 1
+    rich_maker = PositionState(1, 1, 10**13, 1, 10**15, 1, 10**15, 0, 0, 0)
+    assert liquidation_price_bounds(rich_maker) == (10**13 - 1, None)
+    # the same maker drained to nothing with a huge margin: every price is liquidatable
+    drained = replace(rich_maker, side=-1, cm=0, cr=10**15)
+    low, high = liquidation_price_bounds(drained)
+    assert low == money.BOUND_MAX and liquidatable_side(drained, money.BOUND_MAX) == MAKER
+    assert high is None
+
+
 @st.composite
 def any_states(draw: st.DrawFn) -> PositionState:
     """Arbitrary (not necessarily reachable) states: the bounds must hold for all of them."""
@@ -390,6 +403,7 @@ def any_states(draw: st.DrawFn) -> PositionState:
 @given(s=any_states(), data=st.data())
 def test_liquidation_price_bounds_are_exact(s: PositionState, data: st.DataObject) -> None:
     low, high = liquidation_price_bounds(s)
+    assert high is not None  # prices here are far below BOUND_MAX
     assert high >= 1 and (low is None or low >= 1)
     # at the bounds: liquidatable; one unit inside: the bound's own side is safe
     falls = REQUESTER if s.side == 1 else MAKER  # the side a falling price hurts
@@ -634,5 +648,6 @@ def test_vectors_cover_the_edges() -> None:
     assert {"requester", "maker", "not_liquidatable"} <= {
         c["expected"].get("side", c["expected"].get("error")) for c in doc["liquidate"]
     }
-    assert any(c["expected"]["low"] is None for c in doc["liquidation_price_bounds"])
+    bounds = [c["expected"] for c in doc["liquidation_price_bounds"]]
+    assert any(b["low"] is None for b in bounds) and any(b["high"] is None for b in bounds)
     assert money_vectors.main(["--check"]) == 0

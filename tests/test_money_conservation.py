@@ -85,8 +85,9 @@ class Ledger(RuleBasedStateMachine):
         p0 = s.entry_price
         near = st.integers(max(1, p0 - p0 // 5), p0 + p0 // 5)
         low, high = money.liquidation_price_bounds(s)
-        edges = [high - 1, high, high + 1] + ([] if low is None else [low - 1, low, low + 1])
-        edge = st.sampled_from([max(1, p) for p in edges])
+        edges = [p0] + ([] if high is None else [high - 1, high, high + 1])
+        edges += [] if low is None else [low - 1, low, low + 1]
+        edge = st.sampled_from([max(1, min(p, MAX_PRICE)) for p in edges])
         return data.draw(st.one_of(prices, near, edge), label="price")
 
     # -------------------------------------------------------------------- rules

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the Debian packages `make -C escrow-program` needs (Debian 12:
+# rustc 1.63 with its rust-src for building `core`, llvm-14 for llc-14),
+# skipping those already installed. Safe to run any number of times.
+set -eu
+PACKAGES="make rustc rust-src llvm-14"
+missing=""
+for package in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $package"
+    fi
+done
+if [ -z "$missing" ]; then
+    exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+echo "escrow-program: installing$missing"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# shellcheck disable=SC2086 # word splitting of the package list is intended
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,109 @@
+//! The runtime's syscalls, and thin safe wrappers used by the rest of the crate.
+//!
+//! On the host (unit tests) the wrappers that touch the chain are unreachable;
+//! the pure ones (`keys_eq`) fall back to plain Rust.
+
+use crate::Pubkey;
+
+#[cfg(target_arch = "bpf")]
+extern "C" {
+    pub fn sol_log_(message: *const u8, len: u64);
+    pub fn sol_panic_(file: *const u8, len: u64, line: u64, column: u64) -> !;
+    pub fn sol_memcpy_(dst: *mut u8, src: *const u8, n: u64);
+    pub fn sol_memmove_(dst: *mut u8, src: *const u8, n: u64);
+    pub fn sol_memset_(dst: *mut u8, value: u8, n: u64);
+    pub fn sol_memcmp_(a: *const u8, b: *const u8, n: u64, result: *mut i32);
+    pub fn sol_get_rent_sysvar(out: *mut u8) -> u64;
+    pub fn sol_try_find_program_address(
+        seeds: *const u8,
+        seeds_len: u64,
+        program_id: *const u8,
+        address: *mut u8,
+        bump: *mut u8,
+    ) -> u64;
+    pub fn sol_invoke_signed_c(
+        instruction: *const u8,
+        account_infos: *const u8,
+        account_infos_len: u64,
+        signers_seeds: *const u8,
+        signers_seeds_len: u64,
+    ) -> u64;
+}
+
+/// Writes `message` to the program log.
+#[inline(always)]
+pub fn log(message: &[u8]) {
+    #[cfg(target_arch = "bpf")]
+    // SAFETY: the syscall only reads `len` bytes from a valid slice.
+    unsafe {
+        sol_log_(message.as_ptr(), message.len() as u64)
+    };
+    #[cfg(not(target_arch = "bpf"))]
+    let _ = message;
+}
+
+/// Whether two addresses are equal (one `sol_memcmp_`: cheaper on SBPF than
+/// comparing unaligned 8-byte words, which LLVM splits into byte loads).
+#[inline(always)]
+pub fn keys_eq(a: &Pubkey, b: &Pubkey) -> bool {
+    #[cfg(target_arch = "bpf")]
+    {
+        let mut result: i32 = 0;
+        // SAFETY: both pointers address 32 readable bytes; `result` is a valid out-pointer.
+        unsafe { sol_memcmp_(a.as_ptr(), b.as_ptr(), 32, &mut result) };
+        result == 0
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    {
+        a == b
+    }
+}
+
+/// One seed of a program-derived address: `(pointer, length)` as the runtime reads it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Seed {
+    addr: *const u8,
+    len: u64,
+}
+
+impl Seed {
+    #[inline(always)]
+    pub fn new(bytes: &[u8]) -> Self {
+        Self { addr: bytes.as_ptr(), len: bytes.len() as u64 }
+    }
+}
+
+/// Finds the canonical program-derived address of `seeds` (highest bump off
+/// the curve), writing it to `address`; returns the bump, or `None` when no
+/// bump gives an address off the curve.
+///
+/// Costs 1,500 CU per bump tried: used only when an account is created.
+#[inline(always)]
+pub fn find_program_address(seeds: &[Seed], program_id: &Pubkey, address: &mut Pubkey) -> Option<u8> {
+    #[cfg(target_arch = "bpf")]
+    {
+        let mut bump: u8 = 0;
+        // SAFETY: `seeds` is a valid array of `Seed` (the C `SolSignerSeed` layout), the
+        // program id is 32 readable bytes, `address` and `bump` are valid out-pointers.
+        let status = unsafe {
+            sol_try_find_program_address(
+                seeds.as_ptr() as *const u8,
+                seeds.len() as u64,
+                program_id.as_ptr(),
+                address.as_mut_ptr(),
+                &mut bump,
+            )
+        };
+        if status == 0 {
+            Some(bump)
+        } else {
+            None
+        }
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    {
+        let _ = (seeds, program_id, address);
+        unreachable!("program-derived addresses are computed by the runtime")
+    }
+}

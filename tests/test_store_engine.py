@@ -1,0 +1,117 @@
+"""The store and the engine without HTTP: atomic units, migrations, deadlines checked at accept."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from perpd import engine
+from perpd.errors import Conflict
+from perpd.store import MIGRATIONS, Store, connect, status
+from perpd.store import queries as q
+
+PRICE = 50_000 * 10**8
+
+
+def ctx(now: float) -> engine.Ctx:
+    return engine.Ctx(now, 28_800, lambda market: PRICE)
+
+
+async def test_a_failing_unit_leaves_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    await store.open()
+    try:
+        await store.write(lambda conn: engine.deposit(conn, ctx(0), "alice", 100))
+        before = await store.read(q.state_digest)
+
+        def half_done(conn: sqlite3.Connection) -> None:
+            engine.deposit(conn, ctx(0), "alice", 50)
+            q.append_event(conn, 0, "test", {}, market=None, public=True)
+            raise RuntimeError("crash in the middle")
+
+        with pytest.raises(RuntimeError):
+            await store.write(half_done)
+        assert await store.read(q.state_digest) == before
+        assert (await store.read(q.ledger))["deposits"] == 100
+    finally:
+        await store.close()
+
+
+async def test_accept_checks_deadlines_itself(tmp_path: Path) -> None:
+    """No timer runs here: the accepting transaction alone refuses what is past due."""
+    store = Store(tmp_path / "s.db")
+    await store.open()
+    try:
+        t = 1_000_000.0
+
+        def setup(conn: sqlite3.Connection) -> tuple[str, str, str]:
+            for who in ("req", "mm"):
+                engine.deposit(conn, ctx(t), who, 10_000 * 10**6)
+            r = engine.create_request(
+                conn,
+                ctx(t),
+                agent_id="req",
+                market="BTC-PERP",
+                side=1,
+                size=1000 * 10**6,
+                leverage=10,
+                max_rate=1000,
+                duration_s=None,
+                expires_in=30,
+            )
+            short = engine.create_quote(
+                conn,
+                ctx(t),
+                request_id=r.request_id,
+                agent_id="mm",
+                rate=500,
+                collateral=100 * 10**6,
+                valid_for=5,
+            )
+            long = engine.create_quote(
+                conn,
+                ctx(t),
+                request_id=r.request_id,
+                agent_id="mm",
+                rate=500,
+                collateral=100 * 10**6,
+                valid_for=60,
+            )
+            return r.request_id, short.quote_id, long.quote_id
+
+        rid, q_short, q_long = await store.write(setup)
+
+        def accept_at(now: float, quote_id: str) -> object:
+            return lambda conn: engine.accept(
+                conn, ctx(now), agent_id="req", request_id=rid, quote_id=quote_id
+            )
+
+        with pytest.raises(Conflict) as exc:
+            await store.write(accept_at(t + 5, q_short))  # the quote's deadline, to the second
+        assert exc.value.code == "quote_expired"
+        with pytest.raises(Conflict) as exc:
+            await store.write(accept_at(t + 30, q_long))  # the request's deadline
+        assert exc.value.code == "request_expired"
+        # both are still "open"/"live" in the table: it was the deadline, not a timer
+        assert (await store.read(lambda c: q.get_request(c, rid))).status == "open"  # type: ignore[union-attr]
+        position = await store.write(accept_at(t + 29.9, q_long))
+        assert position.state.entry_price == PRICE
+    finally:
+        await store.close()
+
+
+def test_migrations_are_recorded_and_status_reads_only(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    sqlite3.connect(path).close()
+    raw = sqlite3.connect(path)
+    assert [applied for _, _, applied in status(raw)] == [False] * len(MIGRATIONS)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 0
+    raw.close()
+    conn = connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert all(applied for _, _, applied in status(conn))
+    conn.close()
+    connect(path).close()  # idempotent on an up-to-date file

@@ -1,0 +1,177 @@
+"""The WebSocket over a real socket: lifecycle, resume with ``since``, slow clients, close codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+from trio_websocket import ConnectionClosed
+
+from tests.conftest import Server, base_config, start_server
+from tests.wsclient import auth_message, connect, raw_socket
+
+REQUEST = {
+    "market": "BTC-PERP", "side": "long", "size_usdc": "1000", "leverage": 10,
+    "max_funding_rate": "0.001", "expires_in": 60,
+}
+
+
+async def test_two_makers_and_a_requester_trade_over_sockets(server: Server) -> None:
+    requester, mm1, mm2 = server.agent(), server.agent(), server.agent()
+    for a in (requester, mm1, mm2):
+        await a.fund("10000")
+    await server.pin("BTC-PERP", "50000")
+    async with (
+        connect(server.url, requester) as (rws, _),
+        connect(server.url, mm1) as (ws1, _),
+        connect(server.url, mm2) as (ws2, _),
+    ):
+        for ws in (rws, ws1, ws2):
+            await ws.subscribe(["BTC-PERP"])
+        rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
+
+        quote_ids = {}
+        for ws, rate in ((ws1, "0.0008"), (ws2, "0.0004")):
+            tr = await ws.until("trade_request")
+            assert tr["data"]["request_id"] == rid and tr["data"]["size_usdc"] == "1000.000000"
+            await ws.send({"type": "quote", "request_id": rid, "funding_rate": rate,
+                           "collateral_usdc": "100", "client_id": rate})
+            ack = await ws.until("quote_ack")
+            assert ack["client_id"] == rate
+            quote_ids[rate] = ack["quote_id"]
+
+        seen = [await rws.until("quote"), await rws.until("quote")]
+        assert {m["data"]["quote_id"] for m in seen} == set(quote_ids.values())
+        best = min(seen, key=lambda m: m["data"]["funding_rate"])["data"]["quote_id"]
+        assert best == quote_ids["0.0004"]
+        await requester.ok("/trade/accept", {"request_id": rid, "quote_id": best})
+
+        accepted = await ws2.until("quote_accepted")
+        rejected = await ws1.until("quote_rejected")
+        assert accepted["data"]["quote_id"] == best
+        assert rejected["data"]["quote_id"] == quote_ids["0.0008"]
+        opened_r = await rws.until("position_opened")
+        opened_m = await ws2.until("position_opened")
+        assert opened_r["seq"] == opened_m["seq"]
+        assert opened_r["data"]["maker"] == mm2.id
+
+        # bad quote over the socket: an error message, and the socket stays usable
+        await ws1.send({"type": "quote", "request_id": rid, "funding_rate": "0.0001",
+                        "collateral_usdc": "100"})
+        err = await ws1.until("error")
+        assert err["error"]["code"] == "request_filled"
+        await ws1.send({"type": "ping"})
+        assert (await ws1.until("pong"))["type"] == "pong"
+
+
+async def test_private_events_are_not_broadcast(server: Server) -> None:
+    requester, maker, stranger = server.agent(), server.agent(), server.agent()
+    for a in (requester, maker):
+        await a.fund("10000")
+    await server.pin("BTC-PERP", "50000")
+    async with connect(server.url, stranger) as (ws, _):
+        await ws.subscribe(["BTC-PERP"])
+        rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
+        await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": "0.0005",
+                                        "collateral_usdc": "100"}, 201)
+        rid2 = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
+        got = [await ws.until("trade_request"), await ws.until("trade_request")]
+        assert [m["data"]["request_id"] for m in got] == [rid, rid2]
+        assert got[1]["seq"] == got[0]["seq"] + 2  # the quote between them was not sent
+    events = (await stranger.get("/events?since=0")).json()["events"]
+    assert [e["type"] for e in events] == ["trade_request", "trade_request"]
+
+
+async def test_resume_with_since_gets_every_missed_event_once(server: Server) -> None:
+    requester, maker = server.agent(), server.agent()
+    await requester.fund("100000")
+    await maker.fund("100000")
+    await server.pin("BTC-PERP", "50000")
+    received: list[int] = []
+    async with connect(server.url, maker) as (ws, start):
+        await ws.subscribe(["BTC-PERP"], since=start)
+        for _ in range(3):
+            await requester.ok("/trade/request", REQUEST, 201)
+        for _ in range(3):
+            received.append((await ws.until("trade_request"))["seq"])
+    # disconnected: the market moves on
+    missed = [(await requester.ok("/trade/request", REQUEST, 201))["request_id"]
+              for _ in range(5)]
+    async with connect(server.url, maker) as (ws, _):
+        await ws.subscribe(["BTC-PERP"], since=received[-1])
+        # and live events keep coming while it replays
+        live = [(await requester.ok("/trade/request", REQUEST, 201))["request_id"]
+                for _ in range(2)]
+        msgs = [await ws.until("trade_request") for _ in range(7)]
+        ids = [m["data"]["request_id"] for m in msgs]
+        assert ids == missed + live
+        seqs = received + [m["seq"] for m in msgs]
+        assert seqs == sorted(set(seqs))
+        with trio.move_on_after(0.3):
+            extra = await ws.recv()
+            raise AssertionError(f"duplicate or unexpected message {extra}")
+
+
+async def test_auth_failures_close_the_socket(server: Server) -> None:
+    agent = server.agent()
+    async with raw_socket(server.url) as ws:
+        bad = auth_message(agent)
+        bad["signature"] = auth_message(server.agent())["signature"]
+        await ws.send(bad)
+        msg = await ws.recv()
+        assert msg["error"]["code"] == "unauthorized"
+        with trio.fail_after(5):
+            try:
+                await ws.conn.get_message()
+            except ConnectionClosed as exc:
+                assert exc.reason.code == 1008
+
+
+async def test_slow_client_is_cut_off_and_others_are_not(
+    server: Server, monkeypatch: object
+) -> None:
+    from perpd.nursery import event_hub
+
+    requester = server.agent()
+    await requester.fund("1000000")
+    await server.pin("BTC-PERP", "50000")
+    slow, fast = server.agent(), server.agent()
+    monkeypatch.setattr(event_hub, "QUEUE_SIZE", 4)
+    async with connect(server.url, slow) as (sws, _), connect(server.url, fast) as (fws, _):
+        await sws.subscribe(["BTC-PERP"])
+        await fws.subscribe(["BTC-PERP"])
+        await trio.sleep(0.1)
+        n = 400
+        async with trio.open_nursery() as nursery:
+
+            async def reader() -> None:
+                for _ in range(n):
+                    await fws.until("trade_request")
+
+            nursery.start_soon(reader)
+            for _ in range(n):
+                await requester.ok("/trade/request", {**REQUEST, "size_usdc": "10"}, 201)
+        # the slow one never read: its queue overflowed and it was closed with 4001
+        with trio.fail_after(5):
+            try:
+                while True:
+                    await sws.conn.get_message()
+            except ConnectionClosed as exc:
+                assert exc.reason.code == 4001
+                assert "since=" in (exc.reason.reason or "")
+
+
+async def test_shutdown_closes_sockets_with_1001(tmp_path: Path, nursery: trio.Nursery) -> None:
+    s = await start_server(nursery, base_config(tmp_path))
+    agent = s.agent()
+    async with connect(s.url, agent) as (ws, _):
+        await ws.subscribe(["ETH-PERP"])
+        await trio.sleep(0.1)
+        s.shutdown.set()
+        with trio.fail_after(5):
+            try:
+                while True:
+                    await ws.conn.get_message()
+            except ConnectionClosed as exc:
+                assert exc.reason.code == 1001
+    await s.http.aclose()
