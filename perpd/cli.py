@@ -87,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"perpd: {exc}", file=sys.stderr)
             return 2
-        trio.run(_serve, config)
+        try:
+            trio.run(_serve, config)
+        except Exception:  # a service crashed: say so and exit non-zero for systemd
+            logging.getLogger("perpd").exception("perpd stopped on an error")
+            return 1
         return 0
     return 2
 

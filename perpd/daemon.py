@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 import trio
 
@@ -25,7 +26,9 @@ from perpd.nursery import (
     funding,
     http,
     liquidation_watcher,
+    pyth_poller,
     sim_oracle,
+    systemd_notify,
 )
 from perpd.oracle import PriceBook
 from perpd.store import Store
@@ -54,13 +57,7 @@ async def run(
                 feed = sim_oracle.SimulatedFeed(book, seed=config.sim_seed, pins=pins, clock=clock)
                 await services.start(sim_oracle.run, feed, config.sim_interval_s)
             else:
-                from perpd.nursery import pyth_poller
-
-                await services.start(
-                    lambda task_status: pyth_poller.run(
-                        book, hermes_url=config.hermes_url, task_status=task_status
-                    )
-                )
+                await services.start(partial(pyth_poller.run, book, hermes_url=config.hermes_url))
             venue = Venue(
                 store, book, funding_period_s=config.funding_period_s, clock=clock, sim_feed=feed
             )
@@ -76,18 +73,22 @@ async def run(
             app = create_app(venue, hub=hub, shutdown=shutdown, dev=config.dev)
             async with trio.open_nursery() as front:
                 binds = await front.start(
-                    lambda task_status: http.run(
+                    partial(
+                        http.run,
                         app,
                         host=config.host,
                         port=config.port,
                         shutdown=shutdown,
                         graceful_timeout_s=config.graceful_timeout_s,
-                        task_status=task_status,
                     )
                 )
                 venue.binds = binds
                 log.info("perpd listening on %s (db %s)", ", ".join(binds), config.db)
+                await services.start(systemd_notify.run, store)
+                systemd_notify.notify("READY=1")
                 task_status.started(venue)
+                await shutdown.wait()
+                systemd_notify.notify("STOPPING=1")
             services.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, jsonify, request
+from quart import Blueprint, Response, jsonify, request, websocket
 
 from perpd import engine
 from perpd.api._common import json_object, venue
@@ -44,3 +44,17 @@ async def post_price() -> Any:
             "pinned": True,
         }
     )
+
+
+@bp.post("/dev/echo")
+async def post_echo() -> Any:
+    """The body back, untouched: the bare-POST baseline for benchmarks on this stack."""
+    return Response(await request.get_data(), content_type="application/json")
+
+
+@bp.websocket("/dev/echo")
+async def ws_echo() -> None:
+    """Every message back: the raw WebSocket round-trip baseline for benchmarks."""
+    await websocket.accept()
+    while True:
+        await websocket.send(await websocket.receive())

@@ -1,0 +1,115 @@
+"""Bench harness: the real daemon in a subprocess on loopback, and signing test agents."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from solders.keypair import Keypair
+
+from perpd.auth import sign_headers, signing_message
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def daemon(*extra: str) -> AsyncIterator[str]:
+    """``perpd run --dev`` on a fresh database in a subprocess; yields its base URL."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = await trio.lowlevel.open_process(
+            [
+                sys.executable,
+                "-m",
+                "perpd",
+                "run",
+                "--dev",
+                "--no-keeper",
+                "--log-level",
+                "WARNING",
+                "--db",
+                str(Path(tmp) / "bench.db"),
+                "--port",
+                str(port),
+                *extra,
+            ],
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with httpx.AsyncClient(base_url=url) as http:
+                with trio.fail_after(20):
+                    while True:
+                        try:
+                            if (await http.get("/health")).status_code == 200:
+                                break
+                        except httpx.TransportError:
+                            await trio.sleep(0.05)
+            yield url
+        finally:
+            proc.terminate()
+            with trio.fail_after(20):
+                await proc.wait()
+
+
+@dataclass
+class BenchAgent:
+    http: httpx.AsyncClient
+    keypair: Keypair = field(default_factory=Keypair)
+    _last: int = 0
+
+    @property
+    def id(self) -> str:
+        return str(self.keypair.pubkey())
+
+    def stamp(self) -> int:
+        self._last = max(int(time.time() * 1000), self._last + 1)
+        return self._last
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        raw = json.dumps(body).encode()
+        headers = sign_headers(self.keypair, "POST", path, raw, timestamp_ms=self.stamp())
+        r = await self.http.post(path, content=raw, headers=headers)
+        if r.status_code >= 300:
+            raise RuntimeError(f"{path}: {r.status_code} {r.text}")
+        return r.json()  # type: ignore[no-any-return]
+
+    async def fund(self, amount: str) -> None:
+        r = await self.http.post("/dev/faucet", json={"agent_id": self.id, "amount_usdc": amount})
+        r.raise_for_status()
+
+    def ws_auth(self) -> str:
+        ts = self.stamp()
+        sig = self.keypair.sign_message(signing_message(ts, "GET", "/ws", b""))
+        return json.dumps(
+            {"type": "auth", "agent_id": self.id, "timestamp": ts, "signature": str(sig)}
+        )
+
+
+def pct(samples: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank)."""
+    ordered = sorted(samples)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered)) - 1))
+    return ordered[k]
+
+
+def summary(name: str, samples_s: list[float]) -> str:
+    ms = [x * 1000 for x in samples_s]
+    return (
+        f"{name}: n={len(ms)} p50={pct(ms, 50):.2f} ms p99={pct(ms, 99):.2f} ms "
+        f"mean={statistics.fmean(ms):.2f} ms"
+    )
