@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import statistics
 import sys
@@ -29,7 +30,13 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def daemon(*extra: str) -> AsyncIterator[str]:
-    """``perpd run --dev`` on a fresh database in a subprocess; yields its base URL."""
+    """``perpd run --dev`` on a fresh database in a subprocess; yields its base URL.
+
+    ``$PERPD_BENCH_URL`` points the bench at a daemon started by hand (to profile it).
+    """
+    if os.environ.get("PERPD_BENCH_URL"):
+        yield os.environ["PERPD_BENCH_URL"]
+        return
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         proc = await trio.lowlevel.open_process(

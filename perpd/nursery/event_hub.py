@@ -1,8 +1,8 @@
 """The event hub: fans committed events out to WebSocket sessions, in ``seq`` order.
 
-The hub wakes when the store commits, reads the new events back from the database (so
-nothing is sent before its transaction committed) and pushes each, encoded once, into
-the bounded queue of every live session that may see it. A session that subscribes
+The store hands the hub each commit's events right after COMMIT (so nothing is sent
+before its transaction committed), in ``seq`` order; the hub pushes each, encoded once,
+into the bounded queue of every live session that may see it. A session that subscribes
 with ``since`` first catches up from the database by itself, then turns live at a
 moment when it has sent exactly what the hub has dispatched: no gap, no duplicate.
 A session whose queue is full is closed (it resumes with ``since``), so one slow or
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -67,7 +67,10 @@ class Session:
 class Hub:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self.dispatched = store.last_seq  # every event <= this was offered to live sessions
+        self._inbox: deque[Event] = deque()
+        self._arrived = trio.Event()
+        # every event <= dispatched was offered to live sessions; later ones are in the inbox
+        self.dispatched = store.add_listener(self._committed)
         self._by_market: dict[str, set[Session]] = defaultdict(set)
         self._by_agent: dict[str, set[Session]] = defaultdict(set)
         self.sessions = 0
@@ -125,14 +128,19 @@ class Hub:
                 s.offer(e, text)
             self.dispatched = e.seq
 
+    def _committed(self, events: list[Event]) -> None:
+        """Store listener: queue the committed events for the hub's task (never blocks)."""
+        self._inbox.extend(events)
+        self._arrived.set()
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Follow the store's commits forever."""
+        """Dispatch committed events forever, in ``seq`` order."""
         task_status.started()
         while True:
-            await self._store.wait_seq_after(self.dispatched)
-            events = await self._store.read(
-                partial(q.events_after, since=self.dispatched, limit=BATCH)
-            )
+            await self._arrived.wait()
+            self._arrived = trio.Event()
+            events = list(self._inbox)
+            self._inbox.clear()
             self.dispatch(events)
 
     def statistics(self) -> dict[str, int]:

@@ -1,10 +1,12 @@
 """Quote and request expiry timers (SPEC §3): deadlines become events on time.
 
-The timer sleeps until the earliest deadline, or until the store commits something
-(a new request or quote may have an earlier one), and never longer than a second.
-At start-up its first pass expires everything whose deadline passed while the daemon
-was down, before the HTTP service starts. Acceptance never relies on this timer: the
-accepting transaction checks deadlines itself.
+The timer learns each new deadline from the store's commit stream (the ``trade_request``
+and ``quote`` events carry ``expires_at``) and sleeps until the earliest, without a
+database read per commit; it looks at the clock at least every second, so a clock that
+jumps (tests, a suspended VM) is noticed. Its first pass, at start-up, expires
+everything whose deadline passed while the daemon was down, before the HTTP service
+starts. Acceptance never relies on this timer: the accepting transaction checks
+deadlines itself.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import sqlite3
 import trio
 
 from perpd import engine
+from perpd.records import Event
 from perpd.store import queries as q
 from perpd.venue import Venue
 
 MAX_SLEEP_S = 1.0
 SIGNATURE_SWEEP_S = 60.0
+_DEADLINE_EVENTS = ("trade_request", "quote")
 
 
 def _next_deadline(conn: sqlite3.Connection) -> int | None:
@@ -27,22 +31,55 @@ def _next_deadline(conn: sqlite3.Connection) -> int | None:
     return min(live) if live else None
 
 
+class ExpiryTimer:
+    def __init__(self, venue: Venue) -> None:
+        self.venue = venue
+        self.earliest: int | None = None  # earliest live deadline known
+        self._new = trio.Event()
+        self.passes = 0
+        venue.store.add_listener(self._committed)
+
+    def _committed(self, events: list[Event]) -> None:
+        for e in events:
+            if e.type in _DEADLINE_EVENTS:
+                at = int(e.data["expires_at"])
+                if self.earliest is None or at < self.earliest:
+                    self.earliest = at
+                    self._new.set()
+
+    async def expire(self) -> None:
+        """Expire what is due, then learn the next deadline from the database."""
+        self.passes += 1
+        await self.venue.mutate(engine.expire_due)
+        # Deadlines committed while the read is in flight reach `_committed`: keep both.
+        self.earliest = None
+        found = await self.venue.read(_next_deadline)
+        if found is not None and (self.earliest is None or found < self.earliest):
+            self.earliest = found
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.expire()
+        task_status.started()
+        next_sweep = trio.current_time() + SIGNATURE_SWEEP_S
+        while True:
+            if self.earliest is not None and self.venue.clock() >= self.earliest:
+                await self.expire()
+            if trio.current_time() >= next_sweep:
+                await self.venue.forget_old_signatures()
+                next_sweep = trio.current_time() + SIGNATURE_SWEEP_S
+            delay = MAX_SLEEP_S
+            if self.earliest is not None:
+                delay = min(delay, max(0.0, self.earliest - self.venue.clock()))
+            self._new = trio.Event()
+            with trio.move_on_after(delay):
+                await self._new.wait()
+
+    def statistics(self) -> dict[str, int | None]:
+        return {"passes": self.passes, "earliest": self.earliest}
+
+
 async def run(
     venue: Venue, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Expire due requests and quotes forever; ``started`` after the start-up pass."""
-    await venue.mutate(engine.expire_due)
-    task_status.started()
-    next_sweep = trio.current_time() + SIGNATURE_SWEEP_S
-    while True:
-        seen = venue.store.last_seq
-        deadline = await venue.read(_next_deadline)
-        delay = MAX_SLEEP_S if deadline is None else max(0.0, deadline - venue.clock())
-        with trio.move_on_after(min(delay, MAX_SLEEP_S)):
-            if delay > 0:
-                await venue.store.wait_seq_after(seen)
-        if deadline is not None and venue.clock() >= deadline:
-            await venue.mutate(engine.expire_due)
-        if trio.current_time() >= next_sweep:
-            await venue.forget_old_signatures()
-            next_sweep = trio.current_time() + SIGNATURE_SWEEP_S
+    """The service: expire due requests and quotes forever; ready after the start-up pass."""
+    await ExpiryTimer(venue).run(task_status=task_status)

@@ -343,10 +343,13 @@ def append_event(
     )
     seq = cur.lastrowid
     assert seq is not None
+    who = tuple(dict.fromkeys(audience))
     conn.executemany(
-        "INSERT OR IGNORE INTO event_audience (agent_id, seq) VALUES (?, ?)",
-        [(a, seq) for a in dict.fromkeys(audience)],
+        "INSERT INTO event_audience (agent_id, seq) VALUES (?, ?)", [(a, seq) for a in who]
     )
+    pending = getattr(conn, "pending", None)
+    if pending is not None:  # the store publishes these after COMMIT
+        pending.append(Event(seq, ts, type_, market, public, who, data))
     return seq
 
 
