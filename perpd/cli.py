@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import signal
+import sqlite3
 import sys
 
 import trio
 
 from perpd import daemon
 from perpd.config import Config
+from perpd.store import queries
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +46,26 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds agents get to liquidate before the keeper does",
     )
     run.add_argument("--log-level", default="INFO")
+    verify = sub.add_parser("verify", help="check that the books in a database balance")
+    verify.add_argument("--db", default=Config.db)
     return parser
+
+
+def verify(db: str) -> int:
+    """Read-only check of a database's books; prints the totals and any problem."""
+    if not os.path.exists(db):
+        print(f"perpd verify: no database at {db}", file=sys.stderr)
+        return 2
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        print(json.dumps(queries.ledger(conn)))
+        problems = queries.verify(conn)
+    finally:
+        conn.close()
+    for problem in problems:
+        print(f"PROBLEM {problem}")
+    print("books balance" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -78,6 +101,8 @@ async def _serve(config: Config) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "verify":
+        return verify(args.db)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -130,6 +130,7 @@ class Server:
         led = await self.books()
         assert led["deposits"] - led["withdrawals"] == led["free"] + led["locked"] + led["fees"]
         assert led["locked"] == led["in_positions"]
+        assert await self.venue.read(q.verify) == []
 
 
 def base_config(tmp_path: Path, **changes: Any) -> Config:

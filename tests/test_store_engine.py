@@ -115,3 +115,16 @@ def test_migrations_are_recorded_and_status_reads_only(tmp_path: Path) -> None:
     assert all(applied for _, _, applied in status(conn))
     conn.close()
     connect(path).close()  # idempotent on an up-to-date file
+
+
+def test_verify_names_what_is_wrong(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "v.db")
+    assert q.verify(conn) == []
+    conn.execute("INSERT INTO accounts (agent_id, free, locked) VALUES ('a', 5, 0)")
+    assert [p.split(":")[0] for p in q.verify(conn)] == ["conservation"]
+    conn.execute("UPDATE ledger SET deposits = 12")
+    conn.execute("UPDATE accounts SET locked = 7")
+    assert [p.split(":")[0] for p in q.verify(conn)] == ["locked"]
+    conn.execute("INSERT INTO events (seq, ts, type, public, data) VALUES (3, 0, 'x', 1, '{}')")
+    assert [p.split(":")[0] for p in q.verify(conn)] == ["locked", "events"]
+    conn.close()

@@ -7,12 +7,16 @@ from pathlib import Path
 import trio
 from trio_websocket import ConnectionClosed
 
-from tests.conftest import Server, base_config, start_server
+from tests.conftest import Agent, Server, base_config, start_server
 from tests.wsclient import auth_message, connect, raw_socket
 
 REQUEST = {
-    "market": "BTC-PERP", "side": "long", "size_usdc": "1000", "leverage": 10,
-    "max_funding_rate": "0.001", "expires_in": 60,
+    "market": "BTC-PERP",
+    "side": "long",
+    "size_usdc": "1000",
+    "leverage": 10,
+    "max_funding_rate": "0.001",
+    "expires_in": 60,
 }
 
 
@@ -34,8 +38,15 @@ async def test_two_makers_and_a_requester_trade_over_sockets(server: Server) -> 
         for ws, rate in ((ws1, "0.0008"), (ws2, "0.0004")):
             tr = await ws.until("trade_request")
             assert tr["data"]["request_id"] == rid and tr["data"]["size_usdc"] == "1000.000000"
-            await ws.send({"type": "quote", "request_id": rid, "funding_rate": rate,
-                           "collateral_usdc": "100", "client_id": rate})
+            await ws.send(
+                {
+                    "type": "quote",
+                    "request_id": rid,
+                    "funding_rate": rate,
+                    "collateral_usdc": "100",
+                    "client_id": rate,
+                }
+            )
             ack = await ws.until("quote_ack")
             assert ack["client_id"] == rate
             quote_ids[rate] = ack["quote_id"]
@@ -56,8 +67,9 @@ async def test_two_makers_and_a_requester_trade_over_sockets(server: Server) -> 
         assert opened_r["data"]["maker"] == mm2.id
 
         # bad quote over the socket: an error message, and the socket stays usable
-        await ws1.send({"type": "quote", "request_id": rid, "funding_rate": "0.0001",
-                        "collateral_usdc": "100"})
+        await ws1.send(
+            {"type": "quote", "request_id": rid, "funding_rate": "0.0001", "collateral_usdc": "100"}
+        )
         err = await ws1.until("error")
         assert err["error"]["code"] == "request_filled"
         await ws1.send({"type": "ping"})
@@ -72,8 +84,11 @@ async def test_private_events_are_not_broadcast(server: Server) -> None:
     async with connect(server.url, stranger) as (ws, _):
         await ws.subscribe(["BTC-PERP"])
         rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
-        await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": "0.0005",
-                                        "collateral_usdc": "100"}, 201)
+        await maker.ok(
+            "/trade/quote",
+            {"request_id": rid, "funding_rate": "0.0005", "collateral_usdc": "100"},
+            201,
+        )
         rid2 = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
         got = [await ws.until("trade_request"), await ws.until("trade_request")]
         assert [m["data"]["request_id"] for m in got] == [rid, rid2]
@@ -95,13 +110,13 @@ async def test_resume_with_since_gets_every_missed_event_once(server: Server) ->
         for _ in range(3):
             received.append((await ws.until("trade_request"))["seq"])
     # disconnected: the market moves on
-    missed = [(await requester.ok("/trade/request", REQUEST, 201))["request_id"]
-              for _ in range(5)]
+    missed = [(await requester.ok("/trade/request", REQUEST, 201))["request_id"] for _ in range(5)]
     async with connect(server.url, maker) as (ws, _):
         await ws.subscribe(["BTC-PERP"], since=received[-1])
         # and live events keep coming while it replays
-        live = [(await requester.ok("/trade/request", REQUEST, 201))["request_id"]
-                for _ in range(2)]
+        live = [
+            (await requester.ok("/trade/request", REQUEST, 201))["request_id"] for _ in range(2)
+        ]
         msgs = [await ws.until("trade_request") for _ in range(7)]
         ids = [m["data"]["request_id"] for m in msgs]
         assert ids == missed + live
@@ -175,3 +190,29 @@ async def test_shutdown_closes_sockets_with_1001(tmp_path: Path, nursery: trio.N
             except ConnectionClosed as exc:
                 assert exc.reason.code == 1001
     await s.http.aclose()
+
+
+async def test_subscribing_mid_stream_under_concurrent_writers(server: Server) -> None:
+    """Catch-up from the database racing live dispatch: every event once, in seq order."""
+    await server.pin("BTC-PERP", "50000")
+    writers = [server.agent() for _ in range(6)]
+    for w in writers:
+        await w.fund("100000")
+    observer = server.agent()
+    got: list[int] = []
+
+    async def write(agent: Agent) -> None:
+        for _ in range(15):
+            await agent.ok("/trade/request", REQUEST, 201)
+
+    async with trio.open_nursery() as nursery:
+        for w in writers:
+            nursery.start_soon(write, w)
+        await trio.sleep(0.05)  # some events are in the log before the observer subscribes
+        async with connect(server.url, observer) as (ws, _):
+            await ws.subscribe(["BTC-PERP"], since=0)
+            while len(got) < 6 * 15:
+                got.append((await ws.until("trade_request"))["seq"])
+    logged = [e["seq"] for e in (await observer.get("/events?since=0")).json()["events"]]
+    assert got == logged  # all of them, each once, in order
+    assert len(got) == 90

@@ -440,3 +440,36 @@ def state_digest(conn: sqlite3.Connection) -> str:
         for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2"):
             h.update(repr(row).encode())
     return h.hexdigest()
+
+
+def verify(conn: sqlite3.Connection) -> list[str]:
+    """Every way the books could be wrong, as sentences; an empty list means they balance.
+
+    Checks the file (integrity_check), conservation (deposits − withdrawals = free +
+    locked + fees), that locked balances are exactly the open positions' collaterals,
+    per agent, and that the event log has no hole.
+    """
+    problems: list[str] = []
+    integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    if integrity != "ok":
+        problems.append(f"integrity_check: {integrity}")
+    led = ledger(conn)
+    held = led["free"] + led["locked"] + led["fees"]
+    if led["deposits"] - led["withdrawals"] != held:
+        problems.append(
+            f"conservation: deposits − withdrawals = {led['deposits'] - led['withdrawals']} "
+            f"but free + locked + fees = {held}"
+        )
+    rows = conn.execute(
+        "SELECT a.agent_id, a.locked, coalesce(r.c, 0) + coalesce(m.c, 0) FROM accounts a "
+        "LEFT JOIN (SELECT requester AS who, sum(cr) AS c FROM positions WHERE status = 'open' "
+        "GROUP BY requester) r ON r.who = a.agent_id "
+        "LEFT JOIN (SELECT maker AS who, sum(cm) AS c FROM positions WHERE status = 'open' "
+        "GROUP BY maker) m ON m.who = a.agent_id "
+        "WHERE a.locked != coalesce(r.c, 0) + coalesce(m.c, 0)"
+    ).fetchall()
+    problems += [f"locked: {a} holds {lk} locked but {c} in open positions" for a, lk, c in rows]
+    first, last, count = conn.execute("SELECT min(seq), max(seq), count(*) FROM events").fetchone()
+    if count and (first != 1 or last != count):
+        problems.append(f"events: {count} events but seq runs {first}..{last}")
+    return problems
