@@ -216,3 +216,14 @@ async def test_subscribing_mid_stream_under_concurrent_writers(server: Server) -
     logged = [e["seq"] for e in (await observer.get("/events?since=0")).json()["events"]]
     assert got == logged  # all of them, each once, in order
     assert len(got) == 90
+
+
+async def test_metrics_show_the_services(server: Server) -> None:
+    agent = server.agent()
+    async with connect(server.url, agent) as (ws, _):
+        await ws.subscribe(["BTC-PERP"])
+        await trio.sleep(0.1)
+        text = (await server.http.get("/metrics")).text
+    assert "perpd_hub_sessions 1" in text
+    assert "perpd_watcher_checks" in text
+    assert 'perpd_oracle_price{market="BTC-PERP"}' in text

@@ -153,6 +153,10 @@ async def get_metrics() -> Any:
             f"# TYPE perpd_ledger_{key}_micro_usdc gauge",
             f"perpd_ledger_{key}_micro_usdc {value}",
         ]
+    for service, obj in v.services.items():
+        for key, value in obj.statistics().items():
+            if isinstance(value, int):
+                lines.append(f"perpd_{service}_{key} {value}")
     for m in MARKETS:
         p = v.book.latest(m)
         if p is not None:
