@@ -226,4 +226,9 @@ async def test_metrics_show_the_services(server: Server) -> None:
         text = (await server.http.get("/metrics")).text
     assert "perpd_hub_sessions 1" in text
     assert "perpd_watcher_checks" in text
+    with trio.fail_after(5):  # the closed socket's session leaves the hub
+        while True:
+            if "perpd_hub_sessions 0" in (await server.http.get("/metrics")).text:
+                break
+            await trio.sleep(0.02)
     assert 'perpd_oracle_price{market="BTC-PERP"}' in text
