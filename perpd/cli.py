@@ -12,7 +12,7 @@ import sys
 
 import trio
 
-from perpd import daemon
+from perpd import daemon, demo
 from perpd.config import Config
 from perpd.store import queries
 
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds agents get to liquidate before the keeper does",
     )
     run.add_argument("--log-level", default="INFO")
+    demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
     verify = sub.add_parser("verify", help="check that the books in a database balance")
     verify.add_argument("--db", default=Config.db)
     return parser
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "verify":
         return verify(args.db)
+    if args.command == "demo":
+        return demo.main(args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

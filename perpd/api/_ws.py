@@ -143,14 +143,12 @@ def _client_id(msg: Any) -> Any:
 
 
 async def _quote(agent_id: str, msg: dict[str, Any]) -> None:
+    """A quote on the socket: the same checks as ``POST /trade/quote``; errors reach the
+    caller's loop, which answers with an ``error`` message carrying the ``client_id``."""
     body = {k: v for k, v in msg.items() if k not in ("type", "client_id")}
     check_fields(body, required=QUOTE_REQUIRED, optional=QUOTE_OPTIONAL)
     acting_agent(body, agent_id)
-    try:
-        quote = await submit_quote(agent_id, body, None)
-    except ApiError as exc:
-        await websocket.send(_error(exc, client_id=msg.get("client_id")))
-        return
+    quote = await submit_quote(agent_id, body, None)
     ack = {"type": "quote_ack", "quote_id": quote.quote_id, "request_id": quote.request_id}
     if "client_id" in msg:
         ack["client_id"] = msg["client_id"]
