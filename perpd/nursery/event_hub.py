@@ -48,18 +48,21 @@ class Session:
         self.agent_id = agent_id
         self.markets = markets
         self.send, self.receive = trio.open_memory_channel[str](QUEUE_SIZE)
-        self.live = False
+        self.closed = False  # its socket is gone: never (re-)register it
         self.cursor = 0  # last seq handed to this client (replayed or queued)
         self.lagging = trio.Event()
 
     def offer(self, e: Event, text: str) -> None:
         """Queue ``e`` unless already sent; a full queue marks the session as lagging."""
-        if e.seq <= self.cursor or self.lagging.is_set():
+        if e.seq <= self.cursor or self.lagging.is_set() or self.closed:
             return
         try:
             self.send.send_nowait(text)
         except trio.WouldBlock:
             self.lagging.set()
+            return
+        except trio.ClosedResourceError:  # a dead client must never take the hub down
+            self.closed = True
             return
         self.cursor = e.seq
 
@@ -83,6 +86,8 @@ class Hub:
             self._by_market[m].add(s)
 
     def remove(self, s: Session) -> None:
+        """Forget ``s`` (idempotent); a replay still running for it will not register it."""
+        s.closed = True
         if s in self._by_agent.get(s.agent_id, ()):
             self.sessions -= 1
             self._by_agent[s.agent_id].discard(s)
@@ -97,9 +102,10 @@ class Hub:
         s.cursor = since
         while True:
             target = self.dispatched
+            if s.closed:
+                return
             if s.cursor >= target:
-                s.live = True  # no await since the check: the hub cannot slip in between
-                self._add(s)
+                self._add(s)  # no await since the check: the hub cannot slip in between
                 return
             events = await self._store.read(
                 partial(
