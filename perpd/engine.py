@@ -379,6 +379,9 @@ def close(
         "position_closed",
         {
             **position_view(updated, price),
+            # SPEC §6: a close's event carries this close's PnL as realized_pnl_usdc;
+            # the position's running total is total_realized_pnl_usdc.
+            "total_realized_pnl_usdc": format_usdc(updated.realized_pnl),
             "size_percent": pct,
             "closed_size_usdc": format_usdc(result.closed_notional),
             "close_price": format_price(price),
@@ -411,6 +414,9 @@ def liquidate(
             f"position {position_id} is not liquidatable at this price", code="not_liquidatable"
         )
     result = money.liquidate(p.state, price, ctx.ts, ctx.funding_period_s)
+    if liquidator == (p.requester if result.side == money.REQUESTER else p.maker):
+        # The reward is the liquidated side's penalty: it cannot pay it to itself.
+        raise Forbidden("the liquidated side cannot be its own liquidator (a requester can close)")
     funded = result.funding.state
     _move_funding(conn, p, result.funding.transfer)
     q.adjust_account(conn, p.requester, result.requester_release, -funded.cr)

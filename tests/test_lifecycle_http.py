@@ -167,3 +167,40 @@ async def test_liquidation_by_a_third_agent_earns_five_percent(server: Server) -
     twice = await liquidator.post("/trade/liquidate", {"position_id": pid})
     assert twice.status_code == 409
     assert twice.json()["error"]["code"] == "position_not_open"
+
+
+async def test_the_liquidated_side_cannot_liquidate_itself(server: Server) -> None:
+    requester, maker = server.agent(), server.agent()
+    await requester.fund("1000")
+    await maker.fund("1000")
+    await server.pin("BTC-PERP", "50000")
+    rid = (
+        await requester.ok(
+            "/trade/request",
+            {
+                "market": "BTC-PERP",
+                "side": "short",
+                "size_usdc": "1000",
+                "leverage": 10,
+                "max_funding_rate": "0.001",
+            },
+            201,
+        )
+    )["request_id"]
+    qid = (
+        await maker.ok(
+            "/trade/quote", {"request_id": rid, "funding_rate": "0", "collateral_usdc": "20"}, 201
+        )
+    )["quote_id"]
+    pid = (await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid}))["position"][
+        "position_id"
+    ]
+    await server.pin("BTC-PERP", "49000")  # maker: Em = 20 − 20 = 0 < IMm/2 = 10
+    before = await server.digest()
+    own = await maker.post("/trade/liquidate", {"position_id": pid})
+    assert own.status_code == 403 and own.json()["error"]["code"] == "forbidden"
+    assert await server.digest() == before
+    # the winning counterparty may: maker pays 20, the reward is min(50, 0) = 0
+    done = await requester.ok("/trade/liquidate", {"position_id": pid})
+    assert done["liquidated_side"] == "maker" and done["reward_usdc"] == "0.000000"
+    await server.assert_balanced()
