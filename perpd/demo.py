@@ -33,7 +33,9 @@ from agents import (
     Keypair,
     MarketMaker,
     Position,
+    RiskLimits,
     SimulatedFundingFeed,
+    format_rate,
 )
 from agents.aggressive_mm import AggressiveMM
 from agents.arbitrage_mm import ArbitrageMM
@@ -89,6 +91,7 @@ class Snapshot:
     funding_paid: int  # |funding| moved so far, all positions
     balances: dict[str, tuple[int, int]]  # name -> (free, locked)
     maker_funding: dict[str, int]
+    maker_fills: dict[str, int]
     ledger: dict[str, int]
 
     @property
@@ -105,6 +108,7 @@ class Snapshot:
             f"t={self.elapsed:.0f}s requests={self.requests} quotes={self.quotes} "
             f"fills={self.fills} unfilled={self.unfilled} open={len(self.open_positions)} "
             f"closes={self.closes} liquidations={self.liquidations} "
+            f"by_maker={','.join(f'{k}:{v}' for k, v in self.maker_fills.items())} "
             f"funding={usd(self.funding_paid)} fees={usd(fees)} books_balance={self.balanced}"
         )
 
@@ -138,10 +142,27 @@ async def _cast(url: str, funding_period_s: int, seed: int, stack: list[Client])
     feed = SimulatedFundingFeed(
         seed=seed, mean=400, step=80, interval_s=3.0, period_s=funding_period_s
     )
+    # Tighter limits than the agents' defaults, so that within a minute the cheap makers
+    # hit them and the conservative one gets fills too.
+    aggressive_limits = RiskLimits(
+        max_open_notional_per_market=12_000 * MICRO,
+        max_notional_per_counterparty=6_000 * MICRO,
+        min_free_collateral=500 * MICRO,
+    )
     cast.makers = [
         ("conservative", ConservativeMM(await client("conservative", MAKER_FUNDS))),
-        ("aggressive", AggressiveMM(await client("aggressive", MAKER_FUNDS), seed=seed)),
-        ("arbitrage", ArbitrageMM(await client("arbitrage", MAKER_FUNDS), feed)),
+        (
+            "aggressive",
+            AggressiveMM(
+                await client("aggressive", MAKER_FUNDS), seed=seed, limits=aggressive_limits
+            ),
+        ),
+        (
+            "arbitrage",
+            ArbitrageMM(
+                await client("arbitrage", MAKER_FUNDS), feed, inventory_limit=6_000 * MICRO
+            ),
+        ),
     ]
     for i in (1, 2):
         c = await client(f"trader-{i}", TRADER_FUNDS)
@@ -156,6 +177,7 @@ async def _cast(url: str, funding_period_s: int, seed: int, stack: list[Client])
                     max_open=4,
                     expires_in=8,
                     quote_window=1.0,
+                    cautious=0.25,
                 ),
             )
         )
@@ -185,6 +207,7 @@ async def _snapshot(observer: Client, cast: Cast, started: float) -> Snapshot:
         funding_paid=sum(abs(p.funding_paid) for p in positions),
         balances=balances,
         maker_funding={name: s.funding_received for name, s in maker_stats.items()},
+        maker_fills={name: s.fills for name, s in maker_stats.items()},
         ledger=ledger,
     )
 
@@ -219,19 +242,22 @@ def render(s: Snapshot, cast: Cast, url: str, funding_period_s: int) -> str:
     for p in s.open_positions[:12]:
         rows.append(
             f"  {p.market:<9} {p.side:<5} {usd(p.size):>10} {price_text(p.entry_price):>12} "
-            f"{p.leverage:>3}x {p.funding_rate / 1_000_000:>8.4f} "
+            f"{p.leverage:>3}x {format_rate(p.funding_rate):>8} "
             f"{names.get(p.requester, p.requester[:8]):<10} "
             f"{names.get(p.maker, p.maker[:8]):<13} "
             f"{usd(p.unrealized_pnl or 0):>9} {usd(p.funding_paid):>8}"
         )
     if len(s.open_positions) > 12:
         rows.append(f"  ... and {len(s.open_positions) - 12} more")
-    rows += ["", f"  {'agent':<13} {'free':>12} {'locked':>10} {'funding recv':>13}"]
+    rows += [
+        "",
+        f"  {'agent':<13} {'free':>12} {'locked':>10} {'funding recv':>13} {'fills':>6}",
+    ]
     for name, (free, locked) in s.balances.items():
-        funding = s.maker_funding.get(name)
+        funding, fills = s.maker_funding.get(name), s.maker_fills.get(name)
         rows.append(
             f"  {name:<13} {usd(free):>12} {usd(locked):>10} "
-            f"{'' if funding is None else usd(funding):>13}"
+            f"{'' if funding is None else usd(funding):>13} {'' if fills is None else fills:>6}"
         )
     return "\n".join(rows)
 
@@ -288,7 +314,9 @@ async def run_demo(opts: argparse.Namespace, stop: trio.Event, *, tty: bool) -> 
                 if not tty:
                     print(f"perpd demo on {url} (db {db}); Ctrl-C to stop", flush=True)
                 async with trio.open_nursery() as agents:
-                    for _, agent in [*cast.makers, *cast.traders]:
+                    runners: list[MarketMaker | RandomTrader] = [m for _, m in cast.makers]
+                    runners += [t for _, t in cast.traders]
+                    for agent in runners:
                         await agents.start(agent.run)
                     agents.start_soon(_view, observer, cast, url, opts, tty)
                     await stop.wait()

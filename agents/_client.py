@@ -1,0 +1,425 @@
+"""`Client`: typed, signed calls for the whole REST API (SPEC §6).
+
+Built on ``httpx.AsyncClient``, so it runs under asyncio and trio alike. Every call
+either returns a typed model (`agents._models`) or raises: an `ApiError` subclass that
+carries the daemon's error code (the daemon changed nothing), a `TransportError` (the
+answer was lost: a mutating call may or may not have happened), or a `ProtocolError`
+(the answer breaks the wire contract). httpx's exceptions never leak out; they are
+translated in `Client._send`, the one boundary.
+
+Amounts are ``int`` micro-USDC and rates ``int`` ppm (use `parse_usdc` / `parse_rate`
+to write ``"1000"`` or ``"0.001"``); they go on the wire as exact decimal strings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import httpx
+from solders.keypair import Keypair
+
+from agents._errors import ProtocolError, TransportError, error_from_wire
+from agents._models import (
+    Balances,
+    CloseResult,
+    Event,
+    LiquidationResult,
+    Market,
+    Position,
+    Quote,
+    Side,
+    TradeRequest,
+    format_price,
+    format_rate,
+    format_usdc,
+    parse_event,
+    parse_price,
+)
+from agents._signing import Signer
+from agents._ws import Session, open_session
+
+__all__ = ["Client", "ClientStatistics"]
+
+
+@dataclass(frozen=True)
+class ClientStatistics:
+    """Counters since the client was made: calls sent, refusals, lost answers."""
+
+    calls: int
+    refused: int
+    transport_errors: int
+
+
+class _Body(httpx.AsyncByteStream):
+    """A request body that iterates without an async generator.
+
+    httpx's own bytes stream is an async generator; when a write fails half-way (the
+    connection was reset), httpcore abandons it suspended and trio's finalizer warns
+    about it at garbage collection. A plain iterator has nothing to finalize.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> _Body:
+        return _Body(self._data or b"")
+
+    async def __anext__(self) -> bytes:
+        if self._data is None:
+            raise StopAsyncIteration
+        data, self._data = self._data, None
+        return data
+
+
+def _decode(content: bytes) -> Any:
+    """JSON with numbers kept exact (`Decimal`), NaN and infinities refused."""
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(content, parse_float=Decimal, parse_constant=no_constants)
+
+
+def _object(data: Any, key: str, what: str) -> Any:
+    if not isinstance(data, dict) or key not in data:
+        raise ProtocolError(f"{what}: expected an object with {key!r}")
+    return data[key]
+
+
+def _list(data: Any, key: str, what: str) -> list[Any]:
+    value = _object(data, key, what)
+    if not isinstance(value, list):
+        raise ProtocolError(f"{what}: {key!r} is not a list")
+    return value
+
+
+class Client:
+    """One agent's connection to a perpd daemon.
+
+    Args:
+        url: the daemon's base URL, e.g. ``http://127.0.0.1:8000``.
+        keypair: the agent's Solana keypair (`load_keypair`); its public key is the
+            agent id.
+        clock: unix seconds used for signature timestamps; must be within 30 s of the
+            daemon's clock.
+        timeout: seconds for each HTTP call.
+        http: an ``httpx.AsyncClient`` to use instead of a new one (its ``base_url``
+            must be the daemon's); the caller keeps ownership and closes it.
+
+    Use it as an async context manager, or call `aclose`. Safe to share between tasks.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        keypair: Keypair,
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 10.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.keypair = keypair
+        self.signer = Signer(keypair, clock=clock)
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient(base_url=self.url, timeout=timeout)
+        self._calls = self._refused = self._transport_errors = 0
+
+    @property
+    def agent_id(self) -> str:
+        """This agent's id: the base58 public key of its keypair."""
+        return self.signer.agent_id
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (if this client opened them)."""
+        if self._own_http:
+            await self.http.aclose()
+
+    def statistics(self) -> ClientStatistics:
+        return ClientStatistics(self._calls, self._refused, self._transport_errors)
+
+    # ------------------------------------------------------------ transport
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        signed: bool = True,
+        raw_text: bool = False,
+    ) -> Any:
+        """Send one call and decode its answer; the only place httpx errors are translated.
+
+        The signature covers the request target as httpx will send it (path and encoded
+        query), read back from the built request, so that quoting can never differ
+        between what was signed and what went out.
+        """
+        raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        # A read is retried once after a network error: a pooled keep-alive connection
+        # that a peer or a middlebox dropped fails the first call on it, and reading
+        # twice is harmless. A mutating call is never retried (see TransportError).
+        attempts = 2 if method == "GET" else 1
+        for attempt in range(attempts):
+            request = self.http.build_request(
+                method,
+                path,
+                params=query or None,
+                content=raw if body is not None else None,
+                headers={"Content-Type": "application/json"} if body is not None else None,
+            )
+            if body is not None:
+                request.stream = _Body(raw)
+            if signed:
+                target = request.url.raw_path.decode("ascii")
+                request.headers.update(self.signer.headers(method, target, raw))
+            self._calls += 1
+            try:
+                response = await self.http.send(request)
+                break
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                if attempt + 1 < attempts:
+                    continue
+                self._transport_errors += 1
+                raise TransportError(f"{method} {path}: {exc!r}") from exc
+            except httpx.HTTPError as exc:
+                self._transport_errors += 1
+                raise TransportError(f"{method} {path}: {exc!r}") from exc
+        if raw_text and response.status_code < 400:
+            return response.text
+        try:
+            data = _decode(response.content) if response.content else None
+        except ValueError as exc:
+            if response.status_code >= 400:
+                self._refused += 1
+                raise ProtocolError(
+                    f"{method} {path}: HTTP {response.status_code} without a JSON error body"
+                ) from exc
+            raise ProtocolError(f"{method} {path}: answer is not JSON") from exc
+        if response.status_code >= 400:
+            self._refused += 1
+            raise error_from_wire(response.status_code, data)
+        return data
+
+    # ------------------------------------------------------------ trading
+
+    async def request_trade(
+        self,
+        market: str,
+        side: Side,
+        size: int,
+        *,
+        leverage: int,
+        max_funding_rate: int,
+        duration: str = "perpetual",
+        expires_in: int = 30,
+    ) -> TradeRequest:
+        """Ask makers for a position (``POST /trade/request``).
+
+        Args:
+            size: notional in micro-USDC.
+            max_funding_rate: the highest rate per funding period this agent will pay,
+                in ppm.
+            duration: ``"perpetual"`` or ``"<n>h"``.
+            expires_in: seconds (1–300) the request stays open for quotes.
+        """
+        data = await self._send(
+            "POST",
+            "/trade/request",
+            body={
+                "agent_id": self.agent_id,
+                "market": market,
+                "side": side,
+                "size_usdc": format_usdc(size),
+                "leverage": leverage,
+                "max_funding_rate": format_rate(max_funding_rate),
+                "duration": duration,
+                "expires_in": expires_in,
+            },
+        )
+        return TradeRequest.from_wire(data)
+
+    async def quote(
+        self, request_id: str, *, funding_rate: int, collateral: int, valid_for: int = 10
+    ) -> Quote:
+        """Quote a request (``POST /trade/quote``): ``funding_rate`` ppm, ``collateral`` micro."""
+        data = await self._send(
+            "POST",
+            "/trade/quote",
+            body={
+                "request_id": request_id,
+                "agent_id": self.agent_id,
+                "funding_rate": format_rate(funding_rate),
+                "collateral_usdc": format_usdc(collateral),
+                "valid_for": valid_for,
+            },
+        )
+        return Quote.from_wire(data)
+
+    async def accept(self, request_id: str, quote_id: str) -> Position:
+        """Take a quote on this agent's request (``POST /trade/accept``): the new position."""
+        data = await self._send(
+            "POST",
+            "/trade/accept",
+            body={"request_id": request_id, "quote_id": quote_id, "agent_id": self.agent_id},
+        )
+        return Position.from_wire(_object(data, "position", "accept"))
+
+    async def close(self, position_id: str, size_percent: int = 100) -> CloseResult:
+        """Close ``size_percent`` (1–100) of a position this agent requested."""
+        data = await self._send(
+            "POST",
+            "/trade/close",
+            body={
+                "position_id": position_id,
+                "size_percent": size_percent,
+                "agent_id": self.agent_id,
+            },
+        )
+        return CloseResult.from_wire(data)
+
+    async def liquidate(self, position_id: str) -> LiquidationResult:
+        """Liquidate an under-margined position; this agent earns the liquidator's reward."""
+        data = await self._send(
+            "POST",
+            "/trade/liquidate",
+            body={"position_id": position_id, "agent_id": self.agent_id},
+        )
+        return LiquidationResult.from_wire(data)
+
+    async def withdraw(self, amount: int) -> Balances:
+        """Withdraw ``amount`` micro-USDC of free collateral."""
+        data = await self._send(
+            "POST",
+            f"/accounts/{self.agent_id}/withdraw",
+            body={"amount_usdc": format_usdc(amount), "agent_id": self.agent_id},
+        )
+        return Balances.from_wire(data)
+
+    # ------------------------------------------------------------ reads
+
+    async def markets(self) -> list[Market]:
+        data = await self._send("GET", "/markets", signed=False)
+        return [Market.from_wire(m) for m in _list(data, "markets", "GET /markets")]
+
+    async def market(self, name: str) -> Market:
+        """One market by name; `ProtocolError` if the daemon does not list it."""
+        for m in await self.markets():
+            if m.market == name:
+                return m
+        raise ProtocolError(f"market {name!r} is not listed")
+
+    async def open_requests(self, market: str | None = None) -> list[TradeRequest]:
+        """Requests still open for quotes (all markets, or one)."""
+        data = await self._send("GET", "/requests", params={"market": market}, signed=False)
+        return [TradeRequest.from_wire(r) for r in _list(data, "requests", "GET /requests")]
+
+    async def trade_request(self, request_id: str) -> TradeRequest:
+        """One request, in whatever state it is now."""
+        data = await self._send("GET", f"/requests/{request_id}", signed=False)
+        return TradeRequest.from_wire(data)
+
+    async def quotes(self, request_id: str) -> list[Quote]:
+        """The live quotes on a request."""
+        data = await self._send("GET", "/quotes", params={"request_id": request_id}, signed=False)
+        return [Quote.from_wire(q) for q in _list(data, "quotes", "GET /quotes")]
+
+    async def positions(
+        self, *, agent_id: str | None = None, status: str | None = None
+    ) -> list[Position]:
+        """Positions, newest first: of ``agent_id`` (either side) or all; by ``status``."""
+        data = await self._send(
+            "GET", "/positions", params={"agent_id": agent_id, "status": status}, signed=False
+        )
+        return [Position.from_wire(p) for p in _list(data, "positions", "GET /positions")]
+
+    async def my_positions(self, status: str | None = "open") -> list[Position]:
+        """This agent's positions (as requester or maker), open ones by default."""
+        return await self.positions(agent_id=self.agent_id, status=status)
+
+    async def position(self, position_id: str) -> Position:
+        data = await self._send("GET", f"/positions/{position_id}", signed=False)
+        return Position.from_wire(data)
+
+    async def balances(self) -> Balances:
+        """This agent's free and locked collateral (a signed read)."""
+        return Balances.from_wire(await self._send("GET", f"/accounts/{self.agent_id}"))
+
+    async def events(self, since: int = 0, *, limit: int | None = None) -> list[Event]:
+        """Events after ``since`` visible to this agent, in ``seq`` order (a signed read)."""
+        data = await self._send("GET", "/events", params={"since": since, "limit": limit})
+        return [parse_event(e) for e in _list(data, "events", "GET /events")]
+
+    async def health(self) -> dict[str, Any]:
+        data = await self._send("GET", "/health", signed=False)
+        if not isinstance(data, dict):
+            raise ProtocolError("GET /health: expected an object")
+        return data
+
+    async def metrics(self) -> str:
+        """The Prometheus text exposition."""
+        text = await self._send("GET", "/metrics", signed=False, raw_text=True)
+        assert isinstance(text, str)
+        return text
+
+    async def openapi(self) -> dict[str, Any]:
+        data = await self._send("GET", "/openapi.json", signed=False)
+        if not isinstance(data, dict):
+            raise ProtocolError("GET /openapi.json: expected an object")
+        return data
+
+    # ------------------------------------------------------------ dev mode
+
+    async def faucet(self, amount: int, *, agent_id: str | None = None) -> Balances:
+        """Dev mode only: credit ``amount`` micro-USDC to this agent (or ``agent_id``)."""
+        data = await self._send(
+            "POST",
+            "/dev/faucet",
+            body={"agent_id": agent_id or self.agent_id, "amount_usdc": format_usdc(amount)},
+            signed=False,
+        )
+        return Balances.from_wire(data)
+
+    async def set_price(self, market: str, price: int) -> int:
+        """Dev mode only: pin the simulated oracle of ``market`` at ``price`` (exponent -8).
+
+        Returns the published price.
+        """
+        data = await self._send(
+            "POST",
+            "/dev/price",
+            body={"market": market, "price": format_price(price)},
+            signed=False,
+        )
+        return parse_price(_object(data, "oracle_price", "POST /dev/price"))
+
+    # ------------------------------------------------------------ WebSocket
+
+    def subscribe(
+        self, markets: Sequence[str], *, since: int | None = None, **options: Any
+    ) -> AbstractAsyncContextManager[Session]:
+        """A WebSocket `Session` streaming this agent's events; see `agents.Session`.
+
+        ``async with client.subscribe(["BTC-PERP"]) as session: async for ev in session``.
+        """
+        return open_session(self, markets, since=since, **options)
