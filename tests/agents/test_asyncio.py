@@ -55,7 +55,9 @@ async def _trade_across_a_restart(d: DaemonProcess) -> None:
                 await anyio.to_thread.run_sync(d.restart)  # both sessions see 1001
 
                 second = None
-                for _ in range(5):  # until the maker's session is back and quoting
+                # until the maker's session is back (its reconnect backs off up to 5 s)
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
                     second = await trader.open(
                         "BTC-PERP",
                         "long",
