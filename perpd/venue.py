@@ -51,12 +51,15 @@ class Venue:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    async def mutate(self, unit: Unit[T], auth: Verified | None = None) -> T:
+    async def mutate(
+        self, unit: Unit[T], auth: Verified | None = None, *, urgent: bool = False
+    ) -> T:
         """Run ``unit`` as one transaction, refusing a replayed signature inside it.
 
         A refused call (any `ApiError`) changes no state, but its signature is still
         recorded in a transaction of its own: otherwise a refused call could be replayed
-        later, once the state lets it through.
+        later, once the state lets it through. ``urgent`` settlement (accept, close,
+        liquidate, funding, expiry) runs ahead of queued order flow.
         """
 
         def work(conn: sqlite3.Connection) -> T:
@@ -65,7 +68,7 @@ class Venue:
             return unit(conn, self._ctx())
 
         try:
-            return await self.store.write(work)
+            return await self.store.write(work, urgent=urgent)
         except ApiError as exc:
             if auth is not None and not isinstance(exc, Unauthorized):
                 await self.store.write(lambda conn: _remember(conn, auth))

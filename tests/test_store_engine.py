@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
+import trio
 
 from perpd import engine
 from perpd.errors import Conflict
 from perpd.store import MIGRATIONS, Store, connect, status
 from perpd.store import queries as q
+from perpd.store._thread import NORMAL, URGENT, DbThread
 
 PRICE = 50_000 * 10**8
 
@@ -128,3 +131,30 @@ def test_verify_names_what_is_wrong(tmp_path: Path) -> None:
     conn.execute("INSERT INTO events (seq, ts, type, public, data) VALUES (3, 0, 'x', 1, '{}')")
     assert [p.split(":")[0] for p in q.verify(conn)] == ["locked", "events"]
     conn.close()
+
+
+async def test_urgent_units_run_before_queued_order_flow(tmp_path: Path) -> None:
+    db = DbThread(lambda: sqlite3.connect(tmp_path / "p.db", check_same_thread=True))
+    await trio.to_thread.run_sync(db.start)
+    gate, order = threading.Event(), []
+
+    def job(name: str) -> object:
+        def run(conn: sqlite3.Connection) -> None:
+            if name == "blocker":
+                gate.wait(5)
+            order.append(name)
+
+        return run
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(db.run, job("blocker"))
+        await trio.sleep(0.05)  # the blocker holds the thread; the rest queue up
+        for i in range(3):
+            nursery.start_soon(db.run, job(f"quote{i}"), NORMAL)
+        await trio.sleep(0.05)
+        nursery.start_soon(db.run, job("accept"), URGENT)
+        await trio.sleep(0.05)
+        gate.set()
+    await trio.to_thread.run_sync(db.stop)
+    assert order[0] == "blocker" and order[1] == "accept"
+    assert sorted(order[2:]) == ["quote0", "quote1", "quote2"]

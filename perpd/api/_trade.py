@@ -125,6 +125,7 @@ async def post_accept() -> Any:
             conn, ctx, agent_id=agent_id, request_id=request_id, quote_id=quote_id
         ),
         v,
+        urgent=True,
     )
     price = position.state.entry_price
     return jsonify({"position": position_view(position, price)}), 200
@@ -142,6 +143,7 @@ async def post_close() -> Any:
             conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct
         ),
         v,
+        urgent=True,
     )
     return jsonify(
         {
@@ -161,6 +163,7 @@ async def post_liquidate() -> Any:
     done = await venue().mutate(
         lambda conn, ctx: engine.liquidate(conn, ctx, liquidator=agent_id, position_id=position_id),
         v,
+        urgent=True,
     )
     return jsonify(
         {

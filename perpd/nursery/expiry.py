@@ -50,7 +50,7 @@ class ExpiryTimer:
     async def expire(self) -> None:
         """Expire what is due, then learn the next deadline from the database."""
         self.passes += 1
-        await self.venue.mutate(engine.expire_due)
+        await self.venue.mutate(engine.expire_due, urgent=True)
         # Deadlines committed while the read is in flight reach `_committed`: keep both.
         self.earliest = None
         found = await self.venue.read(_next_deadline)

@@ -37,7 +37,7 @@ async def settle_due(venue: Venue) -> int:
         if not due:
             return done
         ids = [p.position_id for p in due]
-        await venue.mutate(partial(_settle_all, ids=ids))
+        await venue.mutate(partial(_settle_all, ids=ids), urgent=True)
         done += len(due)
 
 
@@ -57,7 +57,8 @@ async def close_expired_terms(venue: Venue) -> int:
             await venue.mutate(
                 lambda conn, ctx, pid=p.position_id: engine.close(
                     conn, ctx, agent_id=None, position_id=pid, pct=100
-                )
+                ),
+                urgent=True,
             )
             closed += 1
         except ApiError as exc:  # oracle unavailable, or closed meanwhile: retry next pass

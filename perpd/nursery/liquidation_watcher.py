@@ -61,7 +61,8 @@ class Watcher:
             await self.venue.mutate(
                 lambda conn, ctx: engine.liquidate(
                     conn, ctx, liquidator=engine.KEEPER, position_id=position_id
-                )
+                ),
+                urgent=True,
             )
         except ApiError as exc:  # an agent was quicker, or the price moved back
             log.info("keeper skipped %s: %s", position_id, exc.message)

@@ -18,7 +18,7 @@ import trio
 
 from perpd.records import Event
 from perpd.store import _schema
-from perpd.store._thread import DbThread
+from perpd.store._thread import NORMAL, URGENT, DbThread
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -85,9 +85,10 @@ class Store:
         self._listeners.append(listener)
         return self._last_seq
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
         """Run ``fn(conn)`` as one transaction; all or nothing. Not cancellable once sent.
 
+        ``urgent`` units (settlement) run before queued normal ones (order flow, reads).
         The events the unit appended are published to the listeners from the database
         thread right after COMMIT, through the trio token's FIFO queue: listeners see
         every commit in ``seq`` order, and before the writer's own task resumes.
@@ -111,7 +112,7 @@ class Store:
                 token.run_sync_soon(self._publish, events)
             return result
 
-        result = await self._db.run(unit)
+        result = await self._db.run(unit, URGENT if urgent else NORMAL)
         self.writes += 1
         return result
 

@@ -7,6 +7,7 @@ connection single-threaded and serialises all units of work, so each is a plain
 
 from __future__ import annotations
 
+import itertools
 import queue
 import sqlite3
 import threading
@@ -19,13 +20,22 @@ import trio
 T = TypeVar("T")
 _Job = tuple[Callable[[sqlite3.Connection], Any], Callable[[outcome.Outcome[Any]], None]]
 
+URGENT = 0  # settlement: accept, close, liquidate, funding, expiry
+NORMAL = 1  # order flow (requests, quotes) and reads
+_LAST = 9  # the stop marker, after everything queued
+
 
 class DbThread:
-    """Runs functions of a `sqlite3.Connection` on its own thread, one at a time."""
+    """Runs functions of a `sqlite3.Connection` on its own thread, one at a time.
+
+    Jobs run by priority, then in submission order: urgent work (a fill, a close, a
+    liquidation) does not wait behind a burst of quotes.
+    """
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._connect = connect
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="perpd-sqlite", daemon=True)
@@ -46,7 +56,7 @@ class DbThread:
             return
         self._ready.set()
         try:
-            while (job := self._jobs.get()) is not None:
+            while (job := self._jobs.get()[2]) is not None:
                 fn, deliver = job
                 result = outcome.capture(fn, conn)
                 self.jobs_done += 1
@@ -54,7 +64,7 @@ class DbThread:
         finally:
             conn.close()
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T], priority: int = NORMAL) -> T:
         """Run ``fn(conn)`` on the database thread and return its result.
 
         Not cancellable once submitted: the unit of work always finishes (commit or
@@ -70,12 +80,12 @@ class DbThread:
             except trio.RunFinishedError:  # the run ended under us; nobody to tell
                 pass
 
-        self._jobs.put((fn, deliver))
+        self._jobs.put((priority, next(self._order), (fn, deliver)))
         return await trio.lowlevel.wait_task_rescheduled(  # type: ignore[no-any-return]
             lambda _: trio.lowlevel.Abort.FAILED
         )
 
     def stop(self) -> None:
         """Let queued work finish, then close the connection and join the thread."""
-        self._jobs.put(None)
+        self._jobs.put((_LAST, next(self._order), None))
         self._thread.join()
