@@ -232,3 +232,17 @@ async def test_metrics_show_the_services(server: Server) -> None:
                 break
             await trio.sleep(0.02)
     assert 'perpd_oracle_price{market="BTC-PERP"}' in text
+
+
+async def test_dev_echo_answers_and_closes_with_1001(tmp_path: Path, nursery: trio.Nursery) -> None:
+    s = await start_server(nursery, base_config(tmp_path))
+    async with raw_socket(s.url, "/dev/echo") as ws:
+        await ws.conn.send_message("hello")
+        assert await ws.conn.get_message() == "hello"
+        s.shutdown.set()
+        with trio.fail_after(5):
+            try:
+                await ws.conn.get_message()
+            except ConnectionClosed as exc:
+                assert exc.reason.code == 1001
+    await s.http.aclose()

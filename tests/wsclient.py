@@ -47,8 +47,8 @@ def auth_message(agent: Agent) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def raw_socket(url: str) -> AsyncIterator[Ws]:
-    """A socket to ``/ws`` whose TCP stream we close ourselves.
+async def raw_socket(url: str, path: str = "/ws") -> AsyncIterator[Ws]:
+    """A socket to ``path`` whose TCP stream we close ourselves.
 
     trio-websocket 0.12 leaves the TCP socket open when the server closes first (its
     reader stops on EOF without closing the stream), so the test owns the stream.
@@ -57,7 +57,7 @@ async def raw_socket(url: str) -> AsyncIterator[Ws]:
     stream = await trio.open_tcp_stream(host, int(port))
     try:
         async with trio.open_nursery() as nursery:
-            conn = await wrap_client_stream(nursery, stream, host, "/ws")
+            conn = await wrap_client_stream(nursery, stream, host, path)
             try:
                 yield Ws(conn)
             finally:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, request, websocket
+import trio
+from quart import Blueprint, Response, current_app, jsonify, request, websocket
 
 from perpd import engine
 from perpd.api._common import json_object, venue
@@ -56,5 +57,13 @@ async def post_echo() -> Any:
 async def ws_echo() -> None:
     """Every message back: the raw WebSocket round-trip baseline for benchmarks."""
     await websocket.accept()
-    while True:
-        await websocket.send(await websocket.receive())
+
+    async def echo() -> None:
+        while True:
+            await websocket.send(await websocket.receive())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(echo)
+        await current_app.config["PERPD_SHUTDOWN"].wait()
+        nursery.cancel_scope.cancel()
+    await websocket.close(1001, "server shutting down")
