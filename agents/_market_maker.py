@@ -19,6 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import anyio
 import anyio.abc
@@ -128,6 +129,8 @@ class MarketMaker:
     once the maker is subscribed and quoting).
     """
 
+    default_limits: ClassVar[RiskLimits] = RiskLimits()  # a subclass sets its own
+
     def __init__(
         self,
         client: Client,
@@ -139,7 +142,7 @@ class MarketMaker:
         liquidate: bool = True,
     ) -> None:
         self.client = client
-        self.limits = limits or RiskLimits()
+        self.limits = limits or self.default_limits
         self._wanted = None if markets is None else list(markets)
         self.markets: dict[str, Market] = {}
         self.positions: dict[str, Position] = {}

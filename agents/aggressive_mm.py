@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 from agents import _runner
@@ -34,6 +33,12 @@ class AggressiveMM(MarketMaker):
         seed: for the jitter (reproducible demos and tests).
     """
 
+    default_limits = RiskLimits(
+        max_open_notional_per_market=250_000 * MICRO,
+        max_notional_per_counterparty=100_000 * MICRO,
+        min_free_collateral=500 * MICRO,
+    )
+
     def __init__(
         self,
         client: Client,
@@ -43,21 +48,9 @@ class AggressiveMM(MarketMaker):
         jitter: int = 100,
         collateral_multiple: int = 2,
         seed: int | None = None,
-        markets: Iterable[str] | None = None,
-        limits: RiskLimits | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(
-            client,
-            markets=markets,
-            limits=limits
-            or RiskLimits(
-                max_open_notional_per_market=250_000 * MICRO,
-                max_notional_per_counterparty=100_000 * MICRO,
-                min_free_collateral=500 * MICRO,
-            ),
-            **options,
-        )
+        super().__init__(client, **options)
         self.max_size = max_size
         self.base_rate = base_rate
         self.jitter = jitter

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 from agents import _runner
@@ -47,6 +46,12 @@ class ArbitrageMM(MarketMaker):
         leverage: collateral posted is ``size / leverage`` (at least the venue minimum).
     """
 
+    default_limits = RiskLimits(
+        max_open_notional_per_market=200_000 * MICRO,
+        max_notional_per_counterparty=50_000 * MICRO,
+        min_free_collateral=1_000 * MICRO,
+    )
+
     def __init__(
         self,
         client: Client,
@@ -56,21 +61,9 @@ class ArbitrageMM(MarketMaker):
         skew: int = 300,
         inventory_limit: int = 50_000 * MICRO,
         leverage: int = 10,
-        markets: Iterable[str] | None = None,
-        limits: RiskLimits | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(
-            client,
-            markets=markets,
-            limits=limits
-            or RiskLimits(
-                max_open_notional_per_market=200_000 * MICRO,
-                max_notional_per_counterparty=50_000 * MICRO,
-                min_free_collateral=1_000 * MICRO,
-            ),
-            **options,
-        )
+        super().__init__(client, **options)
         self.feed = feed
         self.spread = spread
         self.skew = skew

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 from agents import _runner
@@ -33,6 +32,12 @@ class ConservativeMM(MarketMaker):
         min_rate: below this the request is declined, ppm per period.
     """
 
+    default_limits = RiskLimits(
+        max_open_notional_per_market=20_000 * MICRO,
+        max_notional_per_counterparty=5_000 * MICRO,
+        min_free_collateral=5_000 * MICRO,
+    )
+
     def __init__(
         self,
         client: Client,
@@ -41,21 +46,9 @@ class ConservativeMM(MarketMaker):
         max_leverage: int = 5,
         rate: int = 2_000,
         min_rate: int = 1_000,
-        markets: Iterable[str] | None = None,
-        limits: RiskLimits | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(
-            client,
-            markets=markets,
-            limits=limits
-            or RiskLimits(
-                max_open_notional_per_market=20_000 * MICRO,
-                max_notional_per_counterparty=5_000 * MICRO,
-                min_free_collateral=5_000 * MICRO,
-            ),
-            **options,
-        )
+        super().__init__(client, **options)
         self.max_size = max_size
         self.max_leverage = max_leverage
         self.rate = rate
