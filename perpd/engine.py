@@ -474,8 +474,8 @@ def expire_due(conn: sqlite3.Connection, ctx: Ctx) -> int:
         )
         n += 1
     for quote in q.quotes_due(conn, ctx.now):
-        r = q.get_request(conn, quote.request_id)
-        assert r is not None
+        request = q.get_request(conn, quote.request_id)
+        assert request is not None  # a foreign key
         q.set_quote_status(conn, quote.quote_id, "expired")
         q.append_event(
             conn,

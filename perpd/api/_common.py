@@ -58,7 +58,7 @@ def check_fields(
 
 
 def json_object(
-    body: bytes, *, required: Iterable[str], optional: Iterable[str] = ()
+    body: bytes | str, *, required: Iterable[str], optional: Iterable[str] = ()
 ) -> dict[str, Any]:
     """The body as a JSON object with exactly the known fields."""
     data = loads(body)

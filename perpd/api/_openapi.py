@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_SIGNED = [{"agentSignature": []}]
+_SIGNED: list[dict[str, list[str]]] = [{"agentSignature": []}]
 
 
 def _op(

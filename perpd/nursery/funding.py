@@ -50,14 +50,12 @@ def _settle_all(conn: sqlite3.Connection, ctx: engine.Ctx, ids: list[str]) -> No
 async def close_expired_terms(venue: Venue) -> int:
     """Close term positions whose term has ended, at the oracle price (if usable)."""
     now = int(venue.clock())
-    due = await venue.read(lambda conn: q.positions_term_due(conn, now, BATCH))
+    due = await venue.read(partial(q.positions_term_due, now=now, limit=BATCH))
     closed = 0
     for p in due:
         try:
             await venue.mutate(
-                lambda conn, ctx, pid=p.position_id: engine.close(
-                    conn, ctx, agent_id=None, position_id=pid, pct=100
-                ),
+                partial(engine.close, agent_id=None, position_id=p.position_id, pct=100),
                 urgent=True,
             )
             closed += 1

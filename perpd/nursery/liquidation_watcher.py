@@ -8,6 +8,7 @@ account. With no usable price, liquidation waits (SPEC §5).
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import trio
 
@@ -39,7 +40,7 @@ class Watcher:
             if price is None:
                 continue
             rows = await self.venue.read(
-                lambda conn, m=market, p=price: q.liquidation_candidates(conn, m, p)
+                partial(q.liquidation_candidates, market=market, price=price)
             )
             found += [p for p in rows if money.liquidatable_side(p.state, price) is not None]
         return found

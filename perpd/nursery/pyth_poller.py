@@ -93,7 +93,8 @@ async def run(
         raise ValueError("need 0 < interval_s <= max_backoff_s and timeout_s > 0")
 
     url = hermes_url.rstrip("/") + LATEST_PATH
-    params = [("ids[]", feed_id) for feed_id in feeds] + [("parsed", "true")]
+    pairs: list[tuple[str, str | int | float | bool | None]] = [("ids[]", f) for f in feeds]
+    params = httpx.QueryParams([*pairs, ("parsed", "true")])
     stats = PollerStatistics()
     async with AsyncExitStack() as stack:
         if client is None:
@@ -114,7 +115,7 @@ async def _poll_once(
     book: PriceBook,
     client: httpx.AsyncClient,
     url: str,
-    params: list[tuple[str, str]],
+    params: httpx.QueryParams,
     feeds: dict[str, str],
     timeout_s: float,
     stats: PollerStatistics,
@@ -158,7 +159,7 @@ async def _poll_once(
     return True
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, params: list[tuple[str, str]]) -> object:
+async def _fetch(client: httpx.AsyncClient, url: str, params: httpx.QueryParams) -> object:
     """GET and decode Hermes' JSON; every failure becomes a `HermesError` (one boundary)."""
     try:
         async with client.stream("GET", url, params=params) as resp:

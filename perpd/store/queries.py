@@ -116,7 +116,7 @@ def set_request_status(
     )
 
 
-def open_requests(conn: sqlite3.Connection, market: str | None, now: int) -> list[TradeRequest]:
+def open_requests(conn: sqlite3.Connection, market: str | None, now: float) -> list[TradeRequest]:
     """Requests still open and not past their deadline, oldest first."""
     sql = f"SELECT {_REQUEST_COLS} FROM requests WHERE status = 'open' AND expires_at > ?"
     args: tuple[Any, ...] = (now,)
@@ -126,7 +126,7 @@ def open_requests(conn: sqlite3.Connection, market: str | None, now: int) -> lis
     return [TradeRequest(*r) for r in conn.execute(sql + " ORDER BY created_at", args)]
 
 
-def requests_due(conn: sqlite3.Connection, now: int) -> list[TradeRequest]:
+def requests_due(conn: sqlite3.Connection, now: float) -> list[TradeRequest]:
     """Open requests whose deadline has passed (for the expiry timer)."""
     rows = conn.execute(
         f"SELECT {_REQUEST_COLS} FROM requests WHERE status = 'open' AND expires_at <= ? "
@@ -184,7 +184,7 @@ def set_quote_status(conn: sqlite3.Connection, quote_id: str, status: str) -> No
     conn.execute("UPDATE quotes SET status = ? WHERE quote_id = ?", (status, quote_id))
 
 
-def quotes_due(conn: sqlite3.Connection, now: int) -> list[Quote]:
+def quotes_due(conn: sqlite3.Connection, now: float) -> list[Quote]:
     rows = conn.execute(
         f"SELECT {_QUOTE_COLS} FROM quotes WHERE status = 'live' AND expires_at <= ? "
         "ORDER BY expires_at",
@@ -210,7 +210,7 @@ _POSITION_COLS = (
 
 def _position(row: tuple[Any, ...]) -> Position:
     state = PositionState(*row[7:17])
-    return Position(*row[:7], state, *row[17:])  # type: ignore[arg-type]
+    return Position(*row[:7], state, *row[17:])  # type: ignore[arg-type, call-arg]
 
 
 def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[Any, ...]:
