@@ -482,8 +482,8 @@ def expire_due(conn: sqlite3.Connection, ctx: Ctx) -> int:
             ctx.ts,
             "quote_expired",
             {"quote_id": quote.quote_id, "request_id": quote.request_id},
-            market=r.market,
-            audience=[quote.agent_id, r.agent_id],
+            market=request.market,
+            audience=[quote.agent_id, request.agent_id],
         )
         n += 1
     return n

@@ -158,3 +158,44 @@ async def test_urgent_units_run_before_queued_order_flow(tmp_path: Path) -> None
     await trio.to_thread.run_sync(db.stop)
     assert order[0] == "blocker" and order[1] == "accept"
     assert sorted(order[2:]) == ["quote0", "quote1", "quote2"]
+
+
+async def test_a_quote_expiring_alone_is_told_to_its_maker_and_requester(tmp_path: Path) -> None:
+    store = Store(tmp_path / "e.db")
+    await store.open()
+    try:
+        t = 2_000_000.0
+
+        def setup(conn: sqlite3.Connection) -> str:
+            engine.deposit(conn, ctx(t), "mm", 10_000 * 10**6)
+            engine.deposit(conn, ctx(t), "req", 10_000 * 10**6)
+            r = engine.create_request(
+                conn,
+                ctx(t),
+                agent_id="req",
+                market="ETH-PERP",
+                side=-1,
+                size=100 * 10**6,
+                leverage=5,
+                max_rate=1000,
+                duration_s=None,
+                expires_in=60,
+            )
+            return engine.create_quote(
+                conn,
+                ctx(t),
+                request_id=r.request_id,
+                agent_id="mm",
+                rate=10,
+                collateral=10 * 10**6,
+                valid_for=5,
+            ).quote_id
+
+        qid = await store.write(setup)
+        seen = await store.read(lambda c: q.count_events(c))
+        assert await store.write(lambda c: engine.expire_due(c, ctx(t + 5))) == 1
+        (event,) = await store.read(lambda c: q.events_after(c, seen, 10))
+        assert event.type == "quote_expired" and event.data["quote_id"] == qid
+        assert event.market == "ETH-PERP" and sorted(event.audience) == ["mm", "req"]
+    finally:
+        await store.close()
