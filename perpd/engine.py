@@ -122,15 +122,19 @@ def create_request(
     return r
 
 
-def _live_request(conn: sqlite3.Connection, ctx: Ctx, request_id: str) -> TradeRequest:
+def _get_request(conn: sqlite3.Connection, request_id: str) -> TradeRequest:
     r = q.get_request(conn, request_id)
     if r is None:
         raise NotFound(f"no request {request_id!r}")
-    if r.status == "filled":
-        raise Conflict(f"request {request_id} is already filled", code="request_filled")
-    if r.status != "open" or ctx.now >= r.expires_at:
-        raise Conflict(f"request {request_id} has expired", code="request_expired")
     return r
+
+
+def _require_live(ctx: Ctx, r: TradeRequest) -> None:
+    """`request_filled` / `request_expired` unless ``r`` can still be quoted and filled."""
+    if r.status == "filled":
+        raise Conflict(f"request {r.request_id} is already filled", code="request_filled")
+    if r.status != "open" or ctx.now >= r.expires_at:
+        raise Conflict(f"request {r.request_id} has expired", code="request_expired")
 
 
 def create_quote(
@@ -144,7 +148,8 @@ def create_quote(
     valid_for: int,
 ) -> Quote:
     """A maker's firm quote on a live request. Nothing is locked until it is accepted."""
-    r = _live_request(conn, ctx, request_id)
+    r = _get_request(conn, request_id)
+    _require_live(ctx, r)
     if agent_id == r.agent_id:
         raise SelfQuote("a maker cannot quote its own request")
     if rate > r.max_rate:
@@ -183,12 +188,10 @@ def accept(
     quote_id: str,
 ) -> Position:
     """Fill a request with one of its quotes at the oracle price: all of it or none of it."""
-    r = q.get_request(conn, request_id)
-    if r is None:
-        raise NotFound(f"no request {request_id!r}")
+    r = _get_request(conn, request_id)
     if r.agent_id != agent_id:
         raise Forbidden("only the requester can accept quotes on its request")
-    r = _live_request(conn, ctx, request_id)
+    _require_live(ctx, r)
     quote = q.get_quote(conn, quote_id)
     if quote is None or quote.request_id != request_id:
         raise NotFound(f"no quote {quote_id!r} on request {request_id}")
@@ -287,40 +290,43 @@ def _funding_event(
     )
 
 
-def settle_funding(conn: sqlite3.Connection, ctx: Ctx, position_id: str) -> int:
-    """Settle one position's funding up to the last period boundary; returns the transfer.
+def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
+    """Settle up to ``limit`` positions whose funding time has come; returns how many.
 
-    Settling to the boundary (not to now) makes every settlement land on the same
-    schedule however late the scheduler runs; catching up after downtime settles to the
-    latest boundary in one step, exactly (continuous accrual), and never twice.
+    Each settles to the last period boundary, not to now: every settlement lands on the
+    same schedule however late the scheduler runs, and catching up after downtime
+    settles to the latest boundary in one step, exactly (continuous accrual), and never
+    twice. Selected inside the transaction, so nothing is read twice or goes stale.
     """
-    p = q.get_position(conn, position_id)
-    if p is None or p.status != "open" or p.next_funding_at > ctx.ts:
-        return 0
     period = ctx.funding_period_s
     boundary = ctx.ts // period * period
-    result = money.settle_funding(p.state, boundary, period)
-    updated = p.with_state(
-        result.state,
-        funding_total=p.funding_total + result.transfer,
-        next_funding_at=next_funding_time(ctx.ts, period),
-    )
-    _move_funding(conn, p, result.transfer)
-    q.save_position(conn, updated, money.liquidation_price_bounds(result.state))
-    _funding_event(conn, ctx, p, result.transfer, boundary)
-    return result.transfer
+    due = q.positions_funding_due(conn, ctx.ts, limit)
+    for p in due:
+        result = money.settle_funding(p.state, boundary, period)
+        updated = p.with_state(
+            result.state,
+            funding_total=p.funding_total + result.transfer,
+            next_funding_at=next_funding_time(ctx.ts, period),
+        )
+        _move_funding(conn, p, result.transfer)
+        q.save_position(conn, updated, money.liquidation_price_bounds(result.state))
+        _funding_event(conn, ctx, p, result.transfer, boundary)
+    return len(due)
 
 
 # ---------------------------------------------------------------- close / liquidate
 
 
-def _get_open(conn: sqlite3.Connection, position_id: str) -> Position:
+def _get_position(conn: sqlite3.Connection, position_id: str) -> Position:
     p = q.get_position(conn, position_id)
     if p is None:
         raise NotFound(f"no position {position_id!r}")
-    if p.status != "open":
-        raise Conflict(f"position {position_id} is {p.status}", code="position_not_open")
     return p
+
+
+def _require_open(p: Position) -> None:
+    if p.status != "open":
+        raise Conflict(f"position {p.position_id} is {p.status}", code="position_not_open")
 
 
 @dataclass(frozen=True)
@@ -340,12 +346,10 @@ def close(
     pct: int,
 ) -> Closed:
     """Close ``pct`` percent at the oracle price (``agent_id`` None: the term-expiry timer)."""
-    p = q.get_position(conn, position_id)
-    if p is None:
-        raise NotFound(f"no position {position_id!r}")
+    p = _get_position(conn, position_id)
     if agent_id is not None and agent_id != p.requester:
         raise Forbidden("only the requester can close a position")
-    p = _get_open(conn, position_id)
+    _require_open(p)
     price = ctx.price_of(p.market)
     result = money.close_position(p.state, pct, price, ctx.ts, ctx.funding_period_s)
     funded = result.funding.state
@@ -407,7 +411,8 @@ def liquidate(
     conn: sqlite3.Connection, ctx: Ctx, *, liquidator: str, position_id: str
 ) -> Liquidated:
     """Liquidate at the oracle price if a side is under maintenance; else `not_liquidatable`."""
-    p = _get_open(conn, position_id)
+    p = _get_position(conn, position_id)
+    _require_open(p)
     price = ctx.price_of(p.market)
     if money.liquidatable_side(p.state, price) is None:
         raise Conflict(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from perpd import cli
-from perpd.nursery import funding
+from perpd.nursery import liquidation_watcher
 from tests.test_restart import _free_port
 
 
@@ -20,21 +20,21 @@ def test_a_crashing_service_stops_the_daemon_with_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     calls = 0
-    real = funding.close_expired_terms
+    real = liquidation_watcher.Watcher.check
 
-    async def failing(venue: object) -> int:
+    async def failing(self: liquidation_watcher.Watcher) -> None:
         nonlocal calls
         calls += 1
         if calls == 3:  # well after start-up: the daemon is serving
-            raise RuntimeError("scheduler bug")
-        return await real(venue)  # type: ignore[arg-type]
+            raise RuntimeError("watcher bug")
+        await real(self)
 
-    monkeypatch.setattr(funding, "close_expired_terms", failing)
+    monkeypatch.setattr(liquidation_watcher.Watcher, "check", failing)
     code = cli.main(["run", "--db", str(tmp_path / "x.db"), "--port", "0"])
     assert code == 1
     assert calls == 3
     assert "perpd stopped on an error" in caplog.text
-    assert "scheduler bug" in caplog.text
+    assert "watcher bug" in caplog.text
 
 
 def test_bad_arguments_exit_2(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ boundary, and the money rules make one late settlement equal to every missed one
 from __future__ import annotations
 
 import logging
-import sqlite3
 from functools import partial
 
 import trio
@@ -28,23 +27,13 @@ RETRY_S = 0.25
 
 
 async def settle_due(venue: Venue) -> int:
-    """Settle every position whose funding time has come; returns how many."""
+    """Settle every position whose funding time has come, a batch per transaction."""
     done = 0
     while True:
-        due = await venue.read(
-            partial(q.positions_funding_due, now=int(venue.clock()), limit=BATCH)
-        )
-        if not due:
+        n = await venue.mutate(partial(engine.settle_funding_due, limit=BATCH), urgent=True)
+        done += n
+        if n < BATCH:
             return done
-        ids = [p.position_id for p in due]
-        await venue.mutate(partial(_settle_all, ids=ids), urgent=True)
-        done += len(due)
-
-
-def _settle_all(conn: sqlite3.Connection, ctx: engine.Ctx, ids: list[str]) -> None:
-    """One transaction for a batch: each position settles with its own event."""
-    for pid in ids:
-        engine.settle_funding(conn, ctx, pid)
 
 
 async def close_expired_terms(venue: Venue) -> int:
@@ -77,5 +66,6 @@ async def run(
         if delay <= 0:  # only a deferred term close is still due: retry soon, not in a spin
             delay = RETRY_S
         await trio.sleep(min(delay, MAX_SLEEP_S))
-        await settle_due(venue)
-        await close_expired_terms(venue)
+        if deadline is not None and venue.clock() >= deadline:
+            await settle_due(venue)
+            await close_expired_terms(venue)
