@@ -21,6 +21,16 @@ from solders.keypair import Keypair
 
 from perpd.auth import sign_headers, signing_message
 
+# The request every bench asks for: small, so collateral never runs out.
+REQUEST = {
+    "market": "BTC-PERP",
+    "side": "long",
+    "size_usdc": "100",
+    "leverage": 10,
+    "max_funding_rate": "0.001",
+    "expires_in": 60,
+}
+
 
 def free_port() -> int:
     with socket.socket() as sock:

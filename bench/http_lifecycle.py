@@ -17,16 +17,7 @@ import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _daemon import BenchAgent, daemon  # noqa: E402
-
-REQUEST = {
-    "market": "BTC-PERP",
-    "side": "long",
-    "size_usdc": "100",
-    "leverage": 10,
-    "max_funding_rate": "0.001",
-    "expires_in": 60,
-}
+from _daemon import REQUEST, BenchAgent, daemon  # noqa: E402
 
 
 async def measure(seconds: float, concurrency: int, worker) -> int:  # type: ignore[no-untyped-def]

@@ -24,16 +24,7 @@ import trio
 from trio_websocket import WebSocketConnection, connect_websocket_url, open_websocket_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _daemon import BenchAgent, daemon, pct, summary  # noqa: E402
-
-REQUEST = {
-    "market": "BTC-PERP",
-    "side": "long",
-    "size_usdc": "100",
-    "leverage": 10,
-    "max_funding_rate": "0.001",
-    "expires_in": 60,
-}
+from _daemon import REQUEST, BenchAgent, daemon, pct, summary  # noqa: E402
 
 
 async def echo_baseline(url: str, rounds: int) -> list[float]:
