@@ -14,6 +14,7 @@
 
 pub mod account;
 pub mod cpi;
+pub mod ed25519;
 pub mod entrypoint;
 pub mod error;
 pub mod instruction;
@@ -22,6 +23,8 @@ pub mod processor;
 pub mod rent;
 pub mod state;
 pub mod syscalls;
+#[cfg(test)]
+mod testing;
 
 /// A 32-byte Solana address.
 pub type Pubkey = [u8; 32];
