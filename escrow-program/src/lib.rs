@@ -20,6 +20,7 @@ pub mod error;
 pub mod instruction;
 pub mod math;
 pub mod processor;
+pub mod pyth;
 pub mod rent;
 pub mod state;
 pub mod syscalls;
