@@ -21,12 +21,12 @@
 //! `None` both when the position is not liquidatable and on a domain error, so the
 //! caller asks [`liquidatable_side`] first to tell the two apart (as the vectors do).
 //! Added: [`settle_funding_into`], [`close_position_into`] (with [`CloseArgs`]) and
-//! [`liquidate_into`], the same computations writing into the caller's struct from a
-//! frame of their own. On BPF, LLVM 14 refuses a function whose frame exceeds 512
-//! bytes, and the `Option` results (100-260 bytes) plus their temporaries, inlined
-//! into a processor beside its own locals, can exceed it (the SBPF harness test
-//! needed the `_into` forms). The non-inlined helpers take at most five arguments and
-//! no reference that LTO's argument promotion could split into more.
+//! [`liquidate_into`], the same computations in a frame of their own, writing into the
+//! caller's struct. LLVM 14 refuses a BPF function whose frame exceeds 512 bytes; the
+//! inlined forms let LLVM keep most of a result in registers (escrow-ix's processors
+//! fit), but a caller that must hold the whole result in memory beside large locals
+//! (the SBPF harness test) needs the `_into` forms. Those take at most five arguments
+//! and no reference that LTO's argument promotion would split into more.
 
 use crate::wide::U128;
 
@@ -115,32 +115,6 @@ pub struct LiquidationResult {
 fn ceil_div(a: u64, b: u64) -> u64 {
     a / b + (a % b != 0) as u64
 }
-
-/// Writes `value` into `out` if there is one; whether there was.
-#[inline(always)]
-fn store<T>(out: &mut T, value: Option<T>) -> bool {
-    match value {
-        Some(v) => {
-            *out = v;
-            true
-        }
-        None => false,
-    }
-}
-
-const ZERO_STATE: PositionMath = PositionMath {
-    side: 0,
-    notional: 0,
-    entry_price: 0,
-    cr: 0,
-    cm: 0,
-    imr: 0,
-    imm: 0,
-    rate_ppm: 0,
-    t_base: 0,
-    funding_paid: 0,
-};
-const ZERO_FUNDING: FundingResult = FundingResult { state: ZERO_STATE, transfer: 0, due: 0 };
 
 /// `±mag` as an `i64`, if it fits.
 #[inline(always)]
@@ -236,62 +210,29 @@ pub fn open_fee(notional: u64) -> Option<u64> {
 /// ⌊N × 50 000 / 10^6⌋.
 #[inline(always)]
 pub fn liquidation_reward_cap(notional: u64) -> Option<u64> {
-    Some(reward_cap(notional))
-}
-
-#[inline(always)]
-fn reward_cap(notional: u64) -> u64 {
-    notional / (PPM / LIQUIDATION_REWARD_PPM)
+    Some(notional / (PPM / LIQUIDATION_REWARD_PPM))
 }
 
 /// The requester's PnL ⌊s × N × (P − P0) / P0⌋; the maker's is its negation.
 #[inline(always)]
 pub fn pnl(side: i8, notional: u64, entry: u64, price: u64) -> Option<i64> {
-    let mut out = 0;
-    if pnl_into(side, notional, entry, price, &mut out) {
-        Some(out)
-    } else {
-        None
-    }
-}
-
-#[inline(never)]
-fn pnl_into(side: i8, notional: u64, entry: u64, price: u64, out: &mut i64) -> bool {
     if !valid_side(side) || entry == 0 || price == 0 {
-        return false;
+        return None;
     }
     let (negative, mag) = price_move(side, notional, entry, price);
-    store(out, floor_div(negative, mag, entry))
+    floor_div(negative, mag, entry)
 }
 
 /// trunc(N × f × elapsed / (10^6 × T)); > 0: owed by the requester to the maker.
 #[inline(always)]
 pub fn funding_due(notional: u64, rate_ppm: i64, elapsed_s: i64, period_s: i64) -> Option<i64> {
-    let mut out = 0;
-    if funding_due_into(notional, rate_ppm, elapsed_s, period_s, &mut out) {
-        Some(out)
-    } else {
-        None
-    }
-}
-
-#[inline(never)]
-fn funding_due_into(notional: u64, rate_ppm: i64, elapsed_s: i64, period_s: i64, out: &mut i64) -> bool {
     if elapsed_s < 0 || period_s <= 0 {
-        return false;
+        return None;
     }
-    let den = match crate::math::checked_mul(PPM, period_s as u64) {
-        Some(d) => d,
-        None => return false,
-    };
-    let num = match U128::mul(notional, rate_ppm.unsigned_abs()).checked_mul_u64(elapsed_s as u64) {
-        Some(n) => n,
-        None => return false,
-    };
-    match num.div_rem(den) {
-        Some((q, _)) => store(out, signed(rate_ppm < 0 && !q.is_zero(), q)),
-        None => false,
-    }
+    let den = crate::math::checked_mul(PPM, period_s as u64)?;
+    let num = U128::mul(notional, rate_ppm.unsigned_abs()).checked_mul_u64(elapsed_s as u64)?;
+    let (q, _) = num.div_rem(den)?;
+    signed(rate_ppm < 0 && !q.is_zero(), q)
 }
 
 /// A new position and the requester's open fee: the requester locks IMr = ⌈N / L⌉,
@@ -331,60 +272,36 @@ pub fn open_position(
 /// nothing moves if `now <= t_base` or against the sign of the rate.
 #[inline(always)]
 pub fn settle_funding(state: &PositionMath, now: i64, period_s: i64) -> Option<FundingResult> {
-    let mut out = ZERO_FUNDING;
-    if settle_funding_into(state, now, period_s, &mut out) {
-        Some(out)
-    } else {
-        None
-    }
-}
-
-/// [`settle_funding`] writing into `out` (true if it did): one stack frame of its own,
-/// for callers whose frame is near LLVM's 512-byte BPF limit.
-#[inline(never)]
-pub fn settle_funding_into(state: &PositionMath, now: i64, period_s: i64, out: &mut FundingResult) -> bool {
     if !valid_state(state) || period_s <= 0 {
-        return false;
+        return None;
     }
-    out.state = *state;
-    out.transfer = 0;
-    out.due = 0;
     if now <= state.t_base {
-        return true;
+        return Some(FundingResult { state: *state, transfer: 0, due: 0 });
     }
-    let elapsed = match now.checked_sub(state.t_base) {
-        Some(e) => e,
-        None => return false,
-    };
-    if !funding_due_into(state.notional, state.rate_ppm, elapsed, period_s, &mut out.due) {
-        return false;
-    }
-    let delta = match out.due.checked_sub(state.funding_paid) {
-        Some(d) => d,
-        None => return false,
-    };
+    let elapsed = now.checked_sub(state.t_base)?;
+    let due = funding_due(state.notional, state.rate_ppm, elapsed, period_s)?;
+    let delta = due.checked_sub(state.funding_paid)?;
+    let unchanged = FundingResult { state: *state, transfer: 0, due };
     if delta == 0 || state.rate_ppm == 0 || (delta > 0) != (state.rate_ppm > 0) {
-        return true; // only a clock regression: never refund funding
+        return Some(unchanged); // only a clock regression: never refund funding
     }
-    let s = &mut out.state;
-    let (transfer, cr, cm) = if delta > 0 {
+    let mut s = *state;
+    let transfer = if delta > 0 {
         let t = core::cmp::min(delta as u64, s.cr);
-        (t as i64, Some(s.cr - t), s.cm.checked_add(t))
+        s.cr -= t;
+        s.cm = s.cm.checked_add(t)?;
+        t as i64
     } else {
         let t = core::cmp::min(delta.unsigned_abs(), s.cm);
-        (0i64.wrapping_sub(t as i64), s.cr.checked_add(t), Some(s.cm - t)) // t <= 2^63
+        s.cm -= t;
+        s.cr = s.cr.checked_add(t)?;
+        0i64.wrapping_sub(t as i64) // t <= 2^63
     };
-    let paid = s.funding_paid.checked_add(transfer);
-    match (cr, cm, paid) {
-        (Some(cr), Some(cm), Some(paid)) => {
-            s.cr = cr;
-            s.cm = cm;
-            s.funding_paid = paid;
-            out.transfer = transfer;
-            true
-        }
-        _ => false,
+    if transfer == 0 {
+        return Some(unchanged);
     }
+    s.funding_paid = s.funding_paid.checked_add(transfer)?;
+    Some(FundingResult { state: s, transfer, due })
 }
 
 // --------------------------------------------------------------------- margins
@@ -405,29 +322,18 @@ pub fn equities(state: &PositionMath, price: u64) -> Option<(i64, i64)> {
 /// PnL loser (the requester on a tie). `None` outside the domain.
 #[inline(always)]
 pub fn liquidatable_side(state: &PositionMath, price: u64) -> Option<Option<Side>> {
-    match liquidatable_code(state, price) {
-        0 => Some(None),
-        1 => Some(Some(Side::Requester)),
-        2 => Some(Some(Side::Maker)),
-        _ => None,
+    if !valid_state(state) {
+        return None;
     }
-}
-
-/// 0 none, 1 requester, 2 maker, 3 outside the domain.
-#[inline(never)]
-fn liquidatable_code(state: &PositionMath, price: u64) -> u8 {
-    let mut p = 0;
-    if !valid_state(state) || !pnl_into(state.side, state.notional, state.entry_price, price, &mut p) {
-        return 3;
-    }
+    let p = pnl(state.side, state.notional, state.entry_price, price)?;
     let r_under = under_maintenance(state.cr, p >= 0, p.unsigned_abs(), state.imr);
     let m_under = under_maintenance(state.cm, p <= 0, p.unsigned_abs(), state.imm);
-    match (r_under, m_under) {
-        (true, true) if p > 0 => 2,
-        (true, _) => 1,
-        (false, true) => 2,
-        (false, false) => 0,
-    }
+    Some(match (r_under, m_under) {
+        (true, true) if p > 0 => Some(Side::Maker),
+        (true, _) => Some(Side::Requester),
+        (false, true) => Some(Side::Maker),
+        (false, false) => None,
+    })
 }
 
 // ----------------------------------------------------------------------- close
@@ -443,54 +349,20 @@ pub fn close_position(
     now: i64,
     period_s: i64,
 ) -> Option<CloseResult> {
-    let mut out = CloseResult {
-        funding: ZERO_FUNDING,
-        pct: 0,
-        closed_notional: 0,
-        pnl: 0,
-        requester_release: 0,
-        maker_release: 0,
-        remaining: None,
-    };
-    if close_position_into(state, &CloseArgs { pct, price, now, period_s }, &mut out) {
-        Some(out)
-    } else {
-        None
+    if pct == 0 || pct > 100 || price == 0 {
+        return None;
     }
-}
-
-/// The arguments of [`close_position`] after the state.
-///
-/// One struct rather than four arguments: with LTO, LLVM promotes a reference to a
-/// small aggregate into its fields, which would push a call past BPF's five.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CloseArgs {
-    pub pct: u8,
-    pub price: u64,
-    pub now: i64,
-    pub period_s: i64,
-}
-
-/// [`close_position`] writing into `out` (true if it did): one stack frame of its own
-/// (BPF: at most five arguments, 512-byte frames).
-#[inline(never)]
-pub fn close_position_into(state: &PositionMath, args: &CloseArgs, out: &mut CloseResult) -> bool {
-    let CloseArgs { pct, price, now, period_s } = *args;
-    if pct == 0 || pct > 100 || price == 0 || !settle_funding_into(state, now, period_s, &mut out.funding) {
-        return false;
-    }
-    let s = &out.funding.state;
+    let funding = settle_funding(state, now, period_s)?;
+    let s = funding.state;
     let (n_c, cr_c, cm_c) = (part(s.notional, pct), part(s.cr, pct), part(s.cm, pct));
-    let (pool, pnl_c) = match (cr_c.checked_add(cm_c), closed_pnl(s, pct, price)) {
-        (Some(pool), Some(pnl_c)) => (pool, pnl_c),
-        _ => return false,
-    };
+    let pnl_c = closed_pnl(&s, pct, price)?;
+    let pool = cr_c.checked_add(cm_c)?;
     let requester_release = if pnl_c >= 0 {
         core::cmp::min(cr_c.saturating_add(pnl_c as u64), pool)
     } else {
         cr_c.saturating_sub(pnl_c.unsigned_abs())
     };
-    out.remaining = if pct < 100 {
+    let remaining = if pct < 100 {
         Some(PositionMath {
             notional: s.notional - n_c,
             cr: s.cr - cr_c,
@@ -499,17 +371,20 @@ pub fn close_position_into(state: &PositionMath, args: &CloseArgs, out: &mut Clo
             imm: s.imm - part(s.imm, pct),
             t_base: core::cmp::max(now, s.t_base),
             funding_paid: 0,
-            ..*s
+            ..s
         })
     } else {
         None
     };
-    out.pct = pct;
-    out.closed_notional = n_c;
-    out.pnl = pnl_c;
-    out.requester_release = requester_release;
-    out.maker_release = pool - requester_release;
-    true
+    Some(CloseResult {
+        funding,
+        pct,
+        closed_notional: n_c,
+        pnl: pnl_c,
+        requester_release,
+        maker_release: pool - requester_release,
+        remaining,
+    })
 }
 
 /// ⌊X × pct / (100 × P0)⌋ for X = s × N × (P − P0) (up to 2^135) on 128 bits:
@@ -541,57 +416,24 @@ fn closed_pnl(s: &PositionMath, pct: u8, price: u64) -> Option<i64> {
 /// has left. `None` if the position is not liquidatable (ask [`liquidatable_side`]).
 #[inline(always)]
 pub fn liquidate(state: &PositionMath, price: u64, now: i64, period_s: i64) -> Option<LiquidationResult> {
-    let mut out = LiquidationResult {
-        funding: ZERO_FUNDING,
-        side: Side::Requester,
-        pnl: 0,
-        transfer: 0,
-        reward: 0,
-        requester_release: 0,
-        maker_release: 0,
-    };
-    if liquidate_into(state, price, now, period_s, &mut out) {
-        Some(out)
+    let side = liquidatable_side(state, price)??;
+    let funding = settle_funding(state, now, period_s)?;
+    let s = funding.state;
+    let p = pnl(s.side, s.notional, s.entry_price, price)?;
+    let (mut cr, mut cm) = (s.cr, s.cm);
+    let transfer = if p > 0 {
+        let t = core::cmp::min(p as u64, cm);
+        cm -= t;
+        cr = cr.checked_add(t)?;
+        t as i64
     } else {
-        None
-    }
-}
-
-/// [`liquidate`] writing into `out` (true if it did): one stack frame of its own.
-#[inline(never)]
-pub fn liquidate_into(
-    state: &PositionMath,
-    price: u64,
-    now: i64,
-    period_s: i64,
-    out: &mut LiquidationResult,
-) -> bool {
-    out.side = match liquidatable_code(state, price) {
-        1 => Side::Requester,
-        2 => Side::Maker,
-        _ => return false,
+        let t = core::cmp::min(p.unsigned_abs(), cr);
+        cr -= t;
+        cm = cm.checked_add(t)?;
+        0i64.wrapping_sub(t as i64) // t <= 2^63
     };
-    if !settle_funding_into(state, now, period_s, &mut out.funding) {
-        return false;
-    }
-    let s = &out.funding.state;
-    let mut p = 0;
-    if !pnl_into(s.side, s.notional, s.entry_price, price, &mut p) {
-        return false;
-    }
-    let (cr, cm, transfer) = if p > 0 {
-        let t = core::cmp::min(p as u64, s.cm);
-        (s.cr.checked_add(t), Some(s.cm - t), t as i64)
-    } else {
-        let t = core::cmp::min(p.unsigned_abs(), s.cr);
-        (Some(s.cr - t), s.cm.checked_add(t), 0i64.wrapping_sub(t as i64)) // t <= 2^63
-    };
-    let (mut cr, mut cm) = match (cr, cm) {
-        (Some(cr), Some(cm)) => (cr, cm),
-        _ => return false,
-    };
-    let cap = reward_cap(s.notional);
-    out.reward = match out.side {
+    let cap = liquidation_reward_cap(s.notional)?;
+    let reward = match side {
         Side::Requester => {
             let r = core::cmp::min(cap, cr);
             cr -= r;
@@ -603,11 +445,72 @@ pub fn liquidate_into(
             r
         }
     };
-    out.pnl = p;
-    out.transfer = transfer;
-    out.requester_release = cr;
-    out.maker_release = cm;
-    true
+    Some(LiquidationResult {
+        funding,
+        side,
+        pnl: p,
+        transfer,
+        reward,
+        requester_release: cr,
+        maker_release: cm,
+    })
+}
+
+// ----------------------------------------------------- frames of their own (BPF)
+
+/// The arguments of [`close_position`] after the state, for [`close_position_into`].
+///
+/// One struct rather than four arguments: with LTO, LLVM promotes a reference to a
+/// struct of at most three fields it reads into scalars, which could push a call past
+/// BPF's five arguments; this one has four.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseArgs {
+    pub pct: u8,
+    pub price: u64,
+    pub now: i64,
+    pub period_s: i64,
+}
+
+/// [`settle_funding`] writing into `out`; false (and `out` untouched) for `None`.
+#[inline(never)]
+pub fn settle_funding_into(state: &PositionMath, now: i64, period_s: i64, out: &mut FundingResult) -> bool {
+    match settle_funding(state, now, period_s) {
+        Some(r) => {
+            *out = r;
+            true
+        }
+        None => false,
+    }
+}
+
+/// [`close_position`] writing into `out`; false (and `out` untouched) for `None`.
+#[inline(never)]
+pub fn close_position_into(state: &PositionMath, args: &CloseArgs, out: &mut CloseResult) -> bool {
+    match close_position(state, args.pct, args.price, args.now, args.period_s) {
+        Some(r) => {
+            *out = r;
+            true
+        }
+        None => false,
+    }
+}
+
+/// [`liquidate`] writing into `out`; false (and `out` untouched) for `None`.
+#[inline(never)]
+pub fn liquidate_into(
+    state: &PositionMath,
+    price: u64,
+    now: i64,
+    period_s: i64,
+    out: &mut LiquidationResult,
+) -> bool {
+    match liquidate(state, price, now, period_s) {
+        Some(r) => {
+            *out = r;
+            true
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]
