@@ -104,6 +104,7 @@ class RpcTransport:
         poll_interval_s: float = 0.4,
         resend_interval_s: float = 2.0,
         http_timeout_s: float = 10.0,
+        confirm_timeout_s: float = 60.0,
     ) -> None:
         if priority_fee < 0:
             raise ValueError("priority_fee must be >= 0 micro-lamports per compute unit")
@@ -113,6 +114,7 @@ class RpcTransport:
         self.compute_unit_limit = compute_unit_limit
         self.poll_interval_s = poll_interval_s
         self.resend_interval_s = resend_interval_s
+        self.confirm_timeout_s = confirm_timeout_s
         self._client = AsyncClient(
             url, commitment=RpcCommitment(commitment), timeout=http_timeout_s
         )
@@ -233,15 +235,17 @@ class RpcTransport:
         payer: Keypair,
         signers: Sequence[Keypair] = (),
         *,
-        timeout_s: float = 60.0,
+        timeout_s: float | None = None,
     ) -> Confirmed:
         """Lands the transaction exactly once, or says why not.
 
         Returns when one signature of it is confirmed. `TransactionFailed`: refused in
         preflight (nothing sent) or landed with an error (nothing applied).
-        `ConfirmationTimeout` after ``timeout_s``: its ``signatures`` may still land
+        `ConfirmationTimeout` after ``timeout_s`` (default: the transport's
+        ``confirm_timeout_s``): its ``signatures`` may still land
         until its ``last_valid_block_height`` (none can after).
         """
+        timeout_s = self.confirm_timeout_s if timeout_s is None else timeout_s
         pending: list[Signature] = []
         horizon = -1
         last_problem = "no answer"

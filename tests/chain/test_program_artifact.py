@@ -14,7 +14,7 @@ from tests.escrow.escrow_harness import PROGRAM_SO, make
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGED = ROOT / "perpd" / "chain" / "escrow.so"
-REFRESH = "run `make -C escrow-program package` and commit perpd/chain/escrow.so{,.sha256}"
+REFRESH = "run `make -C escrow-program package` and commit perpd/chain/escrow.{so,so.sha256,json}"
 
 
 def test_the_packaged_program_is_a_fresh_build_of_the_sources() -> None:
@@ -28,6 +28,11 @@ def test_the_packaged_program_is_a_fresh_build_of_the_sources() -> None:
         f"perpd/chain/escrow.so.sha256 is stale: {REFRESH}"
     )
     assert packaged_program() == fresh
+    # and the packaged IDL is the program's
+    idl = ROOT / "escrow-program" / "idl" / "escrow.json"
+    assert (PACKAGED.parent / "escrow.json").read_bytes() == idl.read_bytes(), (
+        f"perpd/chain/escrow.json is stale: {REFRESH}"
+    )
 
 
 def test_the_elf_length_finds_the_program_inside_zero_padding() -> None:
@@ -51,4 +56,5 @@ def test_the_wheel_carries_the_program(tmp_path: Path) -> None:
     # Then it holds the program byte for byte, and its sha256 file
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read("perpd/chain/escrow.so") == PACKAGED.read_bytes()
+        assert zf.read("perpd/chain/escrow.json") == (PACKAGED.parent / "escrow.json").read_bytes()
         assert zf.read("perpd/chain/escrow.so.sha256").decode().startswith(packaged_sha256())
