@@ -19,10 +19,13 @@ pub mod entrypoint;
 pub mod error;
 pub mod instruction;
 pub mod math;
+pub mod money;
 pub mod processor;
+pub mod pyth;
 pub mod rent;
 pub mod state;
 pub mod syscalls;
+pub mod wide;
 #[cfg(test)]
 mod testing;
 
