@@ -20,7 +20,6 @@ from importlib import resources
 from typing import Any
 
 import trio
-from anchorpy import Coder, Idl
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -195,6 +194,8 @@ async def program_status(transport: RpcTransport, program_id: Pubkey) -> Program
 
 def decode_config(data: bytes) -> dict[str, Any]:
     """The config account decoded with the packaged IDL through anchorpy's coder."""
+    from anchorpy import Coder, Idl  # heavy; only status needs it
+
     idl = Idl.from_json(resources.files(__package__).joinpath("escrow.json").read_text())
     decoded = _plain(Coder(idl).accounts.decode(data))
     if not isinstance(decoded, dict):
