@@ -17,8 +17,8 @@ the client under test talks real HTTP to something that behaves like a cluster:
 - **Statuses** say ``confirmed`` until 32 slots have passed, then ``finalized``.
 - **Faults** the tests switch on (`Faults`): drop the next transactions (accepted,
   signature returned, never land), lose the response of the next ones (they land, the
-  client gets HTTP 503), expire every blockhash after the next sends, or answer 503 to
-  the next requests.
+  client gets HTTP 503), expire every blockhash just before or just after the next
+  sends, let the next ones through preflight, or answer 503 to the next requests.
 
 LiteSVM (agave 2.2) refuses the upgradeable loader's ``DeployWithMaxDataLen``
 ("Unsupported instruction"); its ``InitializeBuffer`` and ``Write`` run in LiteSVM for
@@ -100,6 +100,7 @@ class Faults:
     expire_after_send: int = 0  # after the next sends: every blockhash expires
     unavailable: int = 0  # next HTTP requests of any method: 503
     skip_simulation: int = 0  # next sends pass preflight (as if state changed after it)
+    expire_before_send: int = 0  # next sends: every blockhash expires just before
 
 
 @dataclass
@@ -201,6 +202,9 @@ class Chain:
     def send(self, tx: VersionedTransaction, skip_preflight: bool) -> Signature:
         signature = tx.signatures[0]
         self.received.append(signature)
+        if self.faults.expire_before_send > 0:
+            self.faults.expire_before_send -= 1
+            self.expire_blockhashes()
         if isinstance(tx.message, Message):
             self.instructions[signature] = [
                 _decompile(tx.message, ix) for ix in tx.message.instructions
