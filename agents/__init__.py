@@ -15,6 +15,14 @@ trader --url URL --keypair FILE``.
 """
 
 from agents._client import Client, ClientStatistics
+from agents._consent import (
+    close_consent,
+    quote_consent,
+    request_consent,
+    request_hash,
+    sign_consent,
+    withdraw_consent,
+)
 from agents._errors import (
     AgentError,
     ApiError,
@@ -90,6 +98,13 @@ __all__ = [
     "load_keypair",
     "load_or_generate_keypair",
     "signing_message",
+    # consents (SPEC §6): the bytes an agent signs for the chain, and their signature
+    "close_consent",
+    "quote_consent",
+    "request_consent",
+    "request_hash",
+    "sign_consent",
+    "withdraw_consent",
     # agents
     "Chooser",
     "MakerStatistics",

@@ -13,6 +13,7 @@ import sys
 import trio
 
 from perpd import daemon, demo
+from perpd.chain import command as chain_command
 from perpd.config import Config
 from perpd.store import queries
 
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-level", default="INFO")
     demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
+    chain_command.add_arguments(
+        sub.add_parser("chain", help=chain_command.HELP, description=chain_command.__doc__)
+    )
     verify = sub.add_parser("verify", help="check that the books in a database balance")
     verify.add_argument("--db", default=Config.db)
     return parser
@@ -106,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return verify(args.db)
     if args.command == "demo":
         return demo.main(args)
+    if args.command == "chain":
+        return chain_command.main(args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -1,5 +1,8 @@
 """Pure helpers shared by the daemon, the agents and the escrow tests: consent bytes
-(SPEC §6) and Pyth receiver `PriceUpdateV2` account data (SPEC §7). No I/O."""
+(SPEC §6) and Pyth receiver `PriceUpdateV2` account data (SPEC §7). No I/O.
+
+And the chain's I/O side: `RpcTransport` (any cluster over JSON-RPC, trio-safe), its
+error tree, the packaged escrow program and its deploy/status."""
 
 from perpd.chain._consent import (
     CLOSE_PREFIX,
@@ -12,6 +15,14 @@ from perpd.chain._consent import (
     request_hash,
     withdraw_consent,
 )
+from perpd.chain._deploy import Deployed, DeployRefused, ProgramStatus, deploy, program_status
+from perpd.chain._errors import (
+    ChainError,
+    ChainUnavailable,
+    ConfirmationTimeout,
+    TransactionFailed,
+)
+from perpd.chain._program import packaged_program, packaged_sha256
 from perpd.chain._pyth_account import (
     BTC_USD_FEED_ID,
     ETH_USD_FEED_ID,
@@ -22,6 +33,7 @@ from perpd.chain._pyth_account import (
     Verification,
     price_update_v2,
 )
+from perpd.chain._rpc import Confirmed, RpcTransport, Simulation
 
 __all__ = [
     "BTC_USD_FEED_ID",
@@ -41,4 +53,19 @@ __all__ = [
     "request_consent",
     "request_hash",
     "withdraw_consent",
+    # chain transport, errors, the packaged program (chain-rpc)
+    "ChainError",
+    "ChainUnavailable",
+    "ConfirmationTimeout",
+    "Confirmed",
+    "DeployRefused",
+    "Deployed",
+    "ProgramStatus",
+    "RpcTransport",
+    "Simulation",
+    "TransactionFailed",
+    "deploy",
+    "packaged_program",
+    "packaged_sha256",
+    "program_status",
 ]

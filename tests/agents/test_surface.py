@@ -24,6 +24,8 @@ EXPECTED = {
     "Unauthorized", "UnknownMarket", "format_price", "format_rate", "format_usdc",
     "generate_keypair", "load_keypair", "load_or_generate_keypair", "parse_event",
     "parse_price", "parse_rate", "parse_usdc", "signing_message",
+    "close_consent", "quote_consent", "request_consent", "request_hash", "sign_consent",
+    "withdraw_consent",
 }  # fmt: skip
 
 
