@@ -39,7 +39,7 @@ class Config:
     rate_table_size: int = 100_000  # buckets kept per table (LRU beyond)
     page_default: int = 100  # rows per page of GET /requests, /quotes, /positions
     page_max: int = 500
-    expiry_batch: int = 500  # requests + quotes expired per unit of work
+    expiry_batch: int = 200  # requests + quotes expired per unit of work
     retention_s: int = 3600  # finished requests and quotes are deleted this long after
     prune_interval_s: float = 60.0
     prune_batch: int = 1000

@@ -21,7 +21,7 @@ class TradeLimits:
     max_live_quotes_per_agent: int = 500
     max_live_quotes_per_request: int = 100
     max_live_quotes_per_maker_request: int = 5
-    expiry_batch: int = 500  # rows per expiry unit of work
+    expiry_batch: int = 200  # rows per expiry unit of work
     # derived: market -> minimum size
     _min: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
 
