@@ -401,6 +401,14 @@ def close(
     if agent_id is not None and agent_id != p.requester:
         raise Forbidden("only the requester can close a position")
     _require_open(p)
+    min_size = ctx.limits.min_size_of(p.market)
+    left = p.state.notional - p.state.notional * pct // 100
+    if pct < 100 and left < min_size:
+        # No dust positions: the per-close floors would outweigh what moves (decisions.md).
+        raise InvalidRequest(
+            f"a partial close must leave at least {format_usdc(min_size)} on {p.market} "
+            f"(it would leave {format_usdc(left)}); close 100 percent instead"
+        )
     price = ctx.price_of(p.market)
     result = money.close_position(p.state, pct, price, ctx.ts, ctx.funding_period_s)
     funded = result.funding.state

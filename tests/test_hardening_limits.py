@@ -254,3 +254,22 @@ def test_ipv6_clients_share_a_bucket_per_64() -> None:
     assert address_key("::ffff:10.0.0.1") == "10.0.0.1"
     assert address_key("127.0.0.1") == "127.0.0.1"
     assert address_key(None) == "?"
+
+
+async def test_a_partial_close_may_not_leave_dust(tight: Server) -> None:
+    requester, maker = await funded(tight, 2)
+    rid = (await requester.ok("/trade/request", {**REQUEST, "size_usdc": "20"}, 201))[
+        "request_id"]
+    qid = (await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": "0",
+                                           "collateral_usdc": "10"}, 201))["quote_id"]
+    pid = (await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid}))[
+        "position"]["position_id"]
+    await requester.ok("/trade/close", {"position_id": pid, "size_percent": 50})  # leaves 10
+    before = await tight.digest()
+    r = await requester.post("/trade/close", {"position_id": pid, "size_percent": 1})
+    msg = refused(r, 400, "invalid_request")
+    assert "at least 10.000000" in msg and "9.900000" in msg
+    assert await tight.digest() == before
+    done = await requester.ok("/trade/close", {"position_id": pid, "size_percent": 100})
+    assert done["position"]["status"] == "closed"
+    await tight.assert_balanced()
