@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from perpd.limits import TradeLimits
 from perpd.markets import DEFAULT_FUNDING_PERIOD_S
+from perpd.ratelimit import Rate, RateLimits
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,25 @@ class Config:
     keeper: bool = True  # the daemon liquidates what no agent has
     keeper_grace_s: float = 2.0  # how long agents get to liquidate first
     graceful_timeout_s: float = 5.0
+    # d-limits: per-agent limits (docs/limits.md lists each with what it refuses)
+    min_size_usdc: tuple[tuple[str, int], ...] = ()  # (market, micro-USDC) over 10 USDC
+    max_open_requests_per_agent: int = 100
+    max_live_quotes_per_agent: int = 500
+    max_live_quotes_per_request: int = 100
+    max_live_quotes_per_maker_request: int = 5
+    agent_rate_per_s: float = 100.0  # signed calls and socket quotes per agent; 0: off
+    agent_burst: int = 200
+    address_rate_per_s: float = 1000.0  # every HTTP call per client address; 0: off
+    address_burst: int = 2000
+    public_rate_per_s: float = 100.0  # unsigned HTTP calls per client address; 0: off
+    public_burst: int = 200
+    rate_table_size: int = 100_000  # buckets kept per table (LRU beyond)
+    page_default: int = 100  # rows per page of GET /requests, /quotes, /positions
+    page_max: int = 500
+    expiry_batch: int = 200  # requests + quotes expired per unit of work
+    retention_s: int = 3600  # finished requests and quotes are deleted this long after
+    prune_interval_s: float = 60.0
+    prune_batch: int = 1000
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -30,6 +51,31 @@ class Config:
             raise ValueError("funding period must be at least 1 s")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} out of range")
+        if not 1 <= self.page_default <= self.page_max:
+            raise ValueError("page_default must lie in 1..page_max")
+        self.trade_limits()  # validates the caps and minimum sizes
+        self.rate_limits()
+
+    def trade_limits(self) -> TradeLimits:
+        return TradeLimits(
+            min_size=self.min_size_usdc,
+            max_open_requests_per_agent=self.max_open_requests_per_agent,
+            max_live_quotes_per_agent=self.max_live_quotes_per_agent,
+            max_live_quotes_per_request=self.max_live_quotes_per_request,
+            max_live_quotes_per_maker_request=self.max_live_quotes_per_maker_request,
+            expiry_batch=self.expiry_batch,
+        )
+
+    def rate_limits(self) -> RateLimits:
+        for name in ("agent_burst", "address_burst", "public_burst", "rate_table_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        return RateLimits(
+            agent=Rate(self.agent_rate_per_s, self.agent_burst),
+            address=Rate(self.address_rate_per_s, self.address_burst),
+            public=Rate(self.public_rate_per_s, self.public_burst),
+            max_keys=self.rate_table_size,
+        )
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> Config:

@@ -26,11 +26,13 @@ from perpd.nursery import (
     funding,
     http,
     liquidation_watcher,
+    pruner,
     pyth_poller,
     sim_oracle,
     systemd_notify,
 )
 from perpd.oracle import PriceBook
+from perpd.ratelimit import Limiter
 from perpd.store import Store
 from perpd.store import queries as q
 from perpd.venue import Venue
@@ -59,7 +61,12 @@ async def run(
             else:
                 await services.start(partial(pyth_poller.run, book, hermes_url=config.hermes_url))
             venue = Venue(
-                store, book, funding_period_s=config.funding_period_s, clock=clock, sim_feed=feed
+                store,
+                book,
+                funding_period_s=config.funding_period_s,
+                clock=clock,
+                sim_feed=feed,
+                limits=config.trade_limits(),
             )
             await services.start(expiry.run, venue)
             await services.start(funding.run, venue)
@@ -67,10 +74,25 @@ async def run(
                 venue, keeper=config.keeper, grace_s=config.keeper_grace_s
             )
             await services.start(liquidation_watcher.run, watcher)
+            prune = pruner.Pruner(
+                venue,
+                retention_s=config.retention_s,
+                interval_s=config.prune_interval_s,
+                batch=config.prune_batch,
+            )
+            await services.start(pruner.run, prune)
             hub = event_hub.Hub(store)
             await services.start(event_hub.run, hub)
-            venue.services = {"hub": hub, "watcher": watcher}
-            app = create_app(venue, hub=hub, shutdown=shutdown, dev=config.dev)
+            limiter = Limiter(config.rate_limits())
+            venue.services = {"hub": hub, "watcher": watcher, "pruner": prune, "limiter": limiter}
+            app = create_app(
+                venue,
+                hub=hub,
+                shutdown=shutdown,
+                dev=config.dev,
+                limiter=limiter,
+                pages=(config.page_default, config.page_max),
+            )
             async with trio.open_nursery() as front:
                 binds = await front.start(
                     partial(

@@ -12,17 +12,20 @@ import math
 import secrets
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from perpd import money
 from perpd.errors import (
     Conflict,
     Forbidden,
     InsufficientCollateral,
+    InvalidRequest,
     NotFound,
     RateAboveMax,
+    RateLimited,
     SelfQuote,
 )
+from perpd.limits import TradeLimits
 from perpd.markets import get_market
 from perpd.records import Account, Position, Quote, TradeRequest
 from perpd.store import queries as q
@@ -39,6 +42,7 @@ class Ctx:
     now: float
     funding_period_s: int
     price_of: Callable[[str], int]  # the usable oracle price now, or OracleUnavailable
+    limits: TradeLimits = field(default_factory=TradeLimits)
 
     @property
     def ts(self) -> int:
@@ -101,7 +105,22 @@ def create_request(
     duration_s: int | None,
     expires_in: int,
 ) -> TradeRequest:
-    """Open a request for quotes; the requester must be able to fund IM + open fee now."""
+    """Open a request for quotes; the requester must be able to fund IM + open fee now.
+
+    Refused below the market's minimum size (400) and past the agent's cap on open
+    requests (429, Retry-After = until its earliest open request expires).
+    """
+    lim = ctx.limits
+    min_size = lim.min_size_of(market)
+    if size < min_size:
+        raise InvalidRequest(f"size_usdc must be at least {format_usdc(min_size)} on {market}")
+    cap = lim.max_open_requests_per_agent
+    count, earliest = q.open_requests_of(conn, agent_id, ctx.now, cap)
+    if count >= cap:
+        raise RateLimited(
+            f"at most {cap} open requests per agent",
+            retry_after_s=_until(ctx, earliest),
+        )
     need = money.initial_margin(size, leverage) + money.open_fee(size)
     _require_free(conn, agent_id, need, "requester")
     r = TradeRequest(
@@ -120,6 +139,37 @@ def create_request(
     q.insert_request(conn, r)
     q.append_event(conn, ctx.ts, "trade_request", request_view(r), market=market, public=True)
     return r
+
+
+def _until(ctx: Ctx, deadline_s: int | None) -> int:
+    """Whole seconds (at least 1) from now until ``deadline_s``: a Retry-After."""
+    return max(1, math.ceil((deadline_s or 0) - ctx.now))
+
+
+def _check_quote_caps(conn: sqlite3.Connection, ctx: Ctx, r: TradeRequest, maker: str) -> None:
+    """429 past the caps on live quotes: per maker, per request, per maker on a request.
+
+    Each count reads at most its cap of rows (partial indexes on live quotes)."""
+    lim = ctx.limits
+    count, earliest = q.live_quotes_of_agent(conn, maker, ctx.now, lim.max_live_quotes_per_agent)
+    if count >= lim.max_live_quotes_per_agent:
+        raise RateLimited(
+            f"at most {lim.max_live_quotes_per_agent} live quotes per agent",
+            retry_after_s=_until(ctx, earliest),
+        )
+    cap = lim.max_live_quotes_per_request
+    live = q.live_quotes_on_request(conn, r.request_id, ctx.now, cap)
+    if len(live) >= cap:
+        raise RateLimited(
+            f"request {r.request_id} already has {cap} live quotes",
+            retry_after_s=_until(ctx, live[0][1]),
+        )
+    own = [at for who, at in live if who == maker]
+    if len(own) >= lim.max_live_quotes_per_maker_request:
+        raise RateLimited(
+            f"at most {lim.max_live_quotes_per_maker_request} live quotes per maker on a request",
+            retry_after_s=_until(ctx, own[0]),
+        )
 
 
 def _get_request(conn: sqlite3.Connection, request_id: str) -> TradeRequest:
@@ -161,6 +211,7 @@ def create_quote(
             f"{format_usdc(money.ceil_div(r.size, max_lev))}"
         )
     _require_free(conn, agent_id, collateral, "maker")
+    _check_quote_caps(conn, ctx, r, agent_id)
     quote = Quote(
         quote_id=new_id("quo"),
         request_id=request_id,
@@ -235,15 +286,15 @@ def accept(
         market=r.market,
         audience=[quote.agent_id],
     )
-    for other in q.quotes_of_request(conn, request_id, "live"):
-        q.set_quote_status(conn, other.quote_id, "rejected")
+    # One UPDATE; at most max_live_quotes_per_request rows (the cap bounds this unit).
+    for other_id, other_maker in q.reject_live_quotes(conn, request_id):
         q.append_event(
             conn,
             ctx.ts,
             "quote_rejected",
-            {"quote_id": other.quote_id, "request_id": request_id},
+            {"quote_id": other_id, "request_id": request_id},
             market=r.market,
-            audience=[other.agent_id],
+            audience=[other_maker],
         )
     opened = {**position_view(position, price), "open_fee_usdc": format_usdc(fee)}
     q.append_event(
@@ -350,6 +401,14 @@ def close(
     if agent_id is not None and agent_id != p.requester:
         raise Forbidden("only the requester can close a position")
     _require_open(p)
+    min_size = ctx.limits.min_size_of(p.market)
+    left = p.state.notional - p.state.notional * pct // 100
+    if pct < 100 and left < min_size:
+        # No dust positions: the per-close floors would outweigh what moves (decisions.md).
+        raise InvalidRequest(
+            f"a partial close must leave at least {format_usdc(min_size)} on {p.market} "
+            f"(it would leave {format_usdc(left)}); close 100 percent instead"
+        )
     price = ctx.price_of(p.market)
     result = money.close_position(p.state, pct, price, ctx.ts, ctx.funding_period_s)
     funded = result.funding.state
@@ -465,9 +524,12 @@ def liquidate(
 
 
 def expire_due(conn: sqlite3.Connection, ctx: Ctx) -> int:
-    """Expire every request and quote whose deadline has passed; returns how many."""
+    """Expire up to ``expiry_batch`` requests and quotes (together) whose deadline has
+    passed; returns how many. The timer calls it again while a batch comes back full,
+    so a crowd of deadlines in one second never holds the writer for long."""
     n = 0
-    for r in q.requests_due(conn, ctx.now):
+    batch = ctx.limits.expiry_batch
+    for r in q.requests_due(conn, ctx.now, batch):
         q.set_request_status(conn, r.request_id, "expired")
         q.append_event(
             conn,
@@ -478,20 +540,24 @@ def expire_due(conn: sqlite3.Connection, ctx: Ctx) -> int:
             public=True,
         )
         n += 1
-    for quote in q.quotes_due(conn, ctx.now):
-        request = q.get_request(conn, quote.request_id)
-        assert request is not None  # a foreign key
+    for quote, market, requester in q.quotes_due_with_request(conn, ctx.now, batch - n):
         q.set_quote_status(conn, quote.quote_id, "expired")
         q.append_event(
             conn,
             ctx.ts,
             "quote_expired",
             {"quote_id": quote.quote_id, "request_id": quote.request_id},
-            market=request.market,
-            audience=[quote.agent_id, request.agent_id],
+            market=market,
+            audience=[quote.agent_id, requester],
         )
         n += 1
     return n
+
+
+def prune_finished(conn: sqlite3.Connection, ctx: Ctx, retention_s: int, limit: int) -> int:
+    """Delete finished requests and quotes past ``retention_s`` (events stay: the log)."""
+    quotes, requests = q.prune_finished(conn, ctx.ts - retention_s, limit)
+    return quotes + requests
 
 
 def account_snapshot(conn: sqlite3.Connection, agent_id: str) -> dict[str, str]:

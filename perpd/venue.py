@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from perpd import engine
 from perpd.auth import Verified
 from perpd.errors import ApiError, InvalidRequest, Unauthorized
+from perpd.limits import TradeLimits
 from perpd.nursery.sim_oracle import SimulatedFeed
 from perpd.oracle import Price, PriceBook
 from perpd.store import Store
@@ -33,17 +34,19 @@ class Venue:
         funding_period_s: int,
         clock: Callable[[], float] = time.time,
         sim_feed: SimulatedFeed | None = None,
+        limits: TradeLimits | None = None,
     ) -> None:
         self.store = store
         self.book = book
         self.funding_period_s = funding_period_s
         self.clock = clock
         self.sim_feed = sim_feed
+        self.limits = limits or TradeLimits()
         self.binds: list[str] = []  # where the HTTP service listens, once it does
         self.services: dict[str, Any] = {}  # running services, for statistics
 
     def _ctx(self) -> engine.Ctx:
-        return engine.Ctx(self.clock(), self.funding_period_s, self._price_of)
+        return engine.Ctx(self.clock(), self.funding_period_s, self._price_of, self.limits)
 
     def _price_of(self, market: str) -> int:
         return self.book.usable(market).price

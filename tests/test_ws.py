@@ -147,8 +147,9 @@ async def test_slow_client_is_cut_off_and_others_are_not(
 ) -> None:
     from perpd.nursery import event_hub
 
-    requester = server.agent()
-    await requester.fund("1000000")
+    requesters = [server.agent() for _ in range(5)]  # within the cap on open requests each
+    for requester in requesters:
+        await requester.fund("1000000")
     await server.pin("BTC-PERP", "50000")
     slow, fast = server.agent(), server.agent()
     monkeypatch.setattr(event_hub, "QUEUE_SIZE", 4)
@@ -164,8 +165,8 @@ async def test_slow_client_is_cut_off_and_others_are_not(
                     await fws.until("trade_request")
 
             nursery.start_soon(reader)
-            for _ in range(n):
-                await requester.ok("/trade/request", {**REQUEST, "size_usdc": "10"}, 201)
+            for i in range(n):
+                await requesters[i % 5].ok("/trade/request", {**REQUEST, "size_usdc": "10"}, 201)
         # the slow one never read: its queue overflowed and it was closed with 4001
         with trio.fail_after(5):
             try:

@@ -9,18 +9,30 @@ from quart import jsonify
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from perpd.api import _dev, _reads, _trade, _ws
+from perpd.api import _dev, _limits, _reads, _trade, _ws
 from perpd.api._common import MAX_BODY, error_response, http_error_response
 from perpd.api._openapi import document
 from perpd.errors import ApiError
 from perpd.nursery.event_hub import Hub
+from perpd.ratelimit import Limiter
 from perpd.venue import Venue
 
 __all__ = ["create_app"]
 
 
-def create_app(venue: Venue, *, hub: Hub, shutdown: trio.Event, dev: bool = False) -> QuartTrio:
+def create_app(
+    venue: Venue,
+    *,
+    hub: Hub,
+    shutdown: trio.Event,
+    dev: bool = False,
+    limiter: Limiter | None = None,
+    pages: tuple[int, int] = (100, 500),
+) -> QuartTrio:
     """The router. ``dev`` adds ``/dev/*``; without it those paths are 404.
+
+    ``limiter`` holds the rate limits (default ones if None); ``pages`` is the default
+    and the maximum page size of the lists.
 
     ``shutdown`` is the daemon's stop signal: open WebSockets close with 1001 on it
     (hypercorn's trio server does not close them itself).
@@ -30,6 +42,8 @@ def create_app(venue: Venue, *, hub: Hub, shutdown: trio.Event, dev: bool = Fals
     app.config["PERPD_HUB"] = hub
     app.config["PERPD_SHUTDOWN"] = shutdown
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.config["PERPD_LIMITER"] = limiter or Limiter()
+    app.config["PERPD_PAGES"] = pages
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_blueprint(_trade.bp)
@@ -37,6 +51,7 @@ def create_app(venue: Venue, *, hub: Hub, shutdown: trio.Event, dev: bool = Fals
     app.register_blueprint(_ws.bp)
     if dev:
         app.register_blueprint(_dev.bp)
+    app.before_request(_limits.limit_address)
     app.register_error_handler(ApiError, error_response)
     app.register_error_handler(HTTPException, http_error_response)
 

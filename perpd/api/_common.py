@@ -9,6 +9,7 @@ from quart import Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from perpd import auth
+from perpd.api._limits import charge_agent
 from perpd.errors import ApiError, Forbidden, InvalidRequest
 from perpd.units import loads
 from perpd.venue import Venue
@@ -41,6 +42,7 @@ async def verified() -> tuple[auth.Verified, bytes]:
         body,
         now_ms=venue().now_ms(),
     )
+    charge_agent(v.agent_id)
     return v, body
 
 
@@ -86,6 +88,8 @@ def text_field(data: dict[str, Any], field: str, *, max_len: int = 64) -> str:
 def error_response(exc: ApiError) -> Response:
     resp = jsonify(exc.body())
     resp.status_code = exc.status
+    if exc.retry_after_s is not None:
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
     return resp
 
 

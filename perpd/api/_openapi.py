@@ -79,10 +79,14 @@ def document() -> dict[str, Any]:
         "/trade/liquidate": {
             "post": _op("Liquidate an under-margined position", signed=True, body=["position_id"])
         },
-        "/positions": {"get": _op("List positions", query=["agent_id", "status"])},
+        "/positions": {
+            "get": _op("List positions", query=["agent_id", "status", "limit", "cursor"])
+        },
         "/positions/{position_id}": {"get": _op("One position")},
-        "/quotes": {"get": _op("Live quotes of a request", query=["request_id"])},
-        "/requests": {"get": _op("Open requests", query=["market"])},
+        "/quotes": {
+            "get": _op("Live quotes of a request", query=["request_id", "limit", "cursor"])
+        },
+        "/requests": {"get": _op("Open requests", query=["market", "limit", "cursor"])},
         "/requests/{request_id}": {"get": _op("One request")},
         "/markets": {"get": _op("Markets and oracle prices")},
         "/accounts/{agent_id}": {"get": _op("Balances", signed=True)},
@@ -90,7 +94,9 @@ def document() -> dict[str, Any]:
             "post": _op("Withdraw free collateral", signed=True, body=["amount_usdc"])
         },
         "/events": {
-            "get": _op("Events visible to the caller", signed=True, query=["since", "limit"])
+            "get": _op(
+                "Events visible to the caller", signed=True, query=["since", "limit", "cursor"]
+            )
         },
         "/health": {"get": _op("Health")},
         "/metrics": {"get": _op("Prometheus metrics")},

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Any
 
-from quart import Blueprint, Response, jsonify, request
+from quart import Blueprint, Response, current_app, jsonify, request
 
 from perpd import engine
 from perpd.api._common import venue, verified
 from perpd.errors import Forbidden, InvalidRequest, NotFound
 from perpd.markets import MARKETS, get_market
 from perpd.store import queries as q
-from perpd.units import format_price, iso, parse_int
+from perpd.units import format_price, format_usdc, iso, parse_int
 from perpd.views import position_view, quote_view, request_view
 
 bp = Blueprint("reads", __name__)
 
 POSITION_STATUSES = ("open", "closed", "liquidated")
-MAX_LIST = 500
+EVENTS_PAGE = (1000, 10_000)  # default and maximum events per page
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 def _arg(name: str) -> str | None:
@@ -25,6 +29,37 @@ def _arg(name: str) -> str | None:
     if value is not None and (not value or len(value) > 64):
         raise InvalidRequest(f"query parameter {name} is malformed")
     return value
+
+
+def encode_cursor(kind: str, key: int) -> str:
+    """An opaque page cursor: which list it belongs to and the last key served."""
+    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(kind: str, text: str) -> int:
+    try:
+        if not _CURSOR.fullmatch(text):
+            raise ValueError
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+        tag, _, key = raw.partition(":")
+        if tag != kind or not key.isdigit() or len(key) > 19:
+            raise ValueError
+        return int(key)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest(f"cursor is not a cursor of this list ({kind})") from None
+
+
+def _page(kind: str, sizes: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``(after, limit)`` from ``?cursor=`` and ``?limit=`` (bounded default and maximum)."""
+    default, top = sizes or current_app.config["PERPD_PAGES"]
+    limit = parse_int(request.args.get("limit", str(default)), "limit", 1, top)
+    cursor = request.args.get("cursor")
+    return (0 if cursor is None else _decode_cursor(kind, cursor)), limit
+
+
+def _next_cursor(kind: str, rows: list[tuple[int, Any]], limit: int) -> str | None:
+    """Rows were fetched ``limit + 1``: a cursor only if there is more after this page."""
+    return encode_cursor(kind, rows[limit - 1][0]) if len(rows) > limit else None
 
 
 @bp.get("/markets")
@@ -46,9 +81,17 @@ async def get_markets() -> Any:
                 "pyth_feed_id": m.feed_id,
                 "max_leverage": m.max_leverage,
                 "funding_period_s": v.funding_period_s,
+                "min_size_usdc": format_usdc(v.limits.min_size_of(m.name)),
             }
         )
-    return jsonify({"markets": out})
+    lim = v.limits
+    limits = {
+        "max_open_requests_per_agent": lim.max_open_requests_per_agent,
+        "max_live_quotes_per_agent": lim.max_live_quotes_per_agent,
+        "max_live_quotes_per_request": lim.max_live_quotes_per_request,
+        "max_live_quotes_per_maker_request": lim.max_live_quotes_per_maker_request,
+    }
+    return jsonify({"markets": out, "limits": limits})
 
 
 @bp.get("/requests")
@@ -56,10 +99,16 @@ async def get_requests() -> Any:
     market = _arg("market")
     if market is not None:
         get_market(market)
+    after, limit = _page("r")
     v = venue()
     now = v.clock()
-    rows = await v.read(lambda conn: q.open_requests(conn, market, now))
-    return jsonify({"requests": [request_view(r) for r in rows]})
+    rows = await v.read(lambda conn: q.page_open_requests(conn, market, now, after, limit + 1))
+    return jsonify(
+        {
+            "requests": [request_view(r) for _, r in rows[:limit]],
+            "next_cursor": _next_cursor("r", rows, limit),
+        }
+    )
 
 
 @bp.get("/requests/<request_id>")
@@ -75,10 +124,16 @@ async def get_quotes() -> Any:
     request_id = _arg("request_id")
     if request_id is None:
         raise InvalidRequest("request_id is required")
+    after, limit = _page("q")
     v = venue()
     now = v.clock()
-    rows = await v.read(lambda conn: q.quotes_of_request(conn, request_id, "live"))
-    return jsonify({"quotes": [quote_view(x) for x in rows if now < x.expires_at]})
+    rows = await v.read(lambda conn: q.page_live_quotes(conn, request_id, now, after, limit + 1))
+    return jsonify(
+        {
+            "quotes": [quote_view(x) for _, x in rows[:limit]],
+            "next_cursor": _next_cursor("q", rows, limit),
+        }
+    )
 
 
 @bp.get("/positions")
@@ -86,9 +141,15 @@ async def get_positions() -> Any:
     agent_id, status = _arg("agent_id"), _arg("status")
     if status is not None and status not in POSITION_STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(POSITION_STATUSES)}")
+    after, limit = _page("p")
     v = venue()
-    rows = await v.read(lambda conn: q.list_positions(conn, agent_id, status, MAX_LIST))
-    return jsonify({"positions": [position_view(p, v.mark_price(p.market)) for p in rows]})
+    rows = await v.read(lambda conn: q.page_positions(conn, agent_id, status, after, limit + 1))
+    return jsonify(
+        {
+            "positions": [position_view(p, v.mark_price(p.market)) for _, p in rows[:limit]],
+            "next_cursor": _next_cursor("p", rows, limit),
+        }
+    )
 
 
 @bp.get("/positions/<position_id>")
@@ -111,15 +172,19 @@ async def get_account(agent_id: str) -> Any:
 @bp.get("/events")
 async def get_events() -> Any:
     v, _ = await verified()
-    since = parse_int(request.args.get("since", "0"), "since", 0, 2**62)
-    limit = parse_int(request.args.get("limit", "1000"), "limit", 1, 10_000)
-    rows = await venue().read(lambda conn: q.events_visible_to(conn, v.agent_id, since, limit))
+    after, limit = _page("e", EVENTS_PAGE)
+    if "since" in request.args:
+        if "cursor" in request.args:
+            raise InvalidRequest("give since or cursor, not both")
+        after = parse_int(request.args["since"], "since", 0, 2**62)
+    rows = await venue().read(lambda conn: q.events_visible_to(conn, v.agent_id, after, limit + 1))
     return jsonify(
         {
             "events": [
                 {"seq": e.seq, "type": e.type, "ts": e.ts, "market": e.market, "data": e.data}
-                for e in rows
-            ]
+                for e in rows[:limit]
+            ],
+            "next_cursor": _next_cursor("e", [(e.seq, e) for e in rows], limit),
         }
     )
 

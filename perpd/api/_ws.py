@@ -16,6 +16,7 @@ from quart import Blueprint, current_app, websocket
 
 from perpd import auth
 from perpd.api._common import acting_agent, check_fields, venue
+from perpd.api._limits import charge_agent
 from perpd.api._trade import QUOTE_OPTIONAL, QUOTE_REQUIRED, submit_quote
 from perpd.errors import ApiError, InvalidRequest, Unauthorized
 from perpd.markets import get_market
@@ -148,6 +149,7 @@ async def _quote(agent_id: str, msg: dict[str, Any]) -> None:
     body = {k: v for k, v in msg.items() if k not in ("type", "client_id")}
     check_fields(body, required=QUOTE_REQUIRED, optional=QUOTE_OPTIONAL)
     acting_agent(body, agent_id)
+    charge_agent(agent_id)  # d-limits: a socket quote counts like a signed call
     quote = await submit_quote(agent_id, body, None)
     ack = {"type": "quote_ack", "quote_id": quote.quote_id, "request_id": quote.request_id}
     if "client_id" in msg:

@@ -142,7 +142,28 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial,)
+def m002_limits(conn: sqlite3.Connection) -> None:
+    """Indexes for the caps (live rows per agent and per request), keyset pages in rowid
+    order, and pruning finished requests and quotes."""
+    _execute_script(
+        conn,
+        """
+        CREATE INDEX requests_agent_open ON requests (agent_id, expires_at)
+            WHERE status = 'open';
+        CREATE INDEX requests_open_page ON requests (status) WHERE status = 'open';
+        CREATE INDEX requests_done ON requests (expires_at) WHERE status != 'open';
+        CREATE INDEX quotes_agent_live ON quotes (agent_id, expires_at) WHERE status = 'live';
+        CREATE INDEX quotes_request_live ON quotes (request_id, expires_at)
+            WHERE status = 'live';
+        CREATE INDEX quotes_done ON quotes (expires_at) WHERE status != 'live';
+        CREATE INDEX positions_requester_page ON positions (requester);
+        CREATE INDEX positions_maker_page ON positions (maker);
+        CREATE INDEX positions_status_page ON positions (status);
+        """,
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_limits)
 
 
 def status(conn: sqlite3.Connection) -> list[tuple[int, str, bool]]:

@@ -116,24 +116,43 @@ def set_request_status(
     )
 
 
-def open_requests(conn: sqlite3.Connection, market: str | None, now: float) -> list[TradeRequest]:
-    """Requests still open and not past their deadline, oldest first."""
-    sql = f"SELECT {_REQUEST_COLS} FROM requests WHERE status = 'open' AND expires_at > ?"
-    args: tuple[Any, ...] = (now,)
+def requests_due(conn: sqlite3.Connection, now: float, limit: int = -1) -> list[TradeRequest]:
+    """Open requests whose deadline has passed, earliest first, at most ``limit`` (-1: all)."""
+    rows = conn.execute(
+        f"SELECT {_REQUEST_COLS} FROM requests WHERE status = 'open' AND expires_at <= ? "
+        "ORDER BY expires_at LIMIT ?",
+        (now, limit),
+    )
+    return [TradeRequest(*r) for r in rows]
+
+
+def open_requests_of(
+    conn: sqlite3.Connection, agent_id: str, now: float, cap: int
+) -> tuple[int, int | None]:
+    """How many live requests ``agent_id`` has (counting at most ``cap``), and the
+    earliest deadline among them: O(cap) on the partial index, whatever the table holds."""
+    row = conn.execute(
+        "SELECT count(*), min(expires_at) FROM (SELECT expires_at FROM requests "
+        "WHERE agent_id = ? AND status = 'open' AND expires_at > ? ORDER BY expires_at LIMIT ?)",
+        (agent_id, now, cap),
+    ).fetchone()
+    return int(row[0]), row[1]
+
+
+def page_open_requests(
+    conn: sqlite3.Connection, market: str | None, now: float, after: int, limit: int
+) -> list[tuple[int, TradeRequest]]:
+    """Live requests with rowid > ``after`` in rowid (insertion) order, with their rowid."""
+    sql = (
+        f"SELECT rowid, {_REQUEST_COLS} FROM requests WHERE status = 'open' AND rowid > ? "
+        "AND expires_at > ?"
+    )
+    args: tuple[Any, ...] = (after, now)
     if market is not None:
         sql += " AND market = ?"
         args += (market,)
-    return [TradeRequest(*r) for r in conn.execute(sql + " ORDER BY created_at", args)]
-
-
-def requests_due(conn: sqlite3.Connection, now: float) -> list[TradeRequest]:
-    """Open requests whose deadline has passed (for the expiry timer)."""
-    rows = conn.execute(
-        f"SELECT {_REQUEST_COLS} FROM requests WHERE status = 'open' AND expires_at <= ? "
-        "ORDER BY expires_at",
-        (now,),
-    )
-    return [TradeRequest(*r) for r in rows]
+    rows = conn.execute(sql + " ORDER BY rowid LIMIT ?", (*args, limit))
+    return [(r[0], TradeRequest(*r[1:])) for r in rows]
 
 
 def next_request_deadline(conn: sqlite3.Connection) -> int | None:
@@ -184,13 +203,97 @@ def set_quote_status(conn: sqlite3.Connection, quote_id: str, status: str) -> No
     conn.execute("UPDATE quotes SET status = ? WHERE quote_id = ?", (status, quote_id))
 
 
-def quotes_due(conn: sqlite3.Connection, now: float) -> list[Quote]:
+def quotes_due(conn: sqlite3.Connection, now: float, limit: int = -1) -> list[Quote]:
+    """Live quotes whose deadline has passed, earliest first, at most ``limit`` (-1: all)."""
     rows = conn.execute(
         f"SELECT {_QUOTE_COLS} FROM quotes WHERE status = 'live' AND expires_at <= ? "
-        "ORDER BY expires_at",
-        (now,),
+        "ORDER BY expires_at LIMIT ?",
+        (now, limit),
     )
     return [Quote(*r) for r in rows]
+
+
+def quotes_due_with_request(
+    conn: sqlite3.Connection, now: float, limit: int
+) -> list[tuple[Quote, str, str]]:
+    """Like `quotes_due`, each with its request's market and requester (one query)."""
+    cols = ", ".join(f"q.{c}" for c in _QUOTE_COLS.split(", "))
+    rows = conn.execute(
+        f"SELECT {cols}, r.market, r.agent_id FROM quotes q "
+        "JOIN requests r ON r.request_id = q.request_id "
+        "WHERE q.status = 'live' AND q.expires_at <= ? ORDER BY q.expires_at LIMIT ?",
+        (now, limit),
+    )
+    return [(Quote(*r[:8]), r[8], r[9]) for r in rows]
+
+
+def live_quotes_of_agent(
+    conn: sqlite3.Connection, agent_id: str, now: float, cap: int
+) -> tuple[int, int | None]:
+    """How many live quotes ``agent_id`` has (at most ``cap`` counted), earliest deadline."""
+    row = conn.execute(
+        "SELECT count(*), min(expires_at) FROM (SELECT expires_at FROM quotes "
+        "WHERE agent_id = ? AND status = 'live' AND expires_at > ? ORDER BY expires_at LIMIT ?)",
+        (agent_id, now, cap),
+    ).fetchone()
+    return int(row[0]), row[1]
+
+
+def live_quotes_on_request(
+    conn: sqlite3.Connection, request_id: str, now: float, cap: int
+) -> list[tuple[str, int]]:
+    """(maker, expires_at) of up to ``cap`` live quotes on a request, earliest first."""
+    rows = conn.execute(
+        "SELECT agent_id, expires_at FROM quotes WHERE request_id = ? AND status = 'live' "
+        "AND expires_at > ? ORDER BY expires_at LIMIT ?",
+        (request_id, now, cap),
+    )
+    return [(a, e) for a, e in rows]
+
+
+def page_live_quotes(
+    conn: sqlite3.Connection, request_id: str, now: float, after: int, limit: int
+) -> list[tuple[int, Quote]]:
+    """Live quotes on a request with rowid > ``after``, in rowid order, with their rowid."""
+    rows = conn.execute(
+        f"SELECT rowid, {_QUOTE_COLS} FROM quotes WHERE request_id = ? AND status = 'live' "
+        "AND expires_at > ? AND rowid > ? ORDER BY rowid LIMIT ?",
+        (request_id, now, after, limit),
+    )
+    return [(r[0], Quote(*r[1:])) for r in rows]
+
+
+def reject_live_quotes(conn: sqlite3.Connection, request_id: str) -> list[tuple[str, str]]:
+    """Mark every live quote of a request rejected in one statement; (quote_id, maker)."""
+    rows = conn.execute(
+        "UPDATE quotes SET status = 'rejected' WHERE request_id = ? AND status = 'live' "
+        "RETURNING quote_id, agent_id",
+        (request_id,),
+    ).fetchall()
+    return sorted((qid, agent) for qid, agent in rows)
+
+
+def prune_finished(conn: sqlite3.Connection, before: int, limit: int) -> tuple[int, int]:
+    """Delete up to ``limit`` finished quotes and then up to ``limit`` finished requests
+    (with no quote left) whose deadline is before ``before``; returns (quotes, requests).
+
+    The row with the largest rowid of each table is always kept, so SQLite never hands
+    out a rowid again (it allocates max(rowid) + 1): page cursors stay monotonic.
+    """
+    quotes = conn.execute(
+        "DELETE FROM quotes WHERE rowid IN (SELECT rowid FROM quotes WHERE status != 'live' "
+        "AND expires_at < ? AND rowid < (SELECT max(rowid) FROM quotes) "
+        "ORDER BY expires_at LIMIT ?)",
+        (before, limit),
+    ).rowcount
+    requests = conn.execute(
+        "DELETE FROM requests WHERE rowid IN (SELECT rowid FROM requests r "
+        "WHERE status != 'open' AND expires_at < ? AND rowid < (SELECT max(rowid) FROM requests) "
+        "AND NOT EXISTS (SELECT 1 FROM quotes q WHERE q.request_id = r.request_id) "
+        "ORDER BY expires_at LIMIT ?)",
+        (before, limit),
+    ).rowcount
+    return quotes, requests
 
 
 def next_quote_deadline(conn: sqlite3.Connection) -> int | None:
@@ -250,10 +353,16 @@ def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[A
 def save_position(
     conn: sqlite3.Connection, p: Position, liq: tuple[int | None, int | None]
 ) -> None:
-    """Insert or replace a position with its liquidation-index bounds ``liq``."""
+    """Insert or update a position with its liquidation-index bounds ``liq``.
+
+    An upsert, not INSERT OR REPLACE: the row keeps its rowid (the page cursor of
+    ``GET /positions``) and only the indexes whose columns changed are rewritten.
+    """
+    cols = [*_POSITION_COLS.split(", "), "liq_low", "liq_high"]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
     conn.execute(
-        f"INSERT OR REPLACE INTO positions ({_POSITION_COLS}, liq_low, liq_high) "
-        f"VALUES ({','.join('?' * 28)})",
+        f"INSERT INTO positions ({', '.join(cols)}) VALUES ({','.join('?' * 28)}) "
+        f"ON CONFLICT (position_id) DO UPDATE SET {updates}",
         _position_values(p, liq),
     )
 
@@ -265,23 +374,33 @@ def get_position(conn: sqlite3.Connection, position_id: str) -> Position | None:
     return _position(row) if row else None
 
 
-def list_positions(
-    conn: sqlite3.Connection, agent_id: str | None, status: str | None, limit: int
-) -> list[Position]:
-    clauses, args = [], []  # type: ignore[var-annotated]
-    if agent_id is not None:
-        clauses.append("(requester = ? OR maker = ?)")
-        args += [agent_id, agent_id]
-    if status is not None:
-        clauses.append("status = ?")
-        args.append(status)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = conn.execute(
-        f"SELECT {_POSITION_COLS} FROM positions {where} ORDER BY opened_at DESC, position_id "
-        "LIMIT ?",
-        (*args, limit),
-    )
-    return [_position(r) for r in rows]
+def page_positions(
+    conn: sqlite3.Connection, agent_id: str | None, status: str | None, after: int, limit: int
+) -> list[tuple[int, Position]]:
+    """Positions with rowid > ``after`` in rowid (opening) order, with their rowid.
+
+    For an agent, the requester and maker sides are two index range scans of at most
+    ``limit`` rows each, merged: a page costs O(limit) however many positions exist.
+    """
+    status_sql, status_args = ("AND status = ? ", (status,)) if status is not None else ("", ())
+    if agent_id is None:
+        rows = conn.execute(
+            f"SELECT rowid, {_POSITION_COLS} FROM positions WHERE rowid > ? {status_sql}"
+            "ORDER BY rowid LIMIT ?",
+            (after, *status_args, limit),
+        )
+    else:
+        side = (
+            f"SELECT rowid AS k, {_POSITION_COLS} FROM positions WHERE {{who}} = ? AND rowid > ? "
+            f"{status_sql}ORDER BY rowid LIMIT ?"
+        )
+        one = (agent_id, after, *status_args, limit)
+        rows = conn.execute(
+            f"SELECT * FROM ({side.format(who='requester')}) UNION "
+            f"SELECT * FROM ({side.format(who='maker')}) ORDER BY k LIMIT ?",
+            (*one, *one, limit),
+        )
+    return [(r[0], _position(r[1:])) for r in rows]
 
 
 def liquidation_candidates(conn: sqlite3.Connection, market: str, price: int) -> list[Position]:

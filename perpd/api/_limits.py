@@ -1,0 +1,58 @@
+"""Rate limits at the router's door (docs/limits.md): per address before any work,
+per agent once a signature has verified (so forged calls cannot drain a victim's
+bucket). A refusal is 429 `rate_limited` with Retry-After and spends nothing, not
+even the call's signature: the agent may send the same call again after the wait.
+"""
+
+from __future__ import annotations
+
+from quart import current_app, request
+
+from perpd.errors import RateLimited
+from perpd.ratelimit import Limiter, address_key, retry_after
+
+# Endpoints that verify a signature: limited per agent, not by the unsigned-call bucket.
+SIGNED_ENDPOINTS = frozenset(
+    {
+        "trade.post_request",
+        "trade.post_quote",
+        "trade.post_accept",
+        "trade.post_close",
+        "trade.post_liquidate",
+        "trade.post_withdraw",
+        "reads.get_account",
+        "reads.get_events",
+    }
+)
+UNLIMITED_BLUEPRINTS = frozenset({"dev"})  # --dev only: test and bench tooling
+
+
+def limiter() -> Limiter:
+    return current_app.config["PERPD_LIMITER"]  # type: ignore[no-any-return]
+
+
+async def limit_address() -> None:
+    """``before_request``: every HTTP call takes a token from its address's bucket, and
+    an unsigned one also from the address's bucket for unsigned calls."""
+    if request.blueprint in UNLIMITED_BLUEPRINTS:
+        return
+    lim = limiter()
+    key = address_key(request.remote_addr)
+    wait = lim.address.take(key)
+    if not wait and request.endpoint not in SIGNED_ENDPOINTS:
+        wait = lim.public.take(key)
+    if wait:
+        raise RateLimited(
+            f"too many calls from this address; retry in {retry_after(wait)} s",
+            retry_after_s=retry_after(wait),
+        )
+
+
+def charge_agent(agent_id: str) -> None:
+    """One signed call (HTTP or a socket quote) of ``agent_id``; 429 past its rate."""
+    wait = limiter().agent.take(agent_id)
+    if wait:
+        raise RateLimited(
+            f"too many calls by agent {agent_id[:8]}…; retry in {retry_after(wait)} s",
+            retry_after_s=retry_after(wait),
+        )

@@ -1,0 +1,275 @@
+"""Issue 8, finding 3: what one agent may cost everyone, through real HTTP and the socket.
+
+Minimum size per market (400), caps on open requests and live quotes (429 with
+Retry-After), token-bucket rates per agent and per address (429 with Retry-After), and
+a flood by one agent refused while another agent's calls go through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from perpd.auth import sign_headers
+from perpd.ratelimit import Buckets, Rate, address_key
+from tests.conftest import Agent, Server, base_config, start_server
+from tests.wsclient import connect
+
+REQUEST = {"market": "BTC-PERP", "side": "long", "size_usdc": "100", "leverage": 10,
+           "max_funding_rate": "0.001"}
+
+
+@pytest.fixture
+async def tight(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
+    """Small caps, so they are reached in a few calls."""
+    cfg = base_config(
+        tmp_path,
+        min_size_usdc=(("ETH-PERP", 50_000_000),),
+        max_open_requests_per_agent=3,
+        max_live_quotes_per_agent=4,
+        max_live_quotes_per_request=3,
+        max_live_quotes_per_maker_request=2,
+    )
+    s = await start_server(nursery, cfg)
+    await s.pin("BTC-PERP", "50000")
+    yield s
+    await s.http.aclose()
+    s.shutdown.set()
+
+
+async def funded(s: Server, n: int) -> list[Agent]:
+    agents = [s.agent() for _ in range(n)]
+    for a in agents:
+        await a.fund("100000")
+    return agents
+
+
+def refused(r: Any, status: int, code: str) -> str:
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+    return str(r.json()["error"]["message"])
+
+
+async def test_minimum_size_per_market_is_shown_and_enforced(tight: Server) -> None:
+    body = (await tight.http.get("/markets")).json()
+    sizes = {m["market"]: m["min_size_usdc"] for m in body["markets"]}
+    assert sizes == {"BTC-PERP": "10.000000", "ETH-PERP": "50.000000", "SOL-PERP": "10.000000"}
+    assert body["limits"] == {
+        "max_open_requests_per_agent": 3,
+        "max_live_quotes_per_agent": 4,
+        "max_live_quotes_per_request": 3,
+        "max_live_quotes_per_maker_request": 2,
+    }
+    (a,) = await funded(tight, 1)
+    before = await tight.digest()
+    msg = refused(await a.post("/trade/request", {**REQUEST, "size_usdc": "9.999999"}),
+                  400, "invalid_request")
+    assert "10.000000" in msg and "BTC-PERP" in msg
+    await tight.pin("ETH-PERP", "3000")
+    before = await tight.digest()
+    msg = refused(await a.post("/trade/request", {**REQUEST, "market": "ETH-PERP",
+                                                 "size_usdc": "49"}), 400, "invalid_request")
+    assert "50.000000" in msg
+    assert await tight.digest() == before
+    await a.ok("/trade/request", {**REQUEST, "size_usdc": "10"}, 201)
+
+
+async def test_open_requests_per_agent_are_capped_until_one_expires(tight: Server) -> None:
+    a, b = await funded(tight, 2)
+    for i in range(3):
+        await a.ok("/trade/request", {**REQUEST, "expires_in": 20 + i}, 201)
+    before = await tight.digest()
+    r = await a.post("/trade/request", REQUEST)
+    assert "at most 3 open requests" in refused(r, 429, "rate_limited")
+    # Retry-After: until the earliest of its open requests expires (frozen clock: 20 s)
+    assert r.headers["Retry-After"] == "20"
+    assert await tight.digest() == before
+    await b.ok("/trade/request", REQUEST, 201)  # another agent is not affected
+    tight.clock.advance(20)
+    await tight.expired()
+    await a.ok("/trade/request", REQUEST, 201)
+
+
+async def test_live_quotes_are_capped_per_maker_per_request_and_per_agent(tight: Server) -> None:
+    r1, r2, r3, m1, m2, m3 = await funded(tight, 6)
+    rids = [(await r.ok("/trade/request", REQUEST, 201))["request_id"] for r in (r1, r2, r3)]
+
+    def quote(rid: str, valid_for: int = 30) -> dict[str, Any]:
+        return {"request_id": rid, "funding_rate": "0.0005", "collateral_usdc": "10",
+                "valid_for": valid_for}
+
+    await m1.ok("/trade/quote", quote(rids[0], 15), 201)
+    await m1.ok("/trade/quote", quote(rids[0]), 201)
+    r = await m1.post("/trade/quote", quote(rids[0]))
+    assert "per maker on a request" in refused(r, 429, "rate_limited")
+    assert r.headers["Retry-After"] == "15"
+    await m2.ok("/trade/quote", quote(rids[0]), 201)
+    r = await m3.post("/trade/quote", quote(rids[0]))  # the request holds 3 live quotes
+    assert "already has 3 live quotes" in refused(r, 429, "rate_limited")
+    await m1.ok("/trade/quote", quote(rids[1]), 201)
+    await m1.ok("/trade/quote", quote(rids[1]), 201)
+    r = await m1.post("/trade/quote", quote(rids[2]))  # m1 holds 4 live quotes
+    assert "at most 4 live quotes per agent" in refused(r, 429, "rate_limited")
+    await m3.ok("/trade/quote", quote(rids[2]), 201)
+    # accepting one rejects the others: the cap bounds that unit of work
+    live = (await tight.http.get(f"/quotes?request_id={rids[0]}")).json()["quotes"]
+    assert len(live) == 3
+    await r1.ok("/trade/accept", {"request_id": rids[0], "quote_id": live[0]["quote_id"]})
+    await m1.ok("/trade/quote", quote(rids[2]), 201)  # its quotes on rids[0] are gone
+    await tight.assert_balanced()
+
+
+async def test_one_agent_flooding_gets_429_while_another_agent_trades(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    cfg = base_config(tmp_path, agent_rate_per_s=2.0, agent_burst=5)
+    s = await start_server(nursery, cfg)
+    await s.pin("BTC-PERP", "50000")
+    flooder, honest, maker = s.agent(), s.agent(), s.agent()
+    for a in (flooder, honest, maker):
+        await a.fund("100000")
+    statuses: list[int] = []
+    retry: list[str] = []
+
+    async def flood() -> None:
+        for _ in range(30):
+            r = await flooder.get(f"/accounts/{flooder.id}")
+            statuses.append(r.status_code)
+            if r.status_code == 429:
+                assert r.json()["error"]["code"] == "rate_limited"
+                retry.append(r.headers["Retry-After"])
+
+    async with trio.open_nursery() as n:
+        n.start_soon(flood)
+        rid = (await honest.ok("/trade/request", REQUEST, 201))["request_id"]
+        qid = (await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": "0",
+                                               "collateral_usdc": "10"}, 201))["quote_id"]
+        await honest.ok("/trade/accept", {"request_id": rid, "quote_id": qid})
+    assert statuses.count(200) <= 5 + 2 * 10  # the burst plus what refilled meanwhile
+    assert statuses.count(429) >= 10 and set(retry) <= {"1"}
+    # the socket: quotes count against the same bucket, refused with an error message
+    rid = (await honest.ok("/trade/request", REQUEST, 201))["request_id"]
+    await trio.sleep(3)  # the flooder's bucket refills
+    async with connect(s.url, flooder) as (ws, _):
+        codes = []
+        for i in range(8):
+            await ws.send({"type": "quote", "client_id": i, "request_id": rid,
+                           "funding_rate": "0", "collateral_usdc": "10", "valid_for": 30})
+            codes.append(await ws.recv())
+    kinds = [c["type"] for c in codes]
+    assert "quote_ack" in kinds
+    assert any(c["type"] == "error" and c["error"]["code"] == "rate_limited" for c in codes)
+    await s.http.aclose()
+    s.shutdown.set()
+
+
+async def test_a_refused_call_spends_nothing_and_can_be_sent_again(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    cfg = base_config(tmp_path, agent_rate_per_s=1.0, agent_burst=1)
+    s = await start_server(nursery, cfg)
+    a, forger = s.agent(), s.agent()
+    await a.fund("1000")
+    await s.pin("BTC-PERP", "50000")
+    # forged calls naming `a` are refused before its bucket is touched
+    for _ in range(5):
+        h = sign_headers(forger.keypair, "GET", f"/accounts/{a.id}", b"", timestamp_ms=a.stamp())
+        h["X-Agent-Id"] = a.id
+        assert (await s.http.get(f"/accounts/{a.id}", headers=h)).status_code == 401
+    assert (await a.get(f"/accounts/{a.id}")).status_code == 200
+    raw = json.dumps(REQUEST).encode()
+    headers = sign_headers(a.keypair, "POST", "/trade/request", raw, timestamp_ms=a.stamp())
+    headers["Content-Type"] = "application/json"
+    r = await s.http.post("/trade/request", content=raw, headers=headers)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+    await trio.sleep(1.05)
+    again = await s.http.post("/trade/request", content=raw, headers=headers)
+    assert again.status_code == 201, again.text
+    await trio.sleep(1.05)
+    replay = await s.http.post("/trade/request", content=raw, headers=headers)
+    assert replay.status_code == 401  # once it was accepted, it is spent
+    await s.http.aclose()
+    s.shutdown.set()
+
+
+async def test_unsigned_calls_are_limited_per_address_signed_ones_per_agent(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    cfg = base_config(tmp_path, public_rate_per_s=1.0, public_burst=5)
+    s = await start_server(nursery, cfg)
+    a = s.agent()
+    await a.fund("1000")  # /dev/* is not limited
+    got = [(await s.http.get("/requests")).status_code for _ in range(8)]
+    assert got[:5] == [200] * 5 and 429 in got[5:]
+    r = await s.http.get("/quotes?request_id=x")
+    assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+    assert r.json()["error"]["code"] == "rate_limited"
+    # a signed read from the same address is not in that bucket
+    assert (await a.get("/events?since=0")).status_code == 200
+    await s.http.aclose()
+    s.shutdown.set()
+
+
+async def test_every_call_per_address_has_a_ceiling(tmp_path: Path, nursery: trio.Nursery) -> None:
+    cfg = base_config(tmp_path, address_rate_per_s=1.0, address_burst=4)
+    s = await start_server(nursery, cfg)
+    agents = [s.agent() for _ in range(6)]  # many keys from one address
+    got = [(await a.get("/events?since=0")).status_code for a in agents]
+    assert got[:4] == [200] * 4 and got[4:] == [429, 429]
+    await s.http.aclose()
+    s.shutdown.set()
+
+
+def test_buckets_are_o1_and_bounded() -> None:
+    now = [0.0]
+    b = Buckets(Rate(10.0, 2), max_keys=1000, clock=lambda: now[0])
+    assert b.take("a") == 0.0 and b.take("a") == 0.0
+    assert b.take("a") == pytest.approx(0.1)
+    now[0] += 0.1
+    assert b.take("a") == 0.0
+    for i in range(5_000):  # keys slower than the refill: idle buckets go by themselves
+        now[0] += 0.001
+        b.take(f"slow{i}")
+    assert len(b) <= 202 and b.evicted == 0
+    for i in range(50_000):  # an address-rotating flood never grows the table past max
+        now[0] += 0.00001
+        b.take(f"k{i}")
+        assert len(b) <= 1000
+    assert b.evicted > 40_000
+    now[0] += 10  # every bucket refilled: idle ones go as calls come in
+    for _ in range(600):
+        b.take("x")
+    assert len(b) <= 2
+    unlimited = Buckets(Rate(0, 1), max_keys=1)
+    assert all(unlimited.take("a") == 0.0 for _ in range(100)) and len(unlimited) == 0
+
+
+def test_ipv6_clients_share_a_bucket_per_64() -> None:
+    assert address_key("2001:db8::1") == address_key("2001:db8::ffff:1") == "2001:db8::/64"
+    assert address_key("::ffff:10.0.0.1") == "10.0.0.1"
+    assert address_key("127.0.0.1") == "127.0.0.1"
+    assert address_key(None) == "?"
+
+
+async def test_a_partial_close_may_not_leave_dust(tight: Server) -> None:
+    requester, maker = await funded(tight, 2)
+    rid = (await requester.ok("/trade/request", {**REQUEST, "size_usdc": "20"}, 201))[
+        "request_id"]
+    qid = (await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": "0",
+                                           "collateral_usdc": "10"}, 201))["quote_id"]
+    pid = (await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid}))[
+        "position"]["position_id"]
+    await requester.ok("/trade/close", {"position_id": pid, "size_percent": 50})  # leaves 10
+    before = await tight.digest()
+    r = await requester.post("/trade/close", {"position_id": pid, "size_percent": 1})
+    msg = refused(r, 400, "invalid_request")
+    assert "at least 10.000000" in msg and "9.900000" in msg
+    assert await tight.digest() == before
+    done = await requester.ok("/trade/close", {"position_id": pid, "size_percent": 100})
+    assert done["position"]["status"] == "closed"
+    await tight.assert_balanced()
