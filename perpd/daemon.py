@@ -25,12 +25,14 @@ from perpd.nursery import (
     expiry,
     funding,
     http,
+    http_limits,
     liquidation_watcher,
     pyth_poller,
     sim_oracle,
     systemd_notify,
 )
 from perpd.oracle import PriceBook
+from perpd.socket_limits import SocketGate, SocketLimits
 from perpd.store import Store
 from perpd.store import queries as q
 from perpd.venue import Venue
@@ -69,8 +71,22 @@ async def run(
             await services.start(liquidation_watcher.run, watcher)
             hub = event_hub.Hub(store)
             await services.start(event_hub.run, hub)
-            venue.services = {"hub": hub, "watcher": watcher}
-            app = create_app(venue, hub=hub, shutdown=shutdown, dev=config.dev)
+            sockets = SocketGate(
+                SocketLimits(
+                    max_sockets=config.ws_max_sockets,
+                    max_unauthenticated=config.ws_max_unauthenticated,
+                    max_per_agent=config.ws_max_per_agent,
+                    auth_timeout_s=config.ws_auth_timeout_s,
+                )
+            )
+            connections = http_limits.ConnectionGate(config.max_connections)
+            venue.services = {
+                "hub": hub,
+                "watcher": watcher,
+                "sockets": sockets,
+                "connections": connections,
+            }
+            app = create_app(venue, hub=hub, shutdown=shutdown, dev=config.dev, sockets=sockets)
             async with trio.open_nursery() as front:
                 binds = await front.start(
                     partial(
@@ -80,6 +96,8 @@ async def run(
                         port=config.port,
                         shutdown=shutdown,
                         graceful_timeout_s=config.graceful_timeout_s,
+                        ws_max_message=config.ws_max_message,
+                        connections=connections,
                     )
                 )
                 venue.binds = binds

@@ -166,7 +166,7 @@ async def closed_with(ws: Ws, code: int) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        '{"type": "auth", "agent_id": "A", "timestamp": %s, "signature": "S"}' % HUGE,
+        '{"type": "auth", "agent_id": "A", "timestamp": ' + HUGE + ', "signature": "S"}',
         '{"type": "auth", "agent_id": "\\ud800", "timestamp": 1, "signature": "S"}',
         '{"type": "auth", "agent_id": "A", "timestamp": "²", "signature": "S"}',
         '{"type": "\\udfff"}',
@@ -198,17 +198,15 @@ async def test_bad_data_after_login_is_an_error_and_the_socket_stays(
     server, _, maker, rid = open_request
     before = await server.digest()
     async with connect(server.url, maker) as (ws, _):
+        quote = {"type": "quote", "request_id": rid, "funding_rate": "0.0005"}
+        quote["collateral_usdc"] = "100"
         bad = [
-            '{"type": "quote", "request_id": "\\ud800", "funding_rate": "0.0005",'
-            ' "collateral_usdc": "100", "client_id": 1}',
-            '{"type": "quote", "request_id": "%s", "funding_rate": "%s",'
-            ' "collateral_usdc": "100", "client_id": 2}' % (rid, TINY),
-            '{"type": "quote", "request_id": "%s", "funding_rate": 0.0005,'
-            ' "collateral_usdc": %s, "client_id": 3}' % (rid, HUGE),
-            '{"type": "quote", "request_id": "%s", "funding_rate": "0.0005",'
-            ' "collateral_usdc": "100", "valid_for": "²", "client_id": 4}' % rid,
-            '{"type": "subscribe", "markets": ["BTC-PERP"], "since": "-+5", "client_id": 5}',
-            '{"type": "subscribe", "markets": ["\\ud800"], "client_id": 6}',
+            json.dumps({**quote, "request_id": "\ud800", "client_id": 1}),
+            json.dumps({**quote, "funding_rate": TINY, "client_id": 2}),
+            json.dumps({**quote, "collateral_usdc": "X", "client_id": 3}).replace('"X"', HUGE),
+            json.dumps({**quote, "valid_for": "²", "client_id": 4}),
+            json.dumps({"type": "subscribe", "markets": [], "since": "-+5", "client_id": 5}),
+            json.dumps({"type": "subscribe", "markets": ["\ud800"], "client_id": 6}),
         ]
         for i, text in enumerate(bad, 1):
             await ws.conn.send_message(text)

@@ -14,21 +14,30 @@ from perpd.api._common import MAX_BODY, error_response, http_error_response
 from perpd.api._openapi import document
 from perpd.errors import ApiError
 from perpd.nursery.event_hub import Hub
+from perpd.socket_limits import SocketGate, SocketLimits
 from perpd.venue import Venue
 
 __all__ = ["create_app"]
 
 
-def create_app(venue: Venue, *, hub: Hub, shutdown: trio.Event, dev: bool = False) -> QuartTrio:
+def create_app(
+    venue: Venue,
+    *,
+    hub: Hub,
+    shutdown: trio.Event,
+    dev: bool = False,
+    sockets: SocketGate | None = None,
+) -> QuartTrio:
     """The router. ``dev`` adds ``/dev/*``; without it those paths are 404.
 
     ``shutdown`` is the daemon's stop signal: open WebSockets close with 1001 on it
-    (hypercorn's trio server does not close them itself).
+    (hypercorn's trio server does not close them itself). ``sockets`` caps them.
     """
     app = QuartTrio("perpd")
     app.config["PERPD_VENUE"] = venue
     app.config["PERPD_HUB"] = hub
     app.config["PERPD_SHUTDOWN"] = shutdown
+    app.config["PERPD_SOCKETS"] = sockets or SocketGate(SocketLimits())
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
