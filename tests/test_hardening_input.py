@@ -217,3 +217,22 @@ async def test_bad_data_after_login_is_an_error_and_the_socket_stays(
         await ws.send({"type": "ping"})
         assert (await ws.recv())["type"] == "pong"
     assert await server.digest() == before
+
+
+async def test_a_text_frame_that_is_not_utf8_closes_1007(server: Server) -> None:
+    """RFC 6455's 1007 is for exactly this (wsproto checks it, before the daemon sees it)."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    async with await trio.open_tcp_stream(host, int(port)) as stream:
+        await stream.send_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += await stream.receive_some(4096)
+        await stream.send_all(bytes([0x81, 0x82]) + bytes(4) + b"\xff\xfe")  # masked, zero key
+        got = got.partition(b"\r\n\r\n")[2]
+        with trio.fail_after(5):
+            while len(got) < 4:
+                got += await stream.receive_some(4096)
+    assert got[0] == 0x88 and int.from_bytes(got[2:4], "big") == 1007, got
