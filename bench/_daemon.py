@@ -38,17 +38,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@asynccontextmanager
-async def daemon(*extra: str) -> AsyncIterator[str]:
-    """``perpd run --dev`` on a fresh database in a subprocess; yields its base URL.
+@dataclass(frozen=True)
+class Running:
+    """A daemon started by `daemon_process`: where it listens, its pid and database."""
 
-    ``$PERPD_BENCH_URL`` points the bench at a daemon started by hand (to profile it).
-    """
-    if os.environ.get("PERPD_BENCH_URL"):
-        yield os.environ["PERPD_BENCH_URL"]
-        return
+    url: str
+    pid: int
+    db: str
+
+
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of ``pid`` from /proc (VmRSS now, VmHWM the peak), in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise LookupError(f"{field} not in /proc/{pid}/status")
+
+
+@asynccontextmanager
+async def daemon_process(*extra: str) -> AsyncIterator[Running]:
+    """``perpd run --dev`` on a fresh database in a subprocess, until the block ends."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "bench.db")
         proc = await trio.lowlevel.open_process(
             [
                 sys.executable,
@@ -60,7 +72,7 @@ async def daemon(*extra: str) -> AsyncIterator[str]:
                 "--log-level",
                 "WARNING",
                 "--db",
-                str(Path(tmp) / "bench.db"),
+                db,
                 "--port",
                 str(port),
                 *extra,
@@ -76,11 +88,24 @@ async def daemon(*extra: str) -> AsyncIterator[str]:
                                 break
                         except httpx.TransportError:
                             await trio.sleep(0.05)
-            yield url
+            yield Running(url, proc.pid, db)
         finally:
             proc.terminate()
             with trio.fail_after(20):
                 await proc.wait()
+
+
+@asynccontextmanager
+async def daemon(*extra: str) -> AsyncIterator[str]:
+    """``perpd run --dev`` on a fresh database in a subprocess; yields its base URL.
+
+    ``$PERPD_BENCH_URL`` points the bench at a daemon started by hand (to profile it).
+    """
+    if os.environ.get("PERPD_BENCH_URL"):
+        yield os.environ["PERPD_BENCH_URL"]
+        return
+    async with daemon_process(*extra) as running:
+        yield running.url
 
 
 @dataclass

@@ -52,11 +52,17 @@ def parse_agent_id(text: object) -> Pubkey:
 
 @dataclass(frozen=True)
 class Verified:
-    """An authenticated call: who signed it, and the signature (the replay key)."""
+    """An authenticated call: who signed it, and the signature (the replay key).
+
+    ``session`` marks an action on a WebSocket opened with this (single-use) login: the
+    login's signature was recorded when the socket opened, so its actions record nothing
+    more, yet they run as that agent and no other.
+    """
 
     agent_id: str
     signature: str
     timestamp_ms: int
+    session: bool = False
 
 
 def verify(
@@ -73,7 +79,7 @@ def verify(
     if not agent_id or not timestamp or not signature:
         raise Unauthorized("X-Agent-Id, X-Timestamp and X-Signature are required")
     pubkey = parse_agent_id(agent_id)
-    if not timestamp.isdigit() or len(timestamp) > 16:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 16:
         raise Unauthorized("X-Timestamp must be unix time in milliseconds")
     if abs(int(timestamp) - now_ms) > MAX_SKEW_MS:
         raise Unauthorized("X-Timestamp is more than 30 s away from the server clock")

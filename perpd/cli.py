@@ -46,6 +46,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds agents get to liquidate before the keeper does",
     )
+    run.add_argument(
+        "--max-connections",
+        type=int,
+        default=Config.max_connections,
+        metavar="N",
+        help="live TCP connections before new ones get 503 (keep below the fd limit)",
+    )
+    run.add_argument(
+        "--ws-max-sockets",
+        type=int,
+        default=Config.ws_max_sockets,
+        metavar="N",
+        help="live WebSockets in all",
+    )
+    run.add_argument(
+        "--ws-max-per-agent",
+        type=int,
+        default=Config.ws_max_per_agent,
+        metavar="N",
+        help="live WebSockets per agent",
+    )
     run.add_argument("--log-level", default="INFO")
     demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
     chain_command.add_arguments(
@@ -85,6 +106,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         sim_seed=args.sim_seed,
         keeper=not args.no_keeper,
         keeper_grace_s=args.keeper_grace,
+        max_connections=args.max_connections,
+        ws_max_sockets=args.ws_max_sockets,
+        ws_max_per_agent=args.ws_max_per_agent,
     )
 
 

@@ -43,6 +43,13 @@ class Config:
     retention_s: int = 3600  # finished requests and quotes are deleted this long after
     prune_interval_s: float = 60.0
     prune_batch: int = 1000
+    # d-ws: sockets
+    max_connections: int = 4096  # live TCP connections (HTTP and WebSocket); then 503
+    ws_max_sockets: int = 2048  # live WebSockets in all; then the handshake gets 503
+    ws_max_unauthenticated: int = 128  # sockets not yet logged in; then 503
+    ws_max_per_agent: int = 8  # live sockets per agent; then error rate_limited, 1008
+    ws_max_message: int = 16 * 1024  # bytes; a larger message closes the socket (1009)
+    ws_auth_timeout_s: float = 10.0  # a socket must log in within this, else 1008
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -53,6 +60,8 @@ class Config:
             raise ValueError(f"port {self.port} out of range")
         if not 1 <= self.page_default <= self.page_max:
             raise ValueError("page_default must lie in 1..page_max")
+        if min(self.max_connections, self.ws_max_sockets, self.ws_max_per_agent) < 1:
+            raise ValueError("connection and socket caps must be at least 1")
         self.trade_limits()  # validates the caps and minimum sizes
         self.rate_limits()
 

@@ -25,6 +25,7 @@ from perpd.nursery import (
     expiry,
     funding,
     http,
+    http_limits,
     liquidation_watcher,
     pruner,
     pyth_poller,
@@ -33,6 +34,7 @@ from perpd.nursery import (
 )
 from perpd.oracle import PriceBook
 from perpd.ratelimit import Limiter
+from perpd.socket_limits import SocketGate, SocketLimits
 from perpd.store import Store
 from perpd.store import queries as q
 from perpd.venue import Venue
@@ -84,7 +86,23 @@ async def run(
             hub = event_hub.Hub(store)
             await services.start(event_hub.run, hub)
             limiter = Limiter(config.rate_limits())
-            venue.services = {"hub": hub, "watcher": watcher, "pruner": prune, "limiter": limiter}
+            sockets = SocketGate(
+                SocketLimits(
+                    max_sockets=config.ws_max_sockets,
+                    max_unauthenticated=config.ws_max_unauthenticated,
+                    max_per_agent=config.ws_max_per_agent,
+                    auth_timeout_s=config.ws_auth_timeout_s,
+                )
+            )
+            connections = http_limits.ConnectionGate(config.max_connections)
+            venue.services = {
+                "hub": hub,
+                "watcher": watcher,
+                "pruner": prune,
+                "limiter": limiter,
+                "sockets": sockets,
+                "connections": connections,
+            }
             app = create_app(
                 venue,
                 hub=hub,
@@ -92,6 +110,7 @@ async def run(
                 dev=config.dev,
                 limiter=limiter,
                 pages=(config.page_default, config.page_max),
+                sockets=sockets,
             )
             async with trio.open_nursery() as front:
                 binds = await front.start(
@@ -102,6 +121,8 @@ async def run(
                         port=config.port,
                         shutdown=shutdown,
                         graceful_timeout_s=config.graceful_timeout_s,
+                        ws_max_message=config.ws_max_message,
+                        connections=connections,
                     )
                 )
                 venue.binds = binds

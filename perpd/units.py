@@ -9,8 +9,10 @@ parsed from their JSON text as `Decimal`, never through a float). Every parser r
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from perpd.errors import InvalidRequest
@@ -22,53 +24,105 @@ MAX_USDC = 1_000_000_000 * MICRO  # SPEC §2: nothing above 1e9 USDC
 MAX_RATE_PPM = 50_000  # SPEC §3: any funding rate within ±0.05 per period
 MAX_PRICE = 10**8 * PRICE_SCALE  # 100 million per unit: well above any listed asset
 _MAX_TEXT = 64  # longest numeric text we look at
+_MAX_MAGNITUDE = 15  # no wire number has more than 16 digits before the point
+# A decimal in ASCII only: Python's int() and Decimal() also take "²", "٣" and "1_0".
+_DECIMAL = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?", re.ASCII)
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+def _json_number(text: str) -> Decimal:
+    """A JSON number with a fraction or exponent, bounded before `Decimal` sees it."""
+    if len(text) > _MAX_TEXT:
+        raise ValueError(f"number {text[:20]}... is too long")
+    try:
+        return Decimal(text)  # JSON's grammar is ASCII; only the exponent can be out of range
+    except InvalidOperation as exc:
+        raise ValueError(f"number {text} is out of range") from exc
+
+
+def _no_lone_surrogates(value: Any) -> None:
+    """Refuse a ``\\ud800`` escape anywhere: it is not Unicode, and SQLite cannot store it."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            texts: Iterable[str] = (item,)
+        elif isinstance(item, dict):
+            texts = item.keys()
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+            continue
+        else:
+            continue
+        for text in texts:
+            if not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise InvalidRequest(
+                        "strings must be valid Unicode (no lone surrogate)"
+                    ) from exc
+
+
 def loads(body: bytes | str) -> Any:
     """JSON with floats parsed as `Decimal` and NaN/Infinity refused (SPEC §2)."""
     try:
-        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        data = json.loads(body, parse_float=_json_number, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise InvalidRequest(f"malformed JSON: {exc}") from exc
+    _no_lone_surrogates(data)
+    return data
 
 
-def _decimal(value: object, field: str) -> Decimal:
+def _parts(value: object, field: str) -> tuple[int, int]:
+    """``value`` as an exact ``(coefficient, exponent)`` pair, with no trailing zeros."""
     if isinstance(value, bool) or value is None:
         raise InvalidRequest(f"{field} must be a number or a decimal string")
     if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, Decimal):
-        d = value
+        if abs(value) >= 10 ** (_MAX_MAGNITUDE + 1):
+            raise InvalidRequest(f"{field} is too large or too long")
+        coefficient, exponent = value, 0
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidRequest(f"{field} must be finite")
+        sign, digits, exp = value.as_tuple()
+        if len(digits) > _MAX_TEXT:
+            raise InvalidRequest(f"{field} is too large or too long")
+        magnitude = int("".join(map(str, digits)))
+        coefficient, exponent = (-magnitude if sign else magnitude), int(exp)
     elif isinstance(value, str):
-        text = value.strip()
-        if not text or len(text) > _MAX_TEXT:
-            raise InvalidRequest(f"{field} must be a decimal number")
-        try:
-            d = Decimal(text)
-        except InvalidOperation as exc:
-            raise InvalidRequest(f"{field} must be a decimal number, got {value!r}") from exc
+        m = _DECIMAL.fullmatch(value) if len(value) <= _MAX_TEXT else None
+        if m is None or not (m.group(2) or m.group(3)):
+            raise InvalidRequest(f"{field} must be a decimal number, got {value[:_MAX_TEXT]!r}")
+        whole, frac = m.group(2), m.group(3) or ""
+        magnitude = int(whole + frac)
+        coefficient = -magnitude if m.group(1) == "-" else magnitude
+        exponent = int(m.group(4) or 0) - len(frac)
     else:
         raise InvalidRequest(f"{field} must be a number or a decimal string")
-    if not d.is_finite():
-        raise InvalidRequest(f"{field} must be finite")
-    return d
+    if coefficient == 0:
+        return 0, 0
+    while coefficient % 10 == 0:  # at most _MAX_TEXT steps
+        coefficient //= 10
+        exponent += 1
+    if len(str(abs(coefficient))) - 1 + exponent > _MAX_MAGNITUDE:
+        raise InvalidRequest(f"{field} is too large or too long")
+    return coefficient, exponent
 
 
 def _scaled(value: object, field: str, decimals: int) -> int:
-    """``value × 10^decimals`` as an exact integer; refuses more decimals than that."""
-    d = _decimal(value, field)
-    if len(d.as_tuple().digits) > _MAX_TEXT or d.adjusted() > 15:
-        raise InvalidRequest(f"{field} is too large or too long")
-    with localcontext() as ctx:
-        ctx.prec = 2 * _MAX_TEXT  # exact: no rounding can hide a 7th decimal
-        scaled = d.scaleb(decimals)
-        if scaled != scaled.to_integral_value():
-            raise InvalidRequest(f"{field} has more than {decimals} decimals")
-        return int(scaled)
+    """``value × 10^decimals`` as an exact integer; refuses more decimals than that,
+    however the number is written (``"1E-999999999"`` too). Integer arithmetic only:
+    no `Decimal` context can round a tiny value to zero or overflow on a huge one."""
+    coefficient, exponent = _parts(value, field)
+    if exponent < -decimals:
+        raise InvalidRequest(f"{field} has more than {decimals} decimals")
+    return coefficient * 10 ** (exponent + decimals)
 
 
 def parse_usdc(value: object, field: str, *, allow_zero: bool = False) -> int:
@@ -101,7 +155,7 @@ def parse_int(value: object, field: str, lo: int, hi: int) -> int:
     """An integer in ``[lo, hi]``; JSON integers or digit strings, never 2.0 or true."""
     if isinstance(value, bool):
         raise InvalidRequest(f"{field} must be an integer")
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit() and len(value) < 20:
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
         value = int(value)
     if not isinstance(value, int):
         raise InvalidRequest(f"{field} must be an integer")

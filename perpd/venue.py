@@ -62,20 +62,27 @@ class Venue:
         A refused call (any `ApiError`) changes no state, but its signature is still
         recorded in a transaction of its own: otherwise a refused call could be replayed
         later, once the state lets it through. ``urgent`` settlement (accept, close,
-        liquidate, funding, expiry) runs ahead of queued order flow.
+        liquidate, funding, expiry) runs ahead of queued order flow. A ``session`` auth
+        (an action on a socket) was recorded once, when its socket opened.
         """
+        record = auth is not None and not auth.session
 
         def work(conn: sqlite3.Connection) -> T:
-            if auth is not None:
+            if record:
+                assert auth is not None
                 _remember(conn, auth)
             return unit(conn, self._ctx())
 
         try:
             return await self.store.write(work, urgent=urgent)
         except ApiError as exc:
-            if auth is not None and not isinstance(exc, Unauthorized):
+            if record and auth is not None and not isinstance(exc, Unauthorized):
                 await self.store.write(lambda conn: _remember(conn, auth))
             raise
+
+    async def login(self, auth: Verified) -> None:
+        """Spend a WebSocket login's signature (SPEC §6: single-use); 401 on a replay."""
+        await self.mutate(lambda conn, ctx: None, auth)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self.store.read(fn)

@@ -15,6 +15,7 @@ from perpd.api._openapi import document
 from perpd.errors import ApiError
 from perpd.nursery.event_hub import Hub
 from perpd.ratelimit import Limiter
+from perpd.socket_limits import SocketGate, SocketLimits
 from perpd.venue import Venue
 
 __all__ = ["create_app"]
@@ -28,6 +29,7 @@ def create_app(
     dev: bool = False,
     limiter: Limiter | None = None,
     pages: tuple[int, int] = (100, 500),
+    sockets: SocketGate | None = None,
 ) -> QuartTrio:
     """The router. ``dev`` adds ``/dev/*``; without it those paths are 404.
 
@@ -35,12 +37,13 @@ def create_app(
     and the maximum page size of the lists.
 
     ``shutdown`` is the daemon's stop signal: open WebSockets close with 1001 on it
-    (hypercorn's trio server does not close them itself).
+    (hypercorn's trio server does not close them itself). ``sockets`` caps them.
     """
     app = QuartTrio("perpd")
     app.config["PERPD_VENUE"] = venue
     app.config["PERPD_HUB"] = hub
     app.config["PERPD_SHUTDOWN"] = shutdown
+    app.config["PERPD_SOCKETS"] = sockets or SocketGate(SocketLimits())
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["PERPD_LIMITER"] = limiter or Limiter()
     app.config["PERPD_PAGES"] = pages

@@ -94,9 +94,17 @@ def error_response(exc: ApiError) -> Response:
 
 
 def http_error_response(exc: HTTPException) -> Response:
-    """Framework errors (unknown route, wrong method, body too large) in the SPEC shape."""
+    """Framework errors (unknown route, wrong method, body too large) in the SPEC shape.
+
+    A 5xx is the daemon's fault, never the caller's: code ``internal`` and a fixed
+    message (the traceback goes to the log, never into the body).
+    """
     status = exc.code or 400
-    code = "not_found" if status == 404 else "invalid_request"
-    resp = jsonify({"error": {"code": code, "message": exc.description or exc.name}})
+    if status >= 500:
+        code, message = "internal", "internal error; the daemon logged it"
+    else:
+        code = "not_found" if status == 404 else "invalid_request"
+        message = exc.description or exc.name
+    resp = jsonify({"error": {"code": code, "message": message}})
     resp.status_code = status
     return resp

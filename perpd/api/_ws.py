@@ -1,18 +1,23 @@
 """``GET /ws`` (SPEC §6): authenticate, subscribe with ``since``, events in order, quotes.
 
-Close codes: 1000 normal, 1001 the daemon is shutting down, 1008 authentication
-failed or the protocol was broken, 4001 the client fell too far behind (reconnect and
-subscribe with ``since`` = the last ``seq`` it received).
+Close codes: 1000 normal, 1001 the daemon is shutting down, 1008 the login failed (bad,
+stale or replayed, no login within the deadline, anything else first, or the agent's
+socket cap), 1009 a message over the size limit (the server closes it before buffering
+more), 1011 an internal error, 4001 the client fell too far behind (reconnect and
+subscribe with ``since`` = the last ``seq`` it received). After login a refused message
+gets an ``error`` and the socket stays open.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import trio
-from quart import Blueprint, current_app, websocket
+from quart import Blueprint, Response, current_app, jsonify, websocket
 
 from perpd import auth
 from perpd.api._common import acting_agent, check_fields, venue
@@ -21,36 +26,43 @@ from perpd.api._trade import QUOTE_OPTIONAL, QUOTE_REQUIRED, submit_quote
 from perpd.errors import ApiError, InvalidRequest, Unauthorized
 from perpd.markets import get_market
 from perpd.nursery.event_hub import CLOSE_LAGGING, Hub, Session
+from perpd.socket_limits import SocketGate
 from perpd.units import loads, parse_int
 
+log = logging.getLogger(__name__)
 bp = Blueprint("ws", __name__)
 
-AUTH_TIMEOUT_S = 10
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
-MAX_MESSAGE = 16 * 1024
+CLOSE_INTERNAL = 1011
 
 
 def _hub() -> Hub:
     return current_app.config["PERPD_HUB"]  # type: ignore[no-any-return]
 
 
+def _gate() -> SocketGate:
+    return current_app.config["PERPD_SOCKETS"]  # type: ignore[no-any-return]
+
+
 def _error(exc: ApiError, **extra: Any) -> str:
     return json.dumps({"type": "error", **exc.body(), **extra})
 
 
+def _internal() -> str:
+    return _error(ApiError("internal error; the daemon logged it", code="internal"))
+
+
 async def _receive_object() -> dict[str, Any]:
-    raw = await websocket.receive()
-    if len(raw) > MAX_MESSAGE:
-        raise InvalidRequest("message too large")
-    data = loads(raw)
+    data = loads(await websocket.receive())  # hypercorn refuses oversized ones (1009)
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise InvalidRequest('messages are JSON objects with a "type"')
     return data
 
 
-async def _authenticate() -> str:
-    with trio.move_on_after(AUTH_TIMEOUT_S):
+async def _authenticate(timeout_s: float) -> auth.Verified:
+    """The login: a fresh signature of ``GET /ws``, spent here (single-use, SPEC §6)."""
+    with trio.move_on_after(timeout_s):
         msg = await _receive_object()
         if msg["type"] != "auth":
             raise Unauthorized("the first message must be auth")
@@ -64,8 +76,9 @@ async def _authenticate() -> str:
             b"",
             now_ms=venue().now_ms(),
         )
-        return v.agent_id
-    raise Unauthorized("no auth message within 10 s")
+        await venue().login(v)
+        return replace(v, session=True)
+    raise Unauthorized(f"no auth message within {timeout_s:g} s")
 
 
 def _subscription(msg: dict[str, Any], default_since: int) -> tuple[frozenset[str], int]:
@@ -77,20 +90,53 @@ def _subscription(msg: dict[str, Any], default_since: int) -> tuple[frozenset[st
     return names, since
 
 
+def _refuse_handshake(reason: str) -> Response:
+    """503 to the upgrade request itself: nothing of this socket is ever buffered."""
+    resp = jsonify({"error": {"code": "unavailable", "message": reason}})
+    resp.status_code = 503
+    resp.headers["Retry-After"] = "1"
+    return resp
+
+
 @bp.websocket("/ws")
-async def ws() -> None:
-    hub, shutdown = _hub(), current_app.config["PERPD_SHUTDOWN"]
-    await websocket.accept()
+async def ws() -> Any:
+    gate = _gate()
+    refusal = gate.admit()
+    if refusal is not None:
+        return _refuse_handshake(refusal)
+    owner: str | None = None
     try:
-        agent_id = await _authenticate()
-    except ApiError as exc:
-        await websocket.send(_error(exc))
-        await websocket.close(CLOSE_POLICY, exc.message[:120])
-        return
+        await websocket.accept()
+        try:
+            login = await _authenticate(gate.limits.auth_timeout_s)
+            if not gate.login(login.agent_id):
+                raise ApiError(
+                    f"this agent already has {gate.limits.max_per_agent} sockets open",
+                    code="rate_limited",
+                )
+            owner = login.agent_id
+        except ApiError as exc:
+            await websocket.send(_error(exc))
+            await websocket.close(CLOSE_POLICY, exc.message[:120])
+            return None
+        except Exception:
+            log.exception("socket login failed on a bug")
+            await websocket.send(_internal())
+            await websocket.close(CLOSE_INTERNAL, "internal error")
+            return None
+        await _serve(login)
+        return None
+    finally:
+        gate.release(owner)
+
+
+async def _serve(login: auth.Verified) -> None:
+    """A logged-in socket: subscriptions, quotes and pings until it closes."""
+    agent_id = login.agent_id
+    hub, shutdown = _hub(), current_app.config["PERPD_SHUTDOWN"]
     await websocket.send(json.dumps({"type": "auth_ok", "seq": hub.dispatched}))
     default_since = hub.dispatched
     session: Session | None = None
-
     async with trio.open_nursery() as nursery:
 
         async def close(code: int, reason: str) -> None:
@@ -127,13 +173,17 @@ async def ws() -> None:
                         nursery.start_soon(pump, session, since)
                         nursery.start_soon(on_lagging, session)
                     elif kind == "quote":
-                        await _quote(agent_id, msg)
+                        await _quote(login, msg)
                     elif kind == "ping":
                         await websocket.send(json.dumps({"type": "pong", "ts": int(time.time())}))
                     else:
                         raise InvalidRequest(f"unknown message type {kind!r}")
                 except ApiError as exc:
                     await websocket.send(_error(exc, client_id=_client_id(msg)))
+                except Exception:
+                    log.exception("socket message failed on a bug")
+                    await websocket.send(_internal())
+                    await close(CLOSE_INTERNAL, "internal error")
         finally:
             if session is not None:
                 hub.remove(session)
@@ -143,14 +193,15 @@ def _client_id(msg: Any) -> Any:
     return msg.get("client_id") if isinstance(msg, dict) else None
 
 
-async def _quote(agent_id: str, msg: dict[str, Any]) -> None:
-    """A quote on the socket: the same checks as ``POST /trade/quote``; errors reach the
+async def _quote(login: auth.Verified, msg: dict[str, Any]) -> None:
+    """A quote on the socket: the same checks as ``POST /trade/quote``, as the socket's
+    agent (its login, already spent, records no further signature); errors reach the
     caller's loop, which answers with an ``error`` message carrying the ``client_id``."""
     body = {k: v for k, v in msg.items() if k not in ("type", "client_id")}
     check_fields(body, required=QUOTE_REQUIRED, optional=QUOTE_OPTIONAL)
-    acting_agent(body, agent_id)
-    charge_agent(agent_id)  # d-limits: a socket quote counts like a signed call
-    quote = await submit_quote(agent_id, body, None)
+    agent_id = acting_agent(body, login.agent_id)
+    charge_agent(agent_id)  # a socket quote counts like a signed call
+    quote = await submit_quote(agent_id, body, login)
     ack = {"type": "quote_ack", "quote_id": quote.quote_id, "request_id": quote.request_id}
     if "client_id" in msg:
         ack["client_id"] = msg["client_id"]

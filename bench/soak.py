@@ -1,0 +1,385 @@
+"""Soak: honest traders and makers, then the same plus one hostile agent (issue 8).
+
+Two phases on one daemon (a subprocess on loopback, fresh database):
+
+1. **baseline** (half the duration): ``--traders`` traders each loop request → accept
+   the first quote (from their socket) → close → read their account; ``--makers``
+   makers quote on their sockets on every request of 10 USDC or more.
+2. **hostile** (the other half): the same, plus one hostile agent doing every attack of
+   issue 8 at once: replaying a maker's captured socket login, oversized frames,
+   a flood of sockets that never log in, dust requests, quote spam on the honest
+   traders' requests, anonymous list-scraping loops and malformed numbers.
+
+It prints the honest p99 of each phase (every signed HTTP call an honest trader
+makes), their ratio, the daemon's RSS at the start and the end, what the hostile agent
+achieved, and runs ``perpd verify`` on the database at the end. The last line is one
+JSON object.
+
+    python bench/soak.py [--duration 60] [--traders 4] [--makers 3] [--attacks a,b,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from trio_websocket import WebSocketConnection, open_websocket_url
+
+from perpd.auth import sign_headers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _daemon import REQUEST, BenchAgent, daemon_process, pct, rss_kb  # noqa: E402
+
+MARKETS = ["BTC-PERP"]
+HANDSHAKE = (
+    b"GET /ws HTTP/1.1\r\nHost: HOST\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: c29hay1ob3N0aWxlLWtleQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+OVERSIZED = 2 * 1024 * 1024
+OVERSIZED_HEADER = bytes([0x81, 0xFF]) + OVERSIZED.to_bytes(8, "big") + bytes(4)
+ZEROS = b"a" * 65536
+MIN_QUOTED_USDC = 10  # an honest maker's minimum size: dust is not worth quoting
+BAD_BODIES = [  # finding 6: each must be a 4xx
+    '{"market": "BTC-PERP", "side": "long", "size_usdc": "100", "leverage": "²",'
+    ' "max_funding_rate": "0.001"}',
+    '{"market": "BTC-PERP", "side": "long", "size_usdc": 1E999999999999999999999,'
+    ' "leverage": 10, "max_funding_rate": "0.001"}',
+    '{"market": "BTC-PERP", "side": "long", "size_usdc": "100", "leverage": "-+5",'
+    ' "max_funding_rate": "1E-999999999"}',
+    '{"market": "\\ud800", "side": "long", "size_usdc": "100", "leverage": 10,'
+    ' "max_funding_rate": "0.001"}',
+]
+
+
+class Run:
+    """Shared state: the phase's latency samples, the stop signal, the tallies."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ws_url = url.replace("http://", "ws://") + "/ws"
+        self.samples: list[float] = []
+        self.honest_errors: Counter[str] = Counter()
+        self.hostile: Counter[str] = Counter()
+        self.maker_logins: list[str] = []
+
+    async def timed(self, call: Awaitable[httpx.Response]) -> httpx.Response:
+        t0 = time.perf_counter()
+        r = await call
+        self.samples.append(time.perf_counter() - t0)
+        return r
+
+
+async def login(ws: WebSocketConnection, agent: BenchAgent) -> str:
+    text = agent.ws_auth()
+    await ws.send_message(text)
+    ok = json.loads(await ws.get_message())
+    assert ok["type"] == "auth_ok", ok
+    return text
+
+
+async def signed(agent: BenchAgent, method: str, path: str, body: Any = None) -> httpx.Response:
+    raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    headers = sign_headers(agent.keypair, method, path, raw, timestamp_ms=agent.stamp())
+    return await agent.http.request(method, path, content=raw, headers=headers)
+
+
+# --- honest agents ---------------------------------------------------------------------
+
+
+async def maker(run: Run, agent: BenchAgent) -> None:
+    async with open_websocket_url(run.ws_url) as ws:
+        run.maker_logins.append(await login(ws, agent))
+        await ws.send_message(json.dumps({"type": "subscribe", "markets": MARKETS}))
+        while True:
+            msg = json.loads(await ws.get_message())
+            if msg["type"] == "trade_request":
+                data = msg["data"]
+                if Decimal(data["size_usdc"]) >= MIN_QUOTED_USDC:
+                    rate = f"{random.randint(1, 9) / 10_000:.4f}"
+                    await ws.send_message(
+                        json.dumps(
+                            {
+                                "type": "quote",
+                                "request_id": data["request_id"],
+                                "funding_rate": rate,
+                                "collateral_usdc": "20",
+                            }
+                        )
+                    )
+
+
+async def trader(run: Run, agent: BenchAgent) -> None:
+    """request → first quote → accept → close → account read, forever."""
+    async with open_websocket_url(run.ws_url) as ws:
+        await login(ws, agent)
+        await ws.send_message(json.dumps({"type": "subscribe", "markets": []}))
+        while True:
+            r = await run.timed(signed(agent, "POST", "/trade/request", REQUEST))
+            if r.status_code != 201:
+                run.honest_errors[f"request {r.status_code}"] += 1
+                await trio.sleep(0.1)
+                continue
+            rid = r.json()["request_id"]
+            qid = None
+            with trio.move_on_after(5):
+                while qid is None:
+                    msg = json.loads(await ws.get_message())
+                    if msg["type"] == "quote" and msg["data"]["request_id"] == rid:
+                        qid = msg["data"]["quote_id"]
+            if qid is None:
+                run.honest_errors["no quote"] += 1
+                continue
+            body = {"request_id": rid, "quote_id": qid}
+            r = await run.timed(signed(agent, "POST", "/trade/accept", body))
+            if r.status_code != 200:
+                run.honest_errors[f"accept {r.status_code}"] += 1
+                continue
+            pid = r.json()["position"]["position_id"]
+            r = await run.timed(signed(agent, "POST", "/trade/close", {"position_id": pid}))
+            if r.status_code != 200:
+                run.honest_errors[f"close {r.status_code}"] += 1
+            r = await run.timed(signed(agent, "GET", f"/accounts/{agent.id}"))
+            if r.status_code != 200:
+                run.honest_errors[f"account {r.status_code}"] += 1
+
+
+# --- the hostile agent ----------------------------------------------------------------
+
+
+async def forever(run: Run, name: str, attack: Callable[[], Awaitable[str]], pause: float) -> None:
+    """Repeat ``attack``; tally what each attempt achieved (or how it was stopped)."""
+    while True:
+        try:
+            outcome = await attack()
+        except Exception as exc:  # noqa: BLE001 - the hostile agent only counts how it failed
+            outcome = type(exc).__name__
+        run.hostile[f"{name}: {outcome}"] += 1
+        await trio.sleep(pause)
+
+
+ATTACKS = ("replay", "oversized", "no-login", "dust", "quote-spam", "scrape", "malformed")
+
+
+def hostile_attacks(
+    run: Run, me: BenchAgent, anon: httpx.AsyncClient, chosen: frozenset[str]
+) -> list[Any]:
+    async def replay_login() -> str:
+        if not run.maker_logins:
+            return "nothing captured"
+        async with open_websocket_url(run.ws_url) as ws:
+            await ws.send_message(random.choice(run.maker_logins))
+            msg = json.loads(await ws.get_message())
+            return "ACCEPTED" if msg["type"] == "auth_ok" else msg["error"]["code"]
+
+    async def oversized() -> str:
+        """A 2 MB text frame on a fresh socket, pre-built (masked with a zero key) so the
+        hostile process spends no CPU masking it; the server should close with 1009."""
+        host, port = run.url.removeprefix("http://").rsplit(":", 1)
+        async with await trio.open_tcp_stream(host, int(port)) as stream:
+            await stream.send_all(HANDSHAKE.replace(b"HOST", f"{host}:{port}".encode()))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += await stream.receive_some(4096)
+            if b" 101 " not in head.split(b"\r\n")[0]:
+                return head.split(b"\r\n")[0].decode()
+            try:
+                await stream.send_all(OVERSIZED_HEADER)
+                for _ in range(OVERSIZED // len(ZEROS)):
+                    await stream.send_all(ZEROS)
+            except trio.BrokenResourceError:
+                pass  # the server closed it mid-frame
+            rest = head.partition(b"\r\n\r\n")[2]
+            with trio.move_on_after(2):
+                while data := await stream.receive_some(65536):
+                    rest += data
+            return "closed 1009" if b"\x88\x02\x03\xf1" in rest else "not closed"
+
+    async def never_login() -> str:
+        async with open_websocket_url(run.ws_url) as ws:
+            await ws.get_message()  # the login deadline closes it
+        return "not closed"
+
+    async def dust() -> str:
+        r = await signed(me, "POST", "/trade/request", {**REQUEST, "size_usdc": "0.000001"})
+        return str(r.status_code)
+
+    async def scrape() -> str:
+        r = await anon.get("/requests")
+        listed = r.json().get("requests") or [] if r.status_code == 200 else []
+        if listed:
+            await anon.get(f"/quotes?request_id={listed[-1]['request_id']}")
+        return str(r.status_code)
+
+    async def malformed() -> str:
+        r = await signed(me, "POST", "/trade/request", random.choice(BAD_BODIES).encode())
+        return str(r.status_code)
+
+    async def quote_spam() -> str:
+        async with open_websocket_url(run.ws_url) as ws:
+            await login(ws, me)
+            await ws.send_message(json.dumps({"type": "subscribe", "markets": MARKETS}))
+            while True:
+                msg = json.loads(await ws.get_message())
+                if msg["type"] == "trade_request" and msg["data"]["agent_id"] != me.id:
+                    run.hostile["quote spam: requests hit"] += 1
+                    for _ in range(20):
+                        quote = {
+                            "type": "quote",
+                            "request_id": msg["data"]["request_id"],
+                            "funding_rate": "0.001",
+                            "collateral_usdc": "5",
+                        }
+                        await ws.send_message(json.dumps(quote))
+
+    table: dict[str, list[Any]] = {
+        "replay": [(forever, run, "replayed login", replay_login, 0.1)],
+        "dust": [(forever, run, "dust request", dust, 0.005)],
+        "malformed": [(forever, run, "malformed", malformed, 0.02)],
+        "quote-spam": [(forever, run, "quote spam", quote_spam, 0.5)],
+        "oversized": [(forever, run, "oversized frame", oversized, 0.05)] * 4,
+        "no-login": [(forever, run, "no login", never_login, 0.05)] * 50,
+        "scrape": [(forever, run, "scrape", scrape, 0.0)] * 4,
+    }
+    return [attack for name in ATTACKS if name in chosen for attack in table[name]]
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+async def phase(run: Run, seconds: float, attacks: list[Any]) -> list[float]:
+    run.samples = []
+    with trio.move_on_after(seconds):
+        async with trio.open_nursery() as nursery:
+            for args in attacks:
+                nursery.start_soon(*args)
+            await trio.sleep_forever()
+    return run.samples
+
+
+async def hostile_phase(run: Run, seconds: float, chosen: frozenset[str]) -> list[float]:
+    """Start the hostile process; measure from the moment it says it is attacking."""
+    command = [sys.executable, __file__, "--hostile", run.url, "--duration", str(seconds)]
+    command += ["--attacks", ",".join(sorted(chosen)), "--logins", json.dumps(run.maker_logins)]
+    proc = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    out = b""
+    async with proc:
+        while b"attacking\n" not in out:
+            chunk = await proc.stdout.receive_some()
+            if not chunk:
+                raise RuntimeError("the hostile process ended before attacking")
+            out += chunk
+        run.samples = []
+        while chunk := await proc.stdout.receive_some():
+            out += chunk
+    run.hostile.update(json.loads(out.decode().splitlines()[-1]))
+    return run.samples
+
+
+async def main(
+    duration: float, traders: int, makers: int, chosen: frozenset[str]
+) -> dict[str, Any]:
+    async with daemon_process() as d:
+        run = Run(d.url)
+        async with trio.open_nursery() as honest:
+            clients = [
+                httpx.AsyncClient(base_url=d.url, timeout=30) for _ in range(traders + makers + 2)
+            ]
+            agents = [BenchAgent(c) for c in clients]
+            for a in agents:
+                await a.fund("100000")
+            await clients[0].post("/dev/price", json={"market": "BTC-PERP", "price": "50000"})
+            for a in agents[:makers]:
+                honest.start_soon(maker, run, a)
+            for a in agents[makers : makers + traders]:
+                honest.start_soon(trader, run, a)
+            await trio.sleep(2)  # warm up: sockets open, first trades done
+            rss_start = rss_kb(d.pid)
+            baseline = await phase(run, duration / 2, [])
+            hostile_agent, anon = agents[-2], clients[-1]
+            hostile = await phase(
+                run, duration / 2, hostile_attacks(run, hostile_agent, anon, chosen)
+            )
+            honest.cancel_scope.cancel()
+        await trio.sleep(1)
+        rss_end = rss_kb(d.pid)
+        verify = await trio.run_process(
+            [sys.executable, "-m", "perpd", "verify", "--db", d.db],
+            capture_stdout=True,
+            check=False,
+        )
+        for c in clients:
+            await c.aclose()
+    p99_base, p99_hostile = pct(baseline, 99) * 1000, pct(hostile, 99) * 1000
+    print(f"honest calls: baseline n={len(baseline)}, hostile n={len(hostile)}")
+    print(f"honest errors: {dict(run.honest_errors)}")
+    for key, n in sorted(run.hostile.items()):
+        print(f"hostile {key}: {n}")
+    print(
+        f"honest p99: baseline {p99_base:.1f} ms, hostile {p99_hostile:.1f} ms "
+        f"(ratio {p99_hostile / p99_base:.2f}; target <= 2)"
+    )
+    print(f"daemon RSS: {rss_start / 1024:.0f} MB -> {rss_end / 1024:.0f} MB (target +-20%)")
+    print(f"perpd verify: {verify.stdout.decode().strip().splitlines()[-1]}")
+    return {
+        "honest_p99_baseline_ms": round(p99_base, 2),
+        "honest_p99_hostile_ms": round(p99_hostile, 2),
+        "p99_ratio": round(p99_hostile / p99_base, 3),
+        "rss_start_mb": round(rss_start / 1024, 1),
+        "rss_end_mb": round(rss_end / 1024, 1),
+        "rss_change_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
+        "verify_ok": verify.returncode == 0,
+        "replays_accepted": sum(n for k, n in run.hostile.items() if k.endswith("ACCEPTED")),
+        "hostile_5xx": sum(n for k, n in run.hostile.items() if k.split(": ")[-1].startswith("5")),
+    }
+
+
+async def hostile_main(
+    url: str, duration: float, chosen: frozenset[str], logins: list[str]
+) -> None:
+    """The hostile agent, in a process of its own (its client work must not stall the
+    honest agents' event loop: only the daemon is measured). Prints its tallies."""
+    run = Run(url)
+    run.maker_logins = logins
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+        httpx.AsyncClient(base_url=url, timeout=30) as anon,
+    ):
+        me = BenchAgent(http)
+        await me.fund("100000")
+        print("attacking", flush=True)
+        await phase(run, duration, hostile_attacks(run, me, anon, chosen))
+    print(json.dumps(dict(run.hostile)))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60, help="seconds, both phases")
+    parser.add_argument("--traders", type=int, default=4)
+    parser.add_argument("--makers", type=int, default=3)
+    parser.add_argument(
+        "--attacks",
+        default=",".join(ATTACKS),
+        help=f"the hostile agent's attacks, comma-separated (default all: {','.join(ATTACKS)})",
+    )
+    parser.add_argument("--hostile", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--logins", default="[]", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    chosen = frozenset(args.attacks.split(","))
+    if chosen - set(ATTACKS):
+        parser.error(f"unknown attacks: {', '.join(sorted(chosen - set(ATTACKS)))}")
+    if args.hostile:
+        trio.run(hostile_main, args.hostile, args.duration, chosen, json.loads(args.logins))
+    else:
+        print(json.dumps(trio.run(main, args.duration, args.traders, args.makers, chosen)))
