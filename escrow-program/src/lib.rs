@@ -22,6 +22,7 @@ pub mod instruction;
 pub mod math;
 pub mod money;
 pub mod processor;
+pub mod pyth;
 pub mod rent;
 pub mod state;
 pub mod syscalls;
