@@ -6,6 +6,8 @@ failing build fails every test (nothing is skipped).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from anchorpy import Coder, Idl
 from escrow_harness import BuildError, Escrow, build_program, load_idl
@@ -31,13 +33,16 @@ def coder(idl: Idl) -> Coder:
 
 
 @pytest.fixture
-def escrow(program_so: bytes, idl: Idl, coder: Coder) -> Escrow:
-    """A fresh SVM with the program loaded and nothing initialized."""
-    return Escrow(program_so, idl, coder)
+def escrow(program_so: bytes, idl: Idl, coder: Coder) -> Iterator[Escrow]:
+    """A fresh SVM with the program deployed and nothing initialized; after
+    the test, the vault must still hold exactly what the books say (SPEC §7)."""
+    chain = Escrow(program_so, idl, coder)
+    yield chain
+    chain.assert_conserved()
 
 
 @pytest.fixture
 def initialized(escrow: Escrow) -> Escrow:
-    """A fresh SVM with the escrow initialized."""
+    """A fresh SVM with the escrow initialized and SPEC §2's markets listed."""
     escrow.initialize()
     return escrow
