@@ -28,41 +28,86 @@ pub const QUOTE_LEN: usize = 14 + 32 + 32 + 32 + 8 + 8 + 8;
 pub const CLOSE_LEN: usize = 14 + 32 + 32 + 1 + 4 + 8;
 pub const WITHDRAW_LEN: usize = 17 + 32 + 32 + 32 + 8 + 8 + 8;
 
-/// A consent being written: fixed capacity, filled front to back.
-pub struct Bytes<const N: usize> {
-    buf: [u8; N],
-    len: usize,
+/// Reads a signed message front to back, checking each field against what
+/// the program expects; `matches` is true only if every field was equal and
+/// nothing is left over. No bytes are built: the message is compared in place
+/// (and, for a request, hashed in place once it is known to be the terms).
+pub struct Expect<'a> {
+    rest: &'a [u8],
+    ok: bool,
 }
 
-impl<const N: usize> Bytes<N> {
+impl<'a> Expect<'a> {
     #[inline(always)]
-    pub fn new() -> Self {
-        Self { buf: [0; N], len: 0 }
+    pub fn new(message: &'a [u8], len: usize) -> Self {
+        Self { rest: message, ok: message.len() == len }
     }
 
-    /// Appends `bytes` (the lengths above are exact: a short or long write is a bug
-    /// the host tests catch, and `as_slice` refuses an incomplete consent).
     #[inline(always)]
-    pub fn put(&mut self, bytes: &[u8]) -> &mut Self {
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        if self.ok && self.rest.len() >= N {
+            out.copy_from_slice(&self.rest[..N]);
+            self.rest = &self.rest[N..];
+        } else {
+            self.ok = false;
+        }
+        out
+    }
+
+    #[inline(always)]
+    pub fn bytes<const N: usize>(mut self, expected: &[u8; N]) -> Self {
+        let got = self.take::<N>();
+        self.ok &= &got == expected;
         self
     }
 
     #[inline(always)]
-    pub fn as_slice(&self) -> &[u8] {
-        assert!(self.len == N, "consent written incompletely");
-        &self.buf
+    pub fn key(mut self, expected: &Pubkey) -> Self {
+        if self.ok && self.rest.len() >= 32 {
+            // SAFETY: at least 32 bytes remain; [u8; 32] has alignment 1.
+            let got = unsafe { &*(self.rest.as_ptr() as *const Pubkey) };
+            self.ok = keys_eq(got, expected);
+            self.rest = &self.rest[32..];
+        } else {
+            self.ok = false;
+        }
+        self
+    }
+
+    #[inline(always)]
+    pub fn u8(mut self, expected: u8) -> Self {
+        let got = self.take::<1>();
+        self.ok &= got[0] == expected;
+        self
+    }
+
+    #[inline(always)]
+    pub fn u32(mut self, expected: u32) -> Self {
+        let got = self.take::<4>();
+        self.ok &= u32::from_le_bytes(got) == expected;
+        self
+    }
+
+    #[inline(always)]
+    pub fn u64(mut self, expected: u64) -> Self {
+        let got = self.take::<8>();
+        self.ok &= u64::from_le_bytes(got) == expected;
+        self
+    }
+
+    #[inline(always)]
+    pub fn i64(self, expected: i64) -> Self {
+        self.u64(expected as u64)
+    }
+
+    #[inline(always)]
+    pub fn matches(&self) -> bool {
+        self.ok && self.rest.is_empty()
     }
 }
 
-impl<const N: usize> Default for Bytes<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The request terms a requester signs.
+/// What a request consent says.
 pub struct Request<'a> {
     pub requester: &'a Pubkey,
     pub nonce: u64,
@@ -75,24 +120,25 @@ pub struct Request<'a> {
     pub expires_at: i64,
 }
 
+/// `message` is the request consent of `r` for `program` (SPEC §6).
 #[inline(always)]
-pub fn request_consent(program: &Pubkey, r: &Request) -> Bytes<REQUEST_LEN> {
-    let mut bytes = Bytes::new();
-    bytes
-        .put(REQUEST_PREFIX)
-        .put(program)
-        .put(r.requester)
-        .put(&r.nonce.to_le_bytes())
-        .put(&[r.market, r.side])
-        .put(&r.size.to_le_bytes())
-        .put(&[r.leverage])
-        .put(&r.max_rate.to_le_bytes())
-        .put(&r.duration.to_le_bytes())
-        .put(&r.expires_at.to_le_bytes());
-    bytes
+pub fn is_request(message: &[u8], program: &Pubkey, r: &Request) -> bool {
+    Expect::new(message, REQUEST_LEN)
+        .bytes(REQUEST_PREFIX)
+        .key(program)
+        .key(r.requester)
+        .u64(r.nonce)
+        .u8(r.market)
+        .u8(r.side)
+        .u64(r.size)
+        .u8(r.leverage)
+        .i64(r.max_rate)
+        .u32(r.duration)
+        .i64(r.expires_at)
+        .matches()
 }
 
-/// The quote terms a maker signs.
+/// What a quote consent says.
 pub struct Quote<'a> {
     pub maker: &'a Pubkey,
     pub request_hash: &'a [u8; 32],
@@ -101,40 +147,40 @@ pub struct Quote<'a> {
     pub valid_until: i64,
 }
 
+/// `message` is the quote consent of `q` for `program`.
 #[inline(always)]
-pub fn quote_consent(program: &Pubkey, q: &Quote) -> Bytes<QUOTE_LEN> {
-    let mut bytes = Bytes::new();
-    bytes
-        .put(QUOTE_PREFIX)
-        .put(program)
-        .put(q.maker)
-        .put(q.request_hash)
-        .put(&q.rate.to_le_bytes())
-        .put(&q.collateral.to_le_bytes())
-        .put(&q.valid_until.to_le_bytes());
-    bytes
+pub fn is_quote(message: &[u8], program: &Pubkey, q: &Quote) -> bool {
+    Expect::new(message, QUOTE_LEN)
+        .bytes(QUOTE_PREFIX)
+        .key(program)
+        .key(q.maker)
+        .key(q.request_hash)
+        .i64(q.rate)
+        .u64(q.collateral)
+        .i64(q.valid_until)
+        .matches()
 }
 
+/// `message` is the close consent for `size_percent` % of `position`.
 #[inline(always)]
-pub fn close_consent(
+pub fn is_close(
+    message: &[u8],
     program: &Pubkey,
     position: &Pubkey,
     size_percent: u8,
-    closes: u32,
-    expires_at: i64,
-) -> Bytes<CLOSE_LEN> {
-    let mut bytes = Bytes::new();
-    bytes
-        .put(CLOSE_PREFIX)
-        .put(program)
-        .put(position)
-        .put(&[size_percent])
-        .put(&closes.to_le_bytes())
-        .put(&expires_at.to_le_bytes());
-    bytes
+    (closes, expires_at): (u32, i64),
+) -> bool {
+    Expect::new(message, CLOSE_LEN)
+        .bytes(CLOSE_PREFIX)
+        .key(program)
+        .key(position)
+        .u8(size_percent)
+        .u32(closes)
+        .i64(expires_at)
+        .matches()
 }
 
-/// The withdrawal terms an agent signs.
+/// What a withdraw consent says.
 pub struct Withdrawal<'a> {
     pub agent: &'a Pubkey,
     pub destination: &'a Pubkey,
@@ -143,18 +189,18 @@ pub struct Withdrawal<'a> {
     pub expires_at: i64,
 }
 
+/// `message` is the withdraw consent of `w` for `program`.
 #[inline(always)]
-pub fn withdraw_consent(program: &Pubkey, w: &Withdrawal) -> Bytes<WITHDRAW_LEN> {
-    let mut bytes = Bytes::new();
-    bytes
-        .put(WITHDRAW_PREFIX)
-        .put(program)
-        .put(w.agent)
-        .put(w.destination)
-        .put(&w.amount.to_le_bytes())
-        .put(&w.withdrawals.to_le_bytes())
-        .put(&w.expires_at.to_le_bytes());
-    bytes
+pub fn is_withdrawal(message: &[u8], program: &Pubkey, w: &Withdrawal) -> bool {
+    Expect::new(message, WITHDRAW_LEN)
+        .bytes(WITHDRAW_PREFIX)
+        .key(program)
+        .key(w.agent)
+        .key(w.destination)
+        .u64(w.amount)
+        .u64(w.withdrawals)
+        .i64(w.expires_at)
+        .matches()
 }
 
 /// Every way reading a consent call fails has its own code.
@@ -191,18 +237,16 @@ impl<'a> ConsentCall<'a> {
         }
     }
 
-    /// Signature `n` of the call: signed by `signer`, over exactly `expected`.
-    /// A different key is `ConsentWrongSigner`; other bytes are `mismatch`.
+    /// The message of signature `n` of the call, which `signer` must have signed
+    /// (`ConsentWrongSigner` otherwise).
     #[inline(always)]
-    pub fn verify(&self, n: u8, signer: &Pubkey, expected: &[u8], mismatch: EscrowError) -> ProgramResult {
-        let signed = self.signer(n)?;
-        if !keys_eq(signed.0, signer) {
-            return Err(EscrowError::ConsentWrongSigner);
+    pub fn signed_by(&self, n: u8, signer: &Pubkey) -> Result<&'a [u8], EscrowError> {
+        let (key, message) = self.signer(n)?;
+        if keys_eq(key, signer) {
+            Ok(message)
+        } else {
+            Err(EscrowError::ConsentWrongSigner)
         }
-        if signed.1 != expected {
-            return Err(mismatch);
-        }
-        Ok(())
     }
 
     /// The key and the message of signature `n`.
@@ -227,36 +271,82 @@ pub fn check_unexpired(now: i64, deadline: i64) -> ProgramResult {
 mod tests {
     use super::*;
 
+    fn request_bytes() -> Vec<u8> {
+        let mut b = b"perpd:request:v1".to_vec();
+        b.extend([1; 32]);
+        b.extend([2; 32]);
+        b.extend(0x0102u64.to_le_bytes());
+        b.extend([1, 1]);
+        b.extend(5u64.to_le_bytes());
+        b.push(10);
+        b.extend((-7i64).to_le_bytes());
+        b.extend(3_600u32.to_le_bytes());
+        b.extend(99i64.to_le_bytes());
+        b
+    }
+
+    const REQUEST: Request = Request {
+        requester: &[2; 32],
+        nonce: 0x0102,
+        market: 1,
+        side: 1,
+        size: 5,
+        leverage: 10,
+        max_rate: -7,
+        duration: 3_600,
+        expires_at: 99,
+    };
+
     #[test]
-    fn lengths_are_the_spec_layouts() {
-        let request = Request {
-            requester: &[2; 32],
-            nonce: 0x0102,
-            market: 1,
-            side: 1,
-            size: 5,
-            leverage: 10,
-            max_rate: -7,
-            duration: 3_600,
-            expires_at: 99,
-        };
-        let bytes = request_consent(&[1; 32], &request);
-        let b = bytes.as_slice();
-        assert_eq!(&b[..16], b"perpd:request:v1");
-        assert_eq!(&b[16..48], &[1; 32]);
-        assert_eq!(&b[48..80], &[2; 32]);
-        assert_eq!(&b[80..88], &0x0102u64.to_le_bytes());
-        assert_eq!(&b[88..90], &[1, 1]);
-        assert_eq!(b[98], 10);
-        assert_eq!(&b[99..107], &(-7i64).to_le_bytes());
-        assert_eq!(&b[107..111], &3_600u32.to_le_bytes());
-        assert_eq!(&b[111..], &99i64.to_le_bytes());
-        let close = close_consent(&[1; 32], &[3; 32], 50, 2, 77);
-        assert_eq!(&close.as_slice()[78..83], &[50, 2, 0, 0, 0]);
-        let w = Withdrawal { agent: &[4; 32], destination: &[5; 32], amount: 6, withdrawals: 7, expires_at: 8 };
-        assert_eq!(&withdraw_consent(&[1; 32], &w).as_slice()[113..121], &6u64.to_le_bytes());
+    fn a_request_matches_its_spec_bytes_and_no_other() {
+        let bytes = request_bytes();
+        assert_eq!(bytes.len(), REQUEST_LEN);
+        assert!(is_request(&bytes, &[1; 32], &REQUEST));
+        assert!(!is_request(&bytes, &[3; 32], &REQUEST));
+        for at in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[at] ^= 1;
+            assert!(!is_request(&changed, &[1; 32], &REQUEST), "byte {at}");
+        }
+        assert!(!is_request(&bytes[..REQUEST_LEN - 1], &[1; 32], &REQUEST));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(!is_request(&longer, &[1; 32], &REQUEST));
+    }
+
+    #[test]
+    fn quote_close_and_withdraw_layouts() {
+        let mut quote = b"perpd:quote:v1".to_vec();
+        for part in [[1u8; 32], [6; 32], [7; 32]] {
+            quote.extend(part);
+        }
+        quote.extend((-1i64).to_le_bytes());
+        quote.extend(2u64.to_le_bytes());
+        quote.extend(3i64.to_le_bytes());
         let q = Quote { maker: &[6; 32], request_hash: &[7; 32], rate: -1, collateral: 2, valid_until: 3 };
-        assert_eq!(&quote_consent(&[1; 32], &q).as_slice()[110..118], &(-1i64).to_le_bytes());
+        assert!(is_quote(&quote, &[1; 32], &q));
+        assert!(!is_quote(&quote, &[1; 32], &Quote { rate: 1, ..q }));
+
+        let mut close = b"perpd:close:v1".to_vec();
+        close.extend([1; 32]);
+        close.extend([3; 32]);
+        close.push(50);
+        close.extend(2u32.to_le_bytes());
+        close.extend(77i64.to_le_bytes());
+        assert_eq!(close.len(), CLOSE_LEN);
+        assert!(is_close(&close, &[1; 32], &[3; 32], 50, (2, 77)));
+        assert!(!is_close(&close, &[1; 32], &[3; 32], 50, (1, 77)));
+
+        let mut withdraw = b"perpd:withdraw:v1".to_vec();
+        for part in [[1u8; 32], [4; 32], [5; 32]] {
+            withdraw.extend(part);
+        }
+        for n in [6u64, 7, 8] {
+            withdraw.extend(n.to_le_bytes());
+        }
+        let w = Withdrawal { agent: &[4; 32], destination: &[5; 32], amount: 6, withdrawals: 7, expires_at: 8 };
+        assert!(is_withdrawal(&withdraw, &[1; 32], &w));
+        assert!(!is_withdrawal(&withdraw, &[1; 32], &Withdrawal { amount: 5, ..w }));
     }
 
     #[test]

@@ -91,7 +91,8 @@ pub const SET_MARKET: [u8; 8] = [24, 133, 119, 187, 28, 115, 163, 81];
 ///
 /// Data expected: `nonce: u64`, `market: u8`, `side: u8`, `size: u64`, `leverage: u8`,
 /// `max_rate: i64`, `duration: u32`, `expires_at: i64`, `rate: i64`, `collateral: u64`,
-/// `valid_until: i64`.
+/// `valid_until: i64`, `position_bump: u8` (the canonical bump of the position's
+/// address, which the client finds off chain).
 pub const LOCK_POSITION: [u8; 8] = [227, 62, 2, 252, 247, 10, 171, 185];
 
 /// `settle_funding`: settles accrued funding (SPEC §4) of every position passed

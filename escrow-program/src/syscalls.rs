@@ -16,6 +16,12 @@ extern "C" {
     pub fn sol_get_rent_sysvar(out: *mut u8) -> u64;
     pub fn sol_get_clock_sysvar(out: *mut u8) -> u64;
     pub fn sol_sha256(slices: *const u8, slices_len: u64, out: *mut u8) -> u64;
+    pub fn sol_create_program_address(
+        seeds: *const u8,
+        seeds_len: u64,
+        program_id: *const u8,
+        address: *mut u8,
+    ) -> u64;
     pub fn sol_try_find_program_address(
         seeds: *const u8,
         seeds_len: u64,
@@ -144,6 +150,32 @@ pub fn find_program_address(seeds: &[Seed], program_id: &Pubkey, address: &mut P
     #[cfg(not(target_arch = "bpf"))]
     {
         let _ = (seeds, program_id, address);
+        unreachable!("program-derived addresses are computed by the runtime")
+    }
+}
+
+/// Whether `seeds` (the bump included) give a program-derived address, i.e. a
+/// point off the curve. Costs 1,500 CU.
+#[inline(always)]
+pub fn is_program_address(seeds: &[Seed], program_id: &Pubkey) -> bool {
+    #[cfg(target_arch = "bpf")]
+    {
+        let mut address = [0u8; 32];
+        // SAFETY: `seeds` is a valid array of `Seed`, the program id is 32 readable
+        // bytes, `address` is a valid 32-byte out-pointer.
+        let status = unsafe {
+            sol_create_program_address(
+                seeds.as_ptr() as *const u8,
+                seeds.len() as u64,
+                program_id.as_ptr(),
+                address.as_mut_ptr(),
+            )
+        };
+        status == 0
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    {
+        let _ = (seeds, program_id);
         unreachable!("program-derived addresses are computed by the runtime")
     }
 }

@@ -322,8 +322,12 @@ class Escrow:
         return Pubkey.find_program_address([b"collateral", bytes(agent)], self.program_id)[0]
 
     def position_address(self, requester: Pubkey, nonce: int) -> Pubkey:
+        return self.position_pda(requester, nonce)[0]
+
+    def position_pda(self, requester: Pubkey, nonce: int) -> tuple[Pubkey, int]:
+        """The position's address and canonical bump, found off chain."""
         seeds = [b"position", bytes(requester), nonce.to_bytes(8, "little")]
-        return Pubkey.find_program_address(seeds, self.program_id)[0]
+        return Pubkey.find_program_address(seeds, self.program_id)
 
     def decode(self, address: Pubkey):
         """An account of this program decoded by anchorpy, or None."""
@@ -389,7 +393,8 @@ class Escrow:
         collaterals = [self.collateral(a) for a in self.agents]
         free = sum(c.free for c in collaterals if c is not None)
         locked = sum(c.locked for c in collaterals if c is not None)
-        open_positions = [p for p in map(self.position, self.positions) if p.status == 0]
+        states = [p for p in map(self.position, self.positions) if p is not None]
+        open_positions = [p for p in states if p.status == 0]
         held = sum(p.cr + p.cm for p in open_positions)
         margins = sum(p.imr + p.imm for p in open_positions)
         assert self.token_balance(self.vault) == free + held + config.accrued_fees
@@ -512,9 +517,9 @@ class Escrow:
 
     # ---- part 2: positions --------------------------------------------------
 
-    def lock_ix(self, trade: Trade, **overrides: Pubkey) -> Instruction:
+    def lock_ix(self, trade: Trade, bump: int | None = None, **overrides: Pubkey) -> Instruction:
         requester = trade.requester.pubkey()
-        position = self.position_address(requester, trade.nonce)
+        position, canonical = self.position_pda(requester, trade.nonce)
         if position not in self.positions:
             self.positions.append(position)
         accounts = {
@@ -523,7 +528,7 @@ class Escrow:
             "position": position,
             "requesterCollateral": self.collateral_address(requester),
             "makerCollateral": self.collateral_address(trade.maker.pubkey()),
-            "priceUpdate": self.price_accounts[trade.market],
+            "priceUpdate": self.price_accounts[trade.market % len(MARKETS)],
             "instructions": INSTRUCTIONS_SYSVAR,
             "systemProgram": SYSTEM_PROGRAM_ID,
         }
@@ -540,6 +545,7 @@ class Escrow:
             "rate": trade.rate,
             "collateral": trade.collateral,
             "valid_until": trade.valid_until,
+            "position_bump": canonical if bump is None else bump,
         }
         return self.instruction("lock_position", args, accounts)
 

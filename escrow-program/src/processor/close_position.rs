@@ -3,7 +3,7 @@
 
 use super::{position_collaterals, read_price};
 use crate::account::AccountView;
-use crate::consent::{check_unexpired, close_consent, ConsentCall};
+use crate::consent::{check_unexpired, is_close, ConsentCall};
 use crate::error::{EscrowError, ProgramResult};
 use crate::instruction::Args;
 use crate::money::close_position;
@@ -50,7 +50,7 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
         if closes != state.closes() {
             return Err(EscrowError::CloseConsentReplayed);
         }
-        if message != close_consent(program_id, position.key(), pct, closes, expires_at).as_slice() {
+        if !is_close(message, program_id, position.key(), pct, (closes, expires_at)) {
             return Err(EscrowError::CloseConsentMismatch);
         }
         check_unexpired(now, expires_at)?;

@@ -2,9 +2,7 @@
 
 use super::{check_signer, check_system_program, check_writable, is_unallocated, read_price};
 use crate::account::AccountView;
-use crate::consent::{
-    check_unexpired, quote_consent, request_consent, ConsentCall, Quote, Request,
-};
+use crate::consent::{check_unexpired, is_quote, is_request, ConsentCall, Quote, Request};
 use crate::cpi::{create_pda_account, Signer};
 use crate::error::{EscrowError, ProgramResult};
 use crate::instruction::Args;
@@ -12,7 +10,7 @@ use crate::math::checked_mul;
 use crate::money::{open_position, LONG, SHORT};
 use crate::state::position::{Parties, POSITION_SEED};
 use crate::state::{Collateral, Config, Position, ProgramAccount};
-use crate::syscalls::{find_program_address, keys_eq, sha256, unix_timestamp, Seed};
+use crate::syscalls::{is_program_address, keys_eq, sha256, unix_timestamp, Seed};
 use crate::Pubkey;
 
 /// Any rate, quoted or maximum, lies within ±5 % per period (SPEC §3).
@@ -33,6 +31,7 @@ struct LockArgs {
     rate: i64,
     collateral: u64,
     valid_until: i64,
+    position_bump: u8,
 }
 
 impl LockArgs {
@@ -51,6 +50,7 @@ impl LockArgs {
             rate: a.i64()?,
             collateral: a.u64()?,
             valid_until: a.i64()?,
+            position_bump: a.u8()?,
         };
         a.finish()?;
         Ok(args)
@@ -68,6 +68,11 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
     check_signer(router)?;
     check_writable(router)?;
     check_system_program(system_program)?;
+    check_writable(position)?;
+    // A consent is good once: its position's address is taken for good.
+    if !is_unallocated(position) {
+        return Err(EscrowError::PositionExists);
+    }
     // SAFETY (all three): the config and the two collateral accounts are the only
     // accounts of this program viewed; different discriminators keep the config
     // apart from the collaterals, and the two collaterals are checked distinct
@@ -104,7 +109,7 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
     maker_state.lock(state.cm, state.imm)?;
     config_state.credit_fees(fee)?;
 
-    let bump = create_position(program_id, router, position, requester_state.agent(), args.nonce)?;
+    create_position(program_id, router, position, requester_state.agent(), &args)?;
     // SAFETY: just created by this instruction; no other view of its data exists.
     let position_state = Position::init(unsafe { position.data_mut() })?;
     let term_end = if args.duration == 0 { 0 } else { now + args.duration as i64 };
@@ -115,7 +120,7 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
         market: args.market,
         side: args.side,
         leverage: args.leverage,
-        bump,
+        bump: args.position_bump,
         opened_at: now,
         term_end,
     };
@@ -145,9 +150,11 @@ fn verify_consents(
         duration: args.duration,
         expires_at: args.expires_at,
     };
-    let request_bytes = request_consent(program_id, &request);
-    call.verify(0, requester, request_bytes.as_slice(), EscrowError::RequestConsentMismatch)?;
-    let request_hash = sha256(request_bytes.as_slice());
+    let request_message = call.signed_by(0, requester)?;
+    if !is_request(request_message, program_id, &request) {
+        return Err(EscrowError::RequestConsentMismatch);
+    }
+    let request_hash = sha256(request_message);
     let quote = Quote {
         maker,
         request_hash: &request_hash,
@@ -155,8 +162,11 @@ fn verify_consents(
         collateral: args.collateral,
         valid_until: args.valid_until,
     };
-    let quote_bytes = quote_consent(program_id, &quote);
-    call.verify(1, maker, quote_bytes.as_slice(), EscrowError::QuoteConsentMismatch)
+    if is_quote(call.signed_by(1, maker)?, program_id, &quote) {
+        Ok(())
+    } else {
+        Err(EscrowError::QuoteConsentMismatch)
+    }
 }
 
 /// SPEC §3's terms: market listed, side, size, leverage, rates, maker collateral.
@@ -187,30 +197,35 @@ fn check_terms(args: &LockArgs, max_leverage: u8) -> ProgramResult {
     }
 }
 
-/// Creates the position at `["position", requester, nonce]` (canonical bump:
-/// one address per request consent), paid by the router; returns the bump.
+/// Creates the position at `["position", requester, nonce]` with the canonical
+/// bump (one address per request consent), paid by the router.
+///
+/// The runtime derives the address from the signer seeds when it runs the
+/// System Program's `CreateAccount` (which needs the new account's signature),
+/// so a wrong address or bump fails there at no extra cost; what is left to
+/// check here is that no higher bump gives an address (1,500 CU per higher
+/// bump, none for the half of all (requester, nonce) pairs whose bump is 255).
 #[inline(never)]
 fn create_position(
     program_id: &Pubkey,
     payer: &AccountView,
     position: &AccountView,
     requester: &Pubkey,
-    nonce: u64,
-) -> Result<u8, EscrowError> {
-    check_writable(position)?;
-    if !is_unallocated(position) {
-        return Err(EscrowError::PositionExists);
+    args: &LockArgs,
+) -> ProgramResult {
+    let nonce_bytes = args.nonce.to_le_bytes();
+    let bump_seed = [args.position_bump];
+    let mut higher = args.position_bump;
+    while higher < u8::MAX {
+        higher += 1;
+        let candidate = [higher];
+        let seeds =
+            [Seed::new(POSITION_SEED), Seed::new(requester), Seed::new(&nonce_bytes), Seed::new(&candidate)];
+        if is_program_address(&seeds, program_id) {
+            return Err(EscrowError::InvalidPda);
+        }
     }
-    let nonce_bytes = nonce.to_le_bytes();
-    let seeds = [Seed::new(POSITION_SEED), Seed::new(requester), Seed::new(&nonce_bytes)];
-    let mut expected = [0u8; 32];
-    let bump = find_program_address(&seeds, program_id, &mut expected).ok_or(EscrowError::InvalidPda)?;
-    if !keys_eq(position.key(), &expected) {
-        return Err(EscrowError::InvalidPda);
-    }
-    let bump_seed = [bump];
     let signer_seeds =
         [Seed::new(POSITION_SEED), Seed::new(requester), Seed::new(&nonce_bytes), Seed::new(&bump_seed)];
-    create_pda_account(payer, position, Position::LEN, program_id, &Signer::new(&signer_seeds))?;
-    Ok(bump)
+    create_pda_account(payer, position, Position::LEN, program_id, &Signer::new(&signer_seeds))
 }

@@ -3,7 +3,7 @@
 
 use super::withdraw::pay_out;
 use crate::account::AccountView;
-use crate::consent::{check_unexpired, withdraw_consent, ConsentCall, Withdrawal};
+use crate::consent::{check_unexpired, is_withdrawal, ConsentCall, Withdrawal};
 use crate::error::{EscrowError, ProgramResult};
 use crate::instruction::Args;
 use crate::state::{Collateral, Config, ProgramAccount};
@@ -43,7 +43,7 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
         withdrawals,
         expires_at,
     };
-    if message != withdraw_consent(program_id, &terms).as_slice() {
+    if !is_withdrawal(message, program_id, &terms) {
         return Err(EscrowError::WithdrawConsentMismatch);
     }
     check_unexpired(crate::syscalls::unix_timestamp()?, expires_at)?;
