@@ -26,6 +26,7 @@ pub mod pyth;
 pub mod rent;
 pub mod state;
 pub mod syscalls;
+pub mod wide;
 #[cfg(test)]
 mod testing;
 

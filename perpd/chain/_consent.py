@@ -48,7 +48,9 @@ def _key(name: str, value: Key) -> bytes:
 
 
 def _int(name: str, value: int, size: int, *, signed: bool = False) -> bytes:
-    """``value`` as ``size`` little-endian bytes; ValueError if it does not fit."""
+    """``value`` as ``size`` little-endian bytes; ValueError if it does not fit.
+
+    Shared with `perpd.chain._pyth_account` (the same Borsh/consent integer rule)."""
     if type(value) is not int:
         raise ValueError(f"{name} must be an int, got {type(value).__name__}")
     bits = 8 * size

@@ -20,6 +20,7 @@ from typing import Literal
 
 from solders.pubkey import Pubkey
 
+from perpd.chain._consent import _int
 from perpd.markets import MARKETS
 
 __all__ = [
@@ -43,16 +44,6 @@ ETH_USD_FEED_ID = bytes.fromhex(MARKETS["ETH-PERP"].feed_id)
 SOL_USD_FEED_ID = bytes.fromhex(MARKETS["SOL-PERP"].feed_id)
 
 Verification = Literal["full"] | tuple[Literal["partial"], int]
-
-
-def _int(name: str, value: int, size: int, *, signed: bool) -> bytes:
-    if type(value) is not int:
-        raise ValueError(f"{name} must be an int, got {type(value).__name__}")
-    bits = 8 * size
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in {lo}..{hi}, got {value}")
-    return value.to_bytes(size, "little", signed=signed)
 
 
 def _verification(level: Verification) -> bytes:
