@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from anchorpy import Coder, Idl
-from escrow_harness import BuildError, Escrow, build_program, load_idl
+from escrow_harness import BTC, PRICE, USDC, BuildError, Escrow, Trade, build_program, load_idl
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +46,13 @@ def initialized(escrow: Escrow) -> Escrow:
     """A fresh SVM with the escrow initialized and SPEC §2's markets listed."""
     escrow.initialize()
     return escrow
+
+
+@pytest.fixture
+def trade(initialized: Escrow) -> Trade:
+    """Alice (2,000 USDC free) asks for 10,000 USDC of BTC long at 10x; Bob
+    (5,000 USDC free) quotes 500 ppm with 1,000 USDC; BTC is at 60,000."""
+    alice, _ = initialized.funded_agent(2_000 * USDC, seed=1)
+    bob, _ = initialized.funded_agent(5_000 * USDC, seed=2)
+    initialized.set_price(BTC, PRICE)
+    return Trade(requester=alice, maker=bob)

@@ -8,7 +8,9 @@ Shared by the tests (through ``conftest.py``) and by ``bench/escrow_cu.py``.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import struct
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -139,6 +141,41 @@ def token_account_data(mint: Pubkey, owner: Pubkey, amount: int, **extra: bool) 
         + bytes(8)
         + close
     )
+
+
+def discriminator(account: str) -> bytes:
+    return hashlib.sha256(f"account:{account}".encode()).digest()[:8]
+
+
+def collateral_data(agent: Pubkey, free: int, locked: int, withdrawals: int = 0) -> bytes:
+    """A `Collateral` account's bytes (what the program would have written)."""
+    fields = struct.pack("<QQQB7x", free, locked, withdrawals, 255)
+    return discriminator("Collateral") + bytes(agent) + fields
+
+
+def position_data(requester: Pubkey, maker: Pubkey, state: dict, **fields: int) -> bytes:
+    """A `Position` account's bytes for a SPEC §4 `state` (perpd.money names)."""
+    f = {"nonce": 0, "opened_at": state["t_base"], "term_end": 0, "closes": 0}
+    f |= {"market": BTC, "leverage": 1, "status": 0, "bump": 255} | fields
+    numbers = struct.pack(
+        "<QQQQQQQqqqqqI",
+        f["nonce"],
+        state["notional"],
+        state["entry_price"],
+        state["cr"],
+        state["cm"],
+        state["imr"],
+        state["imm"],
+        state["rate_ppm"],
+        state["t_base"],
+        state["funding_paid"],
+        f["opened_at"],
+        f["term_end"],
+        f["closes"],
+    )
+    side = 0 if state["side"] == 1 else 1
+    tail = bytes([f["market"], side, f["leverage"], f["status"], f["bump"]]) + bytes(7)
+    return discriminator("Position") + bytes(requester) + bytes(maker) + numbers + tail
 
 
 def ed25519_ix(signed: list[tuple[Keypair, bytes]], *, data_in: int = 0xFFFF) -> Instruction:
@@ -314,6 +351,34 @@ class Escrow:
         address = self.price_accounts[market] if address is None else address
         self.set_account(address, data, owner)
         return address
+
+    def write_collateral(self, agent: Pubkey, free: int, locked: int) -> Pubkey:
+        """Writes `agent`'s collateral account as if it had deposited (the caller
+        adds the same money to the vault with `fund_vault`)."""
+        if agent not in self.agents:
+            self.agents.append(agent)
+        address = self.collateral_address(agent)
+        self.set_account(address, collateral_data(agent, free, locked), self.program_id)
+        return address
+
+    def write_position(
+        self, requester: Pubkey, maker: Pubkey, state: dict, **fields: int
+    ) -> Pubkey:
+        """Writes an open position holding `state` (a perpd.money state as a dict)
+        at its PDA, with both agents' collateral accounts committing its margins
+        and the vault holding its money: the books stay balanced."""
+        address = self.position_address(requester, fields.get("nonce", 0))
+        self.set_account(address, position_data(requester, maker, state, **fields), self.program_id)
+        self.positions.append(address)
+        self.write_collateral(requester, 0, state["imr"])
+        self.write_collateral(maker, 0, state["imm"])
+        self.fund_vault(state["cr"] + state["cm"])
+        return address
+
+    def fund_vault(self, amount: int) -> None:
+        data = bytearray(self.svm.get_account(self.vault).data)
+        data[64:72] = (self.token_balance(self.vault) + amount).to_bytes(8, "little")
+        self.set_account(self.vault, bytes(data), TOKEN_PROGRAM_ID)
 
     def token_balance(self, address: Pubkey) -> int:
         return int.from_bytes(bytes(self.svm.get_account(address).data)[64:72], "little")

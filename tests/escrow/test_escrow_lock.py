@@ -24,16 +24,6 @@ from perpd import money
 LOCK_CU_CEILING = 6_000
 
 
-@pytest.fixture
-def trade(initialized: Escrow) -> Trade:
-    """Alice (2,000 USDC free) asks for 10,000 USDC of BTC long at 10x; Bob
-    (5,000 USDC free) quotes 500 ppm with 1,000 USDC; BTC is at 60,000."""
-    alice, _ = initialized.funded_agent(2_000 * USDC, seed=1)
-    bob, _ = initialized.funded_agent(5_000 * USDC, seed=2)
-    initialized.set_price(BTC, PRICE)
-    return Trade(requester=alice, maker=bob)
-
-
 def test_lock_moves_both_collaterals_into_the_position(initialized: Escrow, trade: Trade) -> None:
     escrow = initialized
     # When the router relays both consents
