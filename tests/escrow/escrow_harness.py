@@ -640,9 +640,9 @@ class Escrow:
         }
 
     def close_ix(
-        self, position: Pubkey, pct: int, closes: int, expires_at: int, **overrides: Pubkey
+        self, address: Pubkey, pct: int, closes: int, expires_at: int, **overrides: Pubkey
     ) -> Instruction:
-        accounts = self._position_accounts(position) | {"instructions": INSTRUCTIONS_SYSVAR}
+        accounts = self._position_accounts(address) | {"instructions": INSTRUCTIONS_SYSVAR}
         accounts.update(overrides)
         args = {"size_percent": pct, "closes": closes, "expires_at": expires_at}
         return self.instruction("close_position", args, accounts)
