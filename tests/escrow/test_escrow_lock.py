@@ -14,6 +14,7 @@ from escrow_harness import (
     ed25519_ix,
     without_signature,
 )
+from solders import PubkeyError
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -254,3 +255,27 @@ def test_an_unusable_price_is_refused(
 def test_a_price_a_minute_old_is_usable(initialized: Escrow, trade: Trade) -> None:
     initialized.set_price(BTC, PRICE, publish_time=initialized.now - 60)
     assert initialized.lock(trade).ok
+
+
+def test_a_non_canonical_position_address_is_refused(initialized: Escrow, trade: Trade) -> None:
+    # Given the address of (Alice, nonce) under a lower, non-canonical bump: a
+    # second address for the same request consent
+    escrow = initialized
+    requester = trade.requester.pubkey()
+    canonical, bump = escrow.position_pda(requester, trade.nonce)
+    seeds = [b"position", bytes(requester), trade.nonce.to_bytes(8, "little")]
+    lower = next(b for b in range(bump - 1, -1, -1) if _is_pda(seeds, b))
+    other = Pubkey.create_program_address([*seeds, bytes([lower])], escrow.program_id)
+    # When the router locks at it
+    ix = escrow.lock_ix(trade, bump=lower, position=other)
+    # Then it is refused, so a consent can lock one position only
+    escrow.refuse([trade.consents(), ix], [escrow.router], "InvalidPda")
+    assert escrow.svm.get_account(other) is None and escrow.open(trade) == canonical
+
+
+def _is_pda(seeds: list[bytes], bump: int) -> bool:
+    try:
+        Pubkey.create_program_address([*seeds, bytes([bump])], PROGRAM_ID)
+    except PubkeyError:  # on the curve: not a program address
+        return False
+    return True
