@@ -14,7 +14,6 @@ from escrow_harness import (
     ed25519_ix,
     without_signature,
 )
-from solders import PubkeyError
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -276,6 +275,6 @@ def test_a_non_canonical_position_address_is_refused(initialized: Escrow, trade:
 def _is_pda(seeds: list[bytes], bump: int) -> bool:
     try:
         Pubkey.create_program_address([*seeds, bytes([bump])], PROGRAM_ID)
-    except PubkeyError:  # on the curve: not a program address
+    except Exception:  # solders raises PubkeyError (not exported): on the curve
         return False
     return True
