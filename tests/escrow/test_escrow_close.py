@@ -92,11 +92,19 @@ def position(initialized: Escrow, trade: Trade) -> Pubkey:
     return initialized.open(trade)
 
 
-def relay_close(escrow: Escrow, signer: Keypair, address: Pubkey, pct: int, closes: int, name: str):
+def close_ixs(
+    escrow: Escrow, signer: Keypair, address: Pubkey, signed_pct: int, signed_closes: int, **claim
+):
+    """`signer`'s close consent and the instruction relaying it, which may claim
+    other terms (`claim`: pct, closes) than the consent says."""
     expires_at = escrow.now + 30
-    consent = escrow.close_consent_ix(signer, address, pct, closes, expires_at)
-    ix = escrow.close_ix(address, pct, closes, expires_at)
-    return escrow.refuse([consent, ix], [escrow.router], name)
+    consent = escrow.close_consent_ix(signer, address, signed_pct, signed_closes, expires_at)
+    terms = {"pct": signed_pct, "closes": signed_closes} | claim
+    return [consent, escrow.close_ix(address, terms["pct"], terms["closes"], expires_at)]
+
+
+def relay_close(escrow: Escrow, signer: Keypair, address: Pubkey, pct: int, closes: int, name: str):
+    return escrow.refuse(close_ixs(escrow, signer, address, pct, closes), [escrow.router], name)
 
 
 def test_a_replayed_close_consent_is_refused(
@@ -104,9 +112,7 @@ def test_a_replayed_close_consent_is_refused(
 ) -> None:
     escrow = initialized
     # Given Alice's consent to close 50 %, relayed once
-    expires_at = escrow.now + 30
-    consent = escrow.close_consent_ix(trade.requester, position, 50, 0, expires_at)
-    ixs = [consent, escrow.close_ix(position, 50, 0, expires_at)]
+    ixs = close_ixs(escrow, trade.requester, position, 50, 0)
     assert escrow.send_all(ixs, escrow.router).ok
     # When the router relays the same consent again
     # Then it is refused: `closes` has moved on
@@ -118,17 +124,10 @@ def test_an_old_consent_under_the_new_counter_is_refused(
     initialized: Escrow, trade: Trade, position: Pubkey
 ) -> None:
     escrow = initialized
-    expires_at = escrow.now + 30
-    consent = escrow.close_consent_ix(trade.requester, position, 50, 0, expires_at)
-    assert escrow.send_all(
-        [consent, escrow.close_ix(position, 50, 0, expires_at)], escrow.router
-    ).ok
+    assert escrow.send_all(close_ixs(escrow, trade.requester, position, 50, 0), escrow.router).ok
     # When the old consent is relayed claiming closes = 1
-    escrow.refuse(
-        [consent, escrow.close_ix(position, 50, 1, expires_at)],
-        [escrow.router],
-        "CloseConsentMismatch",
-    )
+    ixs = close_ixs(escrow, trade.requester, position, 50, 0, closes=1)
+    escrow.refuse(ixs, [escrow.router], "CloseConsentMismatch")
 
 
 def test_a_maker_trying_to_close_is_refused(
@@ -150,11 +149,8 @@ def test_a_double_close_is_refused(initialized: Escrow, trade: Trade, position: 
 def test_a_consent_for_another_size_is_refused(
     initialized: Escrow, trade: Trade, position: Pubkey
 ) -> None:
-    escrow = initialized
-    expires_at = escrow.now + 30
-    consent = escrow.close_consent_ix(trade.requester, position, 10, 0, expires_at)
-    ix = escrow.close_ix(position, 100, 0, expires_at)
-    escrow.refuse([consent, ix], [escrow.router], "CloseConsentMismatch")
+    ixs = close_ixs(initialized, trade.requester, position, 10, 0, pct=100)
+    initialized.refuse(ixs, [initialized.router], "CloseConsentMismatch")
 
 
 def test_an_expired_close_consent_is_refused(
