@@ -121,6 +121,7 @@ def main() -> int:
     assert escrow.send(escrow.deposit_ix(carol, carol_wallet, carol.pubkey(), 1 * USDC), carol).ok
     reward = escrow.collateral_address(carol.pubkey())
     measure("liquidate", escrow.liquidate_ix(carol.pubkey(), positions[1], reward), carol)
+    measure("collect_fees", escrow.collect_fees_ix(), escrow.admin)
     escrow.assert_conserved()
 
     print(f"{'instruction':<34} {'escrow':>8} {'SPL Token':>10} {'target':>8}")

@@ -159,6 +159,20 @@ pub const LIQUIDATE: [u8; 8] = [223, 179, 226, 125, 48, 46, 39, 74];
 /// Data expected: `amount: u64`, `withdrawals: u64`, `expires_at: i64`.
 pub const WITHDRAW_WITH_CONSENT: [u8; 8] = [133, 201, 64, 83, 79, 91, 207, 212];
 
+/// `collect_fees`: pays the protocol's accrued fees (open fees, keeper
+/// liquidation rewards) out of the vault to the configured fee account. Admin only.
+///
+/// Accounts expected:
+/// 0. `[signer]` admin: the config's admin.
+/// 1. `[writable]` config.
+/// 2. `[writable]` vault: the configured vault.
+/// 3. `[writable]` fee_account: the configured fee account.
+/// 4. `[]` vault_authority: the PDA `["vault"]`.
+/// 5. `[]` token_program: SPL Token.
+///
+/// Data expected: nothing.
+pub const COLLECT_FEES: [u8; 8] = [164, 152, 207, 99, 30, 186, 19, 182];
+
 /// Reads Borsh arguments front to back; trailing bytes are refused by `finish`.
 pub struct Args<'a> {
     data: &'a [u8],

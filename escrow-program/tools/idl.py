@@ -53,7 +53,7 @@ FIELD_TYPES: dict[str, dict[str, object]] = {
 ACCOUNTS = ("Config", "Collateral", "Position")
 TYPES = ("Market",)
 STATE_FILES = ("state/config.rs", "state/collateral.rs", "state/position.rs")
-INSTRUCTION_COUNT = 9
+INSTRUCTION_COUNT = 10
 
 BORSH_SIZES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "i64": 8, "publicKey": 32}
 

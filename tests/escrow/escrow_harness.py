@@ -30,6 +30,7 @@ from solders.transaction_metadata import FailedTransactionMetadata
 from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
 from spl.token.constants import TOKEN_PROGRAM_ID
 
+from perpd import money
 from perpd.chain import (
     BTC_USD_FEED_ID,
     ETH_USD_FEED_ID,
@@ -408,6 +409,23 @@ class Escrow:
     def position(self, address: Pubkey):
         return self.decode(address)
 
+    def money_state(self, address: Pubkey) -> money.PositionState:
+        """The position's SPEC §4 state, as perpd.money holds it."""
+        p = self.position(address)
+        side = 1 if p.side == 0 else -1
+        return money.PositionState(
+            side,
+            p.notional,
+            p.entry_price,
+            p.cr,
+            p.cm,
+            p.imr,
+            p.imm,
+            p.rate_ppm,
+            p.t_base,
+            p.funding_paid,
+        )
+
     def free(self, agent: Pubkey) -> int:
         """The agent's free collateral (0 when it has no collateral account)."""
         state = self.collateral(agent)
@@ -668,6 +686,18 @@ class Escrow:
         accounts = self._position_accounts(position)
         accounts |= {"liquidator": liquidator, "rewardAccount": reward}
         return self.instruction("liquidate", {}, accounts)
+
+    def collect_fees_ix(self, admin: Pubkey | None = None, **overrides: Pubkey) -> Instruction:
+        accounts = {
+            "admin": admin or self.admin.pubkey(),
+            "config": self.config,
+            "vault": self.vault,
+            "feeAccount": self.fee_account,
+            "vaultAuthority": self.vault_authority,
+            "tokenProgram": TOKEN_PROGRAM_ID,
+        }
+        accounts.update(overrides)
+        return self.instruction("collect_fees", {}, accounts)
 
     def withdraw_with_consent_ix(
         self, agent: Pubkey, destination: Pubkey, amount: int, withdrawals: int, expires_at: int

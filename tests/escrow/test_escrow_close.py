@@ -6,7 +6,6 @@ import pytest
 from escrow_harness import BTC, PERIOD, PRICE, USDC, Escrow, Trade
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from test_escrow_funding import state_of
 
 from perpd import money
 
@@ -26,7 +25,7 @@ def test_close_releases_what_perpd_money_says(
     escrow.set_time(escrow.now + PERIOD // 2)
     price = PRICE * (100 + move) // 100
     escrow.set_price(BTC, price)
-    before = state_of(escrow, address)
+    before = escrow.money_state(address)
     alice, bob = trade.requester.pubkey(), trade.maker.pubkey()
     free_before = escrow.free(alice), escrow.free(bob)
     # When Alice's consent to close pct % is relayed
@@ -48,7 +47,7 @@ def test_close_releases_what_perpd_money_says(
         assert (p.status, p.cr, p.cm) == (1, 0, 0)
         assert escrow.collateral(alice).locked == escrow.collateral(bob).locked == 0
     else:
-        assert state_of(escrow, address) == expected.remaining
+        assert escrow.money_state(address) == expected.remaining
         assert escrow.collateral(alice).locked == expected.remaining.imr
 
 
@@ -58,7 +57,7 @@ def test_term_end_is_closed_by_a_third_party(initialized: Escrow, trade: Trade) 
     address = escrow.open(trade.but(duration=3_600))
     escrow.set_time(escrow.now + 3_600)
     escrow.set_price(BTC, PRICE + 1_000 * 10**8)
-    before = state_of(escrow, address)
+    before = escrow.money_state(address)
     # When a stranger closes it, with no consent at all
     stranger = escrow.funded_keypair()
     ix = escrow.close_ix(address, 100, 0, 0)

@@ -11,30 +11,13 @@ from perpd import money
 SETTLE_CU_PER_POSITION_CEILING = 2_000
 
 
-def state_of(escrow: Escrow, address: Pubkey) -> money.PositionState:
-    p = escrow.position(address)
-    side = 1 if p.side == 0 else -1
-    return money.PositionState(
-        side,
-        p.notional,
-        p.entry_price,
-        p.cr,
-        p.cm,
-        p.imr,
-        p.imm,
-        p.rate_ppm,
-        p.t_base,
-        p.funding_paid,
-    )
-
-
 def test_one_period_of_funding_moves_from_requester_to_maker(
     initialized: Escrow, trade: Trade
 ) -> None:
     escrow = initialized
     # Given a position at 500 ppm per period
     address = escrow.open(trade)
-    before = state_of(escrow, address)
+    before = escrow.money_state(address)
     # When one funding period has passed and a stranger settles it
     escrow.set_time(escrow.now + PERIOD)
     stranger = escrow.funded_keypair()
@@ -44,16 +27,16 @@ def test_one_period_of_funding_moves_from_requester_to_maker(
     assert outcome.compute_units <= SETTLE_CU_PER_POSITION_CEILING
     expected = money.settle_funding(before, escrow.now, PERIOD)
     assert expected.transfer == 5 * USDC
-    assert state_of(escrow, address) == expected.state
+    assert escrow.money_state(address) == expected.state
     # and settling again at the same time moves nothing
     assert escrow.send(escrow.settle_ix([address]), stranger).ok
-    assert state_of(escrow, address) == expected.state
+    assert escrow.money_state(address) == expected.state
 
 
 def test_a_missed_tick_is_caught_up_exactly(initialized: Escrow, trade: Trade) -> None:
     escrow = initialized
     address = escrow.open(trade.but(rate=-777, max_rate=0))
-    before = state_of(escrow, address)
+    before = escrow.money_state(address)
     # When settlements run at odd times, then 2.5 periods after opening
     for elapsed in (1_234, PERIOD + 17, PERIOD * 5 // 2):
         escrow.set_time(trade.valid_until - 10 + elapsed)
@@ -61,7 +44,7 @@ def test_a_missed_tick_is_caught_up_exactly(initialized: Escrow, trade: Trade) -
     # Then the result is one settlement at the last time (maker pays requester)
     expected = money.settle_funding(before, escrow.now, PERIOD)
     assert expected.transfer < 0
-    assert state_of(escrow, address) == expected.state
+    assert escrow.money_state(address) == expected.state
 
 
 def test_twenty_positions_settle_in_one_transaction(initialized: Escrow) -> None:
@@ -75,7 +58,7 @@ def test_twenty_positions_settle_in_one_transaction(initialized: Escrow) -> None
         rate = (nonce - 10) * 1_000
         trade = Trade(alice, bob, nonce=nonce, side=nonce % 2, rate=rate, max_rate=max(rate, 0))
         addresses.append(escrow.open(trade))
-    befores = [state_of(escrow, a) for a in addresses]
+    befores = [escrow.money_state(a) for a in addresses]
     # When 3 periods have passed and one transaction settles all 20
     escrow.set_time(escrow.now + 3 * PERIOD)
     outcome = escrow.send(escrow.settle_ix(addresses), escrow.funded_keypair())
@@ -83,7 +66,7 @@ def test_twenty_positions_settle_in_one_transaction(initialized: Escrow) -> None
     assert outcome.ok, outcome.logs
     assert outcome.compute_units <= 20 * SETTLE_CU_PER_POSITION_CEILING
     for address, before in zip(addresses, befores, strict=True):
-        assert state_of(escrow, address) == money.settle_funding(before, escrow.now, PERIOD).state
+        assert escrow.money_state(address) == money.settle_funding(before, escrow.now, PERIOD).state
 
 
 def test_closed_positions_are_skipped(initialized: Escrow, trade: Trade) -> None:
@@ -92,10 +75,10 @@ def test_closed_positions_are_skipped(initialized: Escrow, trade: Trade) -> None
     closed = escrow.open(trade.but(nonce=2, size=5_000 * USDC))
     assert escrow.close(trade.requester, closed, 100).ok
     escrow.set_time(escrow.now + PERIOD)
-    before = state_of(escrow, open_one)
+    before = escrow.money_state(open_one)
     outcome = escrow.send(escrow.settle_ix([closed, open_one]), escrow.router)
     assert outcome.ok, outcome.logs
-    assert state_of(escrow, open_one) == money.settle_funding(before, escrow.now, PERIOD).state
+    assert escrow.money_state(open_one) == money.settle_funding(before, escrow.now, PERIOD).state
     assert escrow.position(closed).status == 1
 
 

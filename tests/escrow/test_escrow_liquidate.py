@@ -6,7 +6,6 @@ never to the liquidated side."""
 import pytest
 from escrow_harness import BTC, PERIOD, PRICE, USDC, Escrow, Trade, without_signature
 from solders.pubkey import Pubkey
-from test_escrow_funding import state_of
 
 from perpd import money
 
@@ -45,7 +44,7 @@ def test_an_undermargined_side_is_liquidated(
     escrow = initialized
     # Given BTC past one side's maintenance level
     escrow.set_price(BTC, price)
-    before = state_of(escrow, position)
+    before = escrow.money_state(position)
     alice, bob = trade.requester.pubkey(), trade.maker.pubkey()
     free = escrow.free(alice), escrow.free(bob), escrow.free(carol.pubkey())
     # When Carol liquidates it, naming her own collateral account
@@ -70,7 +69,7 @@ def test_the_winner_may_liquidate_and_keep_the_reward(
 ) -> None:
     escrow = initialized
     escrow.set_price(BTC, CRASH)
-    before = state_of(escrow, position)
+    before = escrow.money_state(position)
     bob = trade.maker
     free = escrow.free(bob.pubkey())
     ix = escrow.liquidate_ix(bob.pubkey(), position, escrow.collateral_address(bob.pubkey()))
@@ -84,7 +83,7 @@ def test_the_keeper_pays_the_reward_to_the_fee_account(
 ) -> None:
     escrow = initialized
     escrow.set_price(BTC, RALLY)
-    before = state_of(escrow, position)
+    before = escrow.money_state(position)
     fees = escrow.config_state().accrued_fees
     # When the router's keeper liquidates, naming the config (the protocol's fees)
     ix = escrow.liquidate_ix(escrow.router.pubkey(), position, escrow.config)

@@ -9,7 +9,6 @@ import json
 import pytest
 from escrow_harness import BTC, ROOT, Escrow
 from solders.keypair import Keypair
-from test_escrow_funding import state_of
 
 from perpd import money
 
@@ -49,7 +48,7 @@ def test_settle_funding_agrees_on_every_case(initialized: Escrow) -> None:
         _, _, address = place(escrow, case["inputs"])
         outcome = escrow.send(escrow.settle_ix([address]), escrow.router)
         assert outcome.ok, (case, outcome.logs)
-        assert state_of(escrow, address) == state(case["expected"]["state"]), case
+        assert escrow.money_state(address) == state(case["expected"]["state"]), case
 
 
 def test_close_position_agrees_on_every_case(initialized: Escrow) -> None:
@@ -64,7 +63,7 @@ def test_close_position_agrees_on_every_case(initialized: Escrow) -> None:
         if expected["remaining"] is None:
             assert escrow.position(address).status == 1
         else:
-            assert state_of(escrow, address) == state(expected["remaining"]), case
+            assert escrow.money_state(address) == state(expected["remaining"]), case
 
 
 def test_liquidate_agrees_on_every_case(initialized: Escrow, liquidator: Keypair) -> None:

@@ -1,6 +1,7 @@
 //! Instruction dispatch and the account checks every instruction shares.
 
 pub mod close_position;
+pub mod collect_fees;
 pub mod deposit;
 pub mod initialize;
 pub mod liquidate;
@@ -14,7 +15,7 @@ use crate::account::AccountView;
 use crate::cpi::SYSTEM_PROGRAM_ID;
 use crate::error::{EscrowError, ProgramResult};
 use crate::instruction::{
-    split_discriminator, CLOSE_POSITION, DEPOSIT, INITIALIZE, LIQUIDATE, LOCK_POSITION, SET_MARKET,
+    split_discriminator, CLOSE_POSITION, COLLECT_FEES, DEPOSIT, INITIALIZE, LIQUIDATE, LOCK_POSITION, SET_MARKET,
     SETTLE_FUNDING, WITHDRAW, WITHDRAW_WITH_CONSENT,
 };
 use crate::pyth::PythError;
@@ -40,6 +41,7 @@ pub fn process_instruction(
         LOCK_POSITION => lock_position::process(program_id, accounts, args),
         WITHDRAW_WITH_CONSENT => withdraw_with_consent::process(program_id, accounts, args),
         SET_MARKET => set_market::process(program_id, accounts, args),
+        COLLECT_FEES => collect_fees::process(program_id, accounts, args),
         INITIALIZE => initialize::process(program_id, accounts, args),
         _ => Err(EscrowError::InvalidInstruction),
     }

@@ -148,6 +148,14 @@ impl Config {
         Ok(())
     }
 
+    /// Empties the accrued fees, returning what they were.
+    #[inline(always)]
+    pub fn take_fees(&mut self) -> u64 {
+        let fees = self.accrued_fees();
+        self.accrued_fees = [0; 8];
+        fees
+    }
+
     #[inline(always)]
     pub fn funding_period_s(&self) -> i64 {
         i64::from_le_bytes(self.funding_period_s)
