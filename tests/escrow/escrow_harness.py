@@ -578,8 +578,12 @@ class Escrow:
     def withdraw_ix(
         self, agent: Pubkey, destination: Pubkey, amount: int, **overrides: Pubkey
     ) -> Instruction:
-        accounts = {
-            "agent": agent,
+        accounts = {"agent": agent} | self._payout_accounts(agent, destination) | overrides
+        return self.instruction("withdraw", {"amount": amount}, accounts)
+
+    def _payout_accounts(self, agent: Pubkey, destination: Pubkey) -> dict[str, Pubkey]:
+        """The accounts of a withdrawal of `agent`'s collateral to `destination`."""
+        return {
             "collateral": self.collateral_address(agent),
             "vault": self.vault,
             "destination": destination,
@@ -587,8 +591,6 @@ class Escrow:
             "config": self.config,
             "tokenProgram": TOKEN_PROGRAM_ID,
         }
-        accounts.update(overrides)
-        return self.instruction("withdraw", {"amount": amount}, accounts)
 
     def funded_agent(self, usdc: int, seed: int | None = None) -> tuple[Keypair, Pubkey]:
         """An agent with `usdc` micro-USDC deposited and an empty token account."""
@@ -702,15 +704,7 @@ class Escrow:
     def withdraw_with_consent_ix(
         self, agent: Pubkey, destination: Pubkey, amount: int, withdrawals: int, expires_at: int
     ) -> Instruction:
-        accounts = {
-            "collateral": self.collateral_address(agent),
-            "vault": self.vault,
-            "destination": destination,
-            "vaultAuthority": self.vault_authority,
-            "config": self.config,
-            "tokenProgram": TOKEN_PROGRAM_ID,
-            "instructions": INSTRUCTIONS_SYSVAR,
-        }
+        accounts = self._payout_accounts(agent, destination) | {"instructions": INSTRUCTIONS_SYSVAR}
         args = {"amount": amount, "withdrawals": withdrawals, "expires_at": expires_at}
         return self.instruction("withdraw_with_consent", args, accounts)
 
