@@ -11,7 +11,9 @@
 //! its own arguments and accounts.
 
 use crate::account::AccountView;
-use crate::ed25519::{current_index, ed25519_signature, IntrospectionError, INSTRUCTIONS_SYSVAR_ID};
+use crate::ed25519::{
+    current_index, ed25519_signature, IntrospectionError, INSTRUCTIONS_SYSVAR_ID,
+};
 use crate::error::{EscrowError, ProgramResult};
 use crate::syscalls::keys_eq;
 use crate::Pubkey;
@@ -40,7 +42,10 @@ pub struct Expect<'a> {
 impl<'a> Expect<'a> {
     #[inline(always)]
     pub fn new(message: &'a [u8], len: usize) -> Self {
-        Self { rest: message, ok: message.len() == len }
+        Self {
+            rest: message,
+            ok: message.len() == len,
+        }
     }
 
     #[inline(always)]
@@ -323,7 +328,13 @@ mod tests {
         quote.extend((-1i64).to_le_bytes());
         quote.extend(2u64.to_le_bytes());
         quote.extend(3i64.to_le_bytes());
-        let q = Quote { maker: &[6; 32], request_hash: &[7; 32], rate: -1, collateral: 2, valid_until: 3 };
+        let q = Quote {
+            maker: &[6; 32],
+            request_hash: &[7; 32],
+            rate: -1,
+            collateral: 2,
+            valid_until: 3,
+        };
         assert!(is_quote(&quote, &[1; 32], &q));
         assert!(!is_quote(&quote, &[1; 32], &Quote { rate: 1, ..q }));
 
@@ -344,9 +355,19 @@ mod tests {
         for n in [6u64, 7, 8] {
             withdraw.extend(n.to_le_bytes());
         }
-        let w = Withdrawal { agent: &[4; 32], destination: &[5; 32], amount: 6, withdrawals: 7, expires_at: 8 };
+        let w = Withdrawal {
+            agent: &[4; 32],
+            destination: &[5; 32],
+            amount: 6,
+            withdrawals: 7,
+            expires_at: 8,
+        };
         assert!(is_withdrawal(&withdraw, &[1; 32], &w));
-        assert!(!is_withdrawal(&withdraw, &[1; 32], &Withdrawal { amount: 5, ..w }));
+        assert!(!is_withdrawal(
+            &withdraw,
+            &[1; 32],
+            &Withdrawal { amount: 5, ..w }
+        ));
     }
 
     #[test]

@@ -50,7 +50,13 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
         if closes != state.closes() {
             return Err(EscrowError::CloseConsentReplayed);
         }
-        if !is_close(message, program_id, position.key(), pct, (closes, expires_at)) {
+        if !is_close(
+            message,
+            program_id,
+            position.key(),
+            pct,
+            (closes, expires_at),
+        ) {
             return Err(EscrowError::CloseConsentMismatch);
         }
         check_unexpired(now, expires_at)?;

@@ -20,9 +20,17 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
     // SAFETY: the config is the only account of this program in the instruction.
     let state = unsafe { Config::load_mut(config, program_id) }?;
     check_key(admin, state.admin(), EscrowError::NotAdmin)?;
-    check_key(fee_account, state.fee_account(), EscrowError::InvalidFeeAccount)?;
+    check_key(
+        fee_account,
+        state.fee_account(),
+        EscrowError::InvalidFeeAccount,
+    )?;
     match state.take_fees() {
         0 => Err(EscrowError::InvalidAmount),
-        fees => pay_out(state, [vault, fee_account, vault_authority, token_program], fees),
+        fees => pay_out(
+            state,
+            [vault, fee_account, vault_authority, token_program],
+            fees,
+        ),
     }
 }

@@ -16,11 +16,18 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
     if !data.is_empty() {
         return Err(EscrowError::InvalidInstruction);
     }
-    let (liquidator, config, position, requester_collateral, maker_collateral, reward_account, price_update) =
-        match accounts {
-            [a, b, c, d, e, f, g, ..] => (a, b, c, d, e, f, g),
-            _ => return Err(EscrowError::NotEnoughAccounts),
-        };
+    let (
+        liquidator,
+        config,
+        position,
+        requester_collateral,
+        maker_collateral,
+        reward_account,
+        price_update,
+    ) = match accounts {
+        [a, b, c, d, e, f, g, ..] => (a, b, c, d, e, f, g),
+        _ => return Err(EscrowError::NotEnoughAccounts),
+    };
     check_signer(liquidator)?;
     let config_state = Config::load(config, program_id)?;
     // SAFETY: the position, the collaterals and (for fees) the config are the only
@@ -75,7 +82,13 @@ struct Payout {
 /// above maintenance (judged before funding is settled, as `perpd.money` does).
 /// Its own frame: the math's intermediate results do not fit the caller's.
 #[inline(never)]
-fn split(before: &PositionMath, price: u64, now: i64, period: i64, out: &mut Payout) -> ProgramResult {
+fn split(
+    before: &PositionMath,
+    price: u64,
+    now: i64,
+    period: i64,
+    out: &mut Payout,
+) -> ProgramResult {
     match liquidatable_side(before, price) {
         Some(Some(_)) => {}
         Some(None) => return Err(EscrowError::NotLiquidatable),

@@ -60,11 +60,19 @@ impl LockArgs {
 #[inline(never)]
 pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> ProgramResult {
     let args = LockArgs::unpack(data)?;
-    let (router, config, position, requester_collateral, maker_collateral, price_update, instructions, system_program) =
-        match accounts {
-            [a, b, c, d, e, f, g, h, ..] => (a, b, c, d, e, f, g, h),
-            _ => return Err(EscrowError::NotEnoughAccounts),
-        };
+    let (
+        router,
+        config,
+        position,
+        requester_collateral,
+        maker_collateral,
+        price_update,
+        instructions,
+        system_program,
+    ) = match accounts {
+        [a, b, c, d, e, f, g, h, ..] => (a, b, c, d, e, f, g, h),
+        _ => return Err(EscrowError::NotEnoughAccounts),
+    };
     check_signer(router)?;
     check_writable(router)?;
     check_system_program(system_program)?;
@@ -91,7 +99,13 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
         return Err(EscrowError::SelfTrade);
     }
 
-    verify_consents(program_id, instructions, &args, requester_state.agent(), maker_state.agent())?;
+    verify_consents(
+        program_id,
+        instructions,
+        &args,
+        requester_state.agent(),
+        maker_state.agent(),
+    )?;
 
     let now = unix_timestamp()?;
     check_unexpired(now, args.expires_at)?;
@@ -101,10 +115,20 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
     let entry = read_price(price_update, config_state, args.market, now)?;
 
     let side = if args.side == 0 { LONG } else { SHORT };
-    let (state, fee) =
-        open_position(side, args.size, entry, args.leverage as u64, args.collateral, args.rate, now)
-            .ok_or(EscrowError::MathDomain)?;
-    let requester_debit = state.cr.checked_add(fee).ok_or(EscrowError::ArithmeticOverflow)?;
+    let (state, fee) = open_position(
+        side,
+        args.size,
+        entry,
+        args.leverage as u64,
+        args.collateral,
+        args.rate,
+        now,
+    )
+    .ok_or(EscrowError::MathDomain)?;
+    let requester_debit = state
+        .cr
+        .checked_add(fee)
+        .ok_or(EscrowError::ArithmeticOverflow)?;
     requester_state.lock(requester_debit, state.imr)?;
     maker_state.lock(state.cm, state.imm)?;
     config_state.credit_fees(fee)?;
@@ -112,7 +136,11 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
     create_position(program_id, router, position, requester_state.agent(), &args)?;
     // SAFETY: just created by this instruction; no other view of its data exists.
     let position_state = Position::init(unsafe { position.data_mut() })?;
-    let term_end = if args.duration == 0 { 0 } else { now + args.duration as i64 };
+    let term_end = if args.duration == 0 {
+        0
+    } else {
+        now + args.duration as i64
+    };
     let parties = Parties {
         requester: requester_state.agent(),
         maker: maker_state.agent(),
@@ -219,13 +247,27 @@ fn create_position(
     while higher < u8::MAX {
         higher += 1;
         let candidate = [higher];
-        let seeds =
-            [Seed::new(POSITION_SEED), Seed::new(requester), Seed::new(&nonce_bytes), Seed::new(&candidate)];
+        let seeds = [
+            Seed::new(POSITION_SEED),
+            Seed::new(requester),
+            Seed::new(&nonce_bytes),
+            Seed::new(&candidate),
+        ];
         if is_program_address(&seeds, program_id) {
             return Err(EscrowError::InvalidPda);
         }
     }
-    let signer_seeds =
-        [Seed::new(POSITION_SEED), Seed::new(requester), Seed::new(&nonce_bytes), Seed::new(&bump_seed)];
-    create_pda_account(payer, position, Position::LEN, program_id, &Signer::new(&signer_seeds))
+    let signer_seeds = [
+        Seed::new(POSITION_SEED),
+        Seed::new(requester),
+        Seed::new(&nonce_bytes),
+        Seed::new(&bump_seed),
+    ];
+    create_pda_account(
+        payer,
+        position,
+        Position::LEN,
+        program_id,
+        &Signer::new(&signer_seeds),
+    )
 }

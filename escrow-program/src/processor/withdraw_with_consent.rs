@@ -50,5 +50,9 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
 
     collateral_state.debit_free(amount)?;
     collateral_state.count_withdrawal()?;
-    pay_out(config_state, [vault, destination, vault_authority, token_program], amount)
+    pay_out(
+        config_state,
+        [vault, destination, vault_authority, token_program],
+        amount,
+    )
 }

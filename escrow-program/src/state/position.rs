@@ -111,7 +111,6 @@ impl Position {
         self.market
     }
 
-
     #[inline(always)]
     pub fn status(&self) -> u8 {
         self.status
@@ -179,7 +178,10 @@ impl Position {
     /// Counts one more close.
     #[inline(always)]
     pub fn count_close(&mut self) -> Result<(), EscrowError> {
-        let n = self.closes().checked_add(1).ok_or(EscrowError::ArithmeticOverflow)?;
+        let n = self
+            .closes()
+            .checked_add(1)
+            .ok_or(EscrowError::ArithmeticOverflow)?;
         self.closes = n.to_le_bytes();
         Ok(())
     }
