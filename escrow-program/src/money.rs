@@ -20,6 +20,13 @@
 //! Deviation from the interface sketch: none in names or types; [`liquidate`] returns
 //! `None` both when the position is not liquidatable and on a domain error, so the
 //! caller asks [`liquidatable_side`] first to tell the two apart (as the vectors do).
+//! Added: [`settle_funding_into`], [`close_position_into`] (with [`CloseArgs`]) and
+//! [`liquidate_into`], the same computations in a frame of their own, writing into the
+//! caller's struct. LLVM 14 refuses a BPF function whose frame exceeds 512 bytes; the
+//! inlined forms let LLVM keep most of a result in registers (escrow-ix's processors
+//! fit), but a caller that must hold the whole result in memory beside large locals
+//! (the SBPF harness test) needs the `_into` forms. Those take at most five arguments
+//! and no reference that LTO's argument promotion would split into more.
 
 use crate::wide::U128;
 
@@ -447,6 +454,63 @@ pub fn liquidate(state: &PositionMath, price: u64, now: i64, period_s: i64) -> O
         requester_release: cr,
         maker_release: cm,
     })
+}
+
+// ----------------------------------------------------- frames of their own (BPF)
+
+/// The arguments of [`close_position`] after the state, for [`close_position_into`].
+///
+/// One struct rather than four arguments: with LTO, LLVM promotes a reference to a
+/// struct of at most three fields it reads into scalars, which could push a call past
+/// BPF's five arguments; this one has four.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseArgs {
+    pub pct: u8,
+    pub price: u64,
+    pub now: i64,
+    pub period_s: i64,
+}
+
+/// [`settle_funding`] writing into `out`; false (and `out` untouched) for `None`.
+#[inline(never)]
+pub fn settle_funding_into(state: &PositionMath, now: i64, period_s: i64, out: &mut FundingResult) -> bool {
+    match settle_funding(state, now, period_s) {
+        Some(r) => {
+            *out = r;
+            true
+        }
+        None => false,
+    }
+}
+
+/// [`close_position`] writing into `out`; false (and `out` untouched) for `None`.
+#[inline(never)]
+pub fn close_position_into(state: &PositionMath, args: &CloseArgs, out: &mut CloseResult) -> bool {
+    match close_position(state, args.pct, args.price, args.now, args.period_s) {
+        Some(r) => {
+            *out = r;
+            true
+        }
+        None => false,
+    }
+}
+
+/// [`liquidate`] writing into `out`; false (and `out` untouched) for `None`.
+#[inline(never)]
+pub fn liquidate_into(
+    state: &PositionMath,
+    price: u64,
+    now: i64,
+    period_s: i64,
+    out: &mut LiquidationResult,
+) -> bool {
+    match liquidate(state, price, now, period_s) {
+        Some(r) => {
+            *out = r;
+            true
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]
