@@ -20,8 +20,9 @@ pub const NON_DUP_MARKER: u8 = 0xff;
 /// Room the loader leaves after each account's data for `realloc`.
 pub const MAX_PERMITTED_DATA_INCREASE: usize = 10 * 1024;
 /// The most accounts the entrypoint exposes; any further account is ignored.
-/// (Every instruction of this program takes eight accounts or fewer.)
-pub const MAX_ACCOUNTS: usize = 16;
+/// (A transaction locks at most 64 accounts; `settle_funding` takes as many
+/// positions as fit one.)
+pub const MAX_ACCOUNTS: usize = 64;
 
 /// The fixed-size header the loader writes before each account's data.
 #[repr(C)]
@@ -280,7 +281,7 @@ mod tests {
     #[test]
     fn keeps_at_most_max_accounts() {
         let mut builder = InputBuilder::new();
-        for key in 0..20 {
+        for key in 0..(MAX_ACCOUNTS as u8 + 4) {
             builder = builder.account(key, false, false, &[key]);
         }
         let mut words = builder.finish(&[1], 3);

@@ -8,20 +8,28 @@ mod sbpf {
     use crate::processor::process_instruction;
     use crate::syscalls;
 
+    /// Where SBPF v0 maps the program's heap.
+    const HEAP_START: usize = 0x3_0000_0000;
+    const _: () = assert!(MAX_ACCOUNTS * core::mem::size_of::<AccountView>() <= 32 * 1024);
+
     /// Called by the loader with its serialised input; returns 0 on success or
-    /// a custom error code (see `error.rs`), after logging the error's name.
+    /// a custom error code (see `error.rs`), after logging it as Anchor does.
     ///
     /// # Safety
     /// Only the runtime calls this, with a pointer to its input region.
     #[no_mangle]
     pub unsafe extern "C" fn entrypoint(input: *mut u8) -> u64 {
-        let mut slots = [MaybeUninit::<AccountView>::uninit(); MAX_ACCOUNTS];
+        // The account views live at the start of the runtime's heap (32 KiB, unused
+        // otherwise: nothing here allocates), not in this 4 KiB stack frame.
+        // SAFETY: the heap region is mapped, writable, 8-aligned and large enough,
+        // and nothing else uses it; MaybeUninit needs no initialisation.
+        let slots = unsafe { &mut *(HEAP_START as *mut [MaybeUninit<AccountView>; MAX_ACCOUNTS]) };
         // SAFETY: `input` is the loader's input region, valid for the whole instruction.
-        let input = unsafe { deserialize(input, &mut slots) };
+        let input = unsafe { deserialize(input, slots) };
         match process_instruction(input.program_id, input.accounts, input.data) {
             Ok(()) => 0,
             Err(error) => {
-                syscalls::log(error.name().as_bytes());
+                syscalls::log(error.anchor_log().as_bytes());
                 error.code()
             }
         }

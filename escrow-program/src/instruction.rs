@@ -8,10 +8,12 @@
 use crate::error::EscrowError;
 use crate::Pubkey;
 
-/// `initialize`: creates the config.
+/// `initialize`: creates the config. Only the program's upgrade authority may
+/// call it (read from the ProgramData account of the upgradeable loader), so a
+/// stranger cannot take over a freshly deployed program.
 ///
 /// Accounts expected:
-/// 0. `[writable, signer]` admin: pays for the config, recorded as its admin.
+/// 0. `[writable, signer]` admin: the upgrade authority; pays for the config, recorded as its admin.
 /// 1. `[writable]` config: the PDA `["config"]`, not yet created.
 /// 2. `[]` vault: SPL Token account of the USDC mint whose token owner is the
 ///    PDA `["vault"]`, with no delegate and no close authority.
@@ -19,8 +21,10 @@ use crate::Pubkey;
 /// 4. `[]` fee_account: SPL Token account of the USDC mint.
 /// 5. `[]` token_program: SPL Token.
 /// 6. `[]` system_program.
+/// 7. `[]` program: this program's account (BPF Loader Upgradeable `Program`).
+/// 8. `[]` program_data: its `ProgramData` account, naming the upgrade authority.
 ///
-/// Data expected: `router_authority: Pubkey`.
+/// Data expected: `router_authority: Pubkey`, `pyth_receiver: Pubkey`, `funding_period_s: i64`.
 pub const INITIALIZE: [u8; 8] = [175, 175, 109, 31, 13, 152, 155, 237];
 
 /// `deposit`: moves USDC from the depositor's token account into the vault and
@@ -57,18 +61,172 @@ pub const DEPOSIT: [u8; 8] = [242, 35, 198, 137, 82, 225, 242, 182];
 /// Data expected: `amount: u64` (micro-USDC, > 0, at most the free balance).
 pub const WITHDRAW: [u8; 8] = [183, 18, 70, 156, 148, 109, 161, 34];
 
-/// The arguments of `initialize`.
-pub struct InitializeArgs<'a> {
-    pub router_authority: &'a Pubkey,
+/// `set_market`: lists (or re-lists, or closes to new positions) market
+/// `market`: its Pyth feed id and maximum leverage (0 = no new positions; open
+/// ones still settle, close and liquidate). Admin only.
+///
+/// Accounts expected:
+/// 0. `[signer]` admin: the config's admin.
+/// 1. `[writable]` config.
+///
+/// Data expected: `market: u8`, `feed_id: [u8; 32]`, `max_leverage: u8`.
+pub const SET_MARKET: [u8; 8] = [24, 133, 119, 187, 28, 115, 163, 81];
+
+/// `lock_position`: opens a position from the requester's request consent and
+/// the maker's quote consent (signatures 0 and 1 of the Ed25519 call right
+/// before this instruction). Moves `Cr + fee` of the requester and `Cm` of the
+/// maker from free to the position (the fee to the config's accrued fees) at
+/// the Pyth price, and creates the position at `["position", requester, nonce]`.
+/// The router signs: it relays the requester's choice of quote.
+///
+/// Accounts expected:
+/// 0. `[writable, signer]` router: the config's router authority; pays for the position account.
+/// 1. `[writable]` config.
+/// 2. `[writable]` position: the PDA `["position", requester, nonce]`, not yet created.
+/// 3. `[writable]` requester_collateral: the requester's collateral account.
+/// 4. `[writable]` maker_collateral: the maker's collateral account.
+/// 5. `[]` price_update: a Pyth `PriceUpdateV2` of the market's feed.
+/// 6. `[]` instructions: the Instructions sysvar.
+/// 7. `[]` system_program.
+///
+/// Data expected: `nonce: u64`, `market: u8`, `side: u8`, `size: u64`, `leverage: u8`,
+/// `max_rate: i64`, `duration: u32`, `expires_at: i64`, `rate: i64`, `collateral: u64`,
+/// `valid_until: i64`, `position_bump: u8` (the canonical bump of the position's
+/// address, which the client finds off chain).
+pub const LOCK_POSITION: [u8; 8] = [227, 62, 2, 252, 247, 10, 171, 185];
+
+/// `settle_funding`: settles accrued funding (SPEC §4) of every position passed
+/// after the config, as many as fit a transaction. Anyone may call it; closed
+/// positions are skipped, so a batch is never refused because one of them closed.
+///
+/// Accounts expected:
+/// 0. `[]` config.
+///
+/// Then each position, writable, as remaining accounts.
+///
+/// Data expected: nothing.
+pub const SETTLE_FUNDING: [u8; 8] = [11, 251, 12, 161, 199, 228, 133, 87];
+
+/// `close_position`: closes `size_percent` of the position, relayed with the
+/// requester's close consent (signature 0 of the Ed25519 call right before this
+/// instruction), or in full by anyone once a term position's term has ended.
+/// Settles funding first, then PnL on the closed fraction at the Pyth price;
+/// releases to both agents' free balances; `closes` advances.
+///
+/// Accounts expected:
+/// 0. `[]` config.
+/// 1. `[writable]` position.
+/// 2. `[writable]` requester_collateral: the position's requester's collateral account.
+/// 3. `[writable]` maker_collateral: the position's maker's collateral account.
+/// 4. `[]` price_update: a Pyth `PriceUpdateV2` of the market's feed.
+/// 5. `[]` instructions: the Instructions sysvar.
+///
+/// Data expected: `size_percent: u8`, `closes: u32`, `expires_at: i64` (the consent's;
+/// ignored after the term's end).
+pub const CLOSE_POSITION: [u8; 8] = [123, 134, 81, 0, 49, 68, 98, 98];
+
+/// `liquidate`: closes a position one side of which is under maintenance, in
+/// full at the Pyth price, with SPEC §4's split. Anyone may call it; the reward
+/// goes to `reward_account`: any agent's collateral account but the liquidated
+/// side's, or the config itself for the protocol's accrued fees (the router's
+/// keeper names it).
+///
+/// Accounts expected:
+/// 0. `[signer]` liquidator.
+/// 1. `[]` config.
+/// 2. `[writable]` position.
+/// 3. `[writable]` requester_collateral: the position's requester's collateral account.
+/// 4. `[writable]` maker_collateral: the position's maker's collateral account.
+/// 5. `[writable]` reward_account: a collateral account, or the config (fees).
+/// 6. `[]` price_update: a Pyth `PriceUpdateV2` of the market's feed.
+///
+/// Data expected: nothing.
+pub const LIQUIDATE: [u8; 8] = [223, 179, 226, 125, 48, 46, 39, 74];
+
+/// `withdraw_with_consent`: `withdraw` relayed with the agent's withdraw consent
+/// (signature 0 of the Ed25519 call right before this instruction) instead of
+/// its signature; `withdrawals` advances.
+///
+/// Accounts expected:
+/// 0. `[writable]` collateral: the agent's collateral account.
+/// 1. `[writable]` vault: the configured vault.
+/// 2. `[writable]` destination: the USDC token account the consent names.
+/// 3. `[]` vault_authority: the PDA `["vault"]`.
+/// 4. `[]` config.
+/// 5. `[]` token_program: SPL Token.
+/// 6. `[]` instructions: the Instructions sysvar.
+///
+/// Data expected: `amount: u64`, `withdrawals: u64`, `expires_at: i64`.
+pub const WITHDRAW_WITH_CONSENT: [u8; 8] = [133, 201, 64, 83, 79, 91, 207, 212];
+
+/// `collect_fees`: pays the protocol's accrued fees (open fees, keeper
+/// liquidation rewards) out of the vault to the configured fee account. Admin only.
+///
+/// Accounts expected:
+/// 0. `[signer]` admin: the config's admin.
+/// 1. `[writable]` config.
+/// 2. `[writable]` vault: the configured vault.
+/// 3. `[writable]` fee_account: the configured fee account.
+/// 4. `[]` vault_authority: the PDA `["vault"]`.
+/// 5. `[]` token_program: SPL Token.
+///
+/// Data expected: nothing.
+pub const COLLECT_FEES: [u8; 8] = [164, 152, 207, 99, 30, 186, 19, 182];
+
+/// Reads Borsh arguments front to back; trailing bytes are refused by `finish`.
+pub struct Args<'a> {
+    data: &'a [u8],
 }
 
-impl<'a> InitializeArgs<'a> {
-    /// Decodes the arguments (the data after the discriminator).
+impl<'a> Args<'a> {
     #[inline(always)]
-    pub fn unpack(data: &'a [u8]) -> Result<Self, EscrowError> {
-        match data.try_into() {
-            Ok(router_authority) => Ok(Self { router_authority }),
-            Err(_) => Err(EscrowError::InvalidInstruction),
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data }
+    }
+
+    #[inline(always)]
+    fn take<const N: usize>(&mut self) -> Result<&'a [u8; N], EscrowError> {
+        if self.data.len() < N {
+            return Err(EscrowError::InvalidInstruction);
+        }
+        let (head, rest) = self.data.split_at(N);
+        self.data = rest;
+        // SAFETY: `head` is exactly N bytes; [u8; N] has alignment 1.
+        Ok(unsafe { &*(head.as_ptr() as *const [u8; N]) })
+    }
+
+    #[inline(always)]
+    pub fn u8(&mut self) -> Result<u8, EscrowError> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    #[inline(always)]
+    pub fn u32(&mut self) -> Result<u32, EscrowError> {
+        Ok(u32::from_le_bytes(*self.take::<4>()?))
+    }
+
+    #[inline(always)]
+    pub fn u64(&mut self) -> Result<u64, EscrowError> {
+        Ok(u64::from_le_bytes(*self.take::<8>()?))
+    }
+
+    #[inline(always)]
+    pub fn i64(&mut self) -> Result<i64, EscrowError> {
+        Ok(i64::from_le_bytes(*self.take::<8>()?))
+    }
+
+    #[inline(always)]
+    pub fn key(&mut self) -> Result<&'a Pubkey, EscrowError> {
+        self.take::<32>()
+    }
+
+    /// Refuses bytes after the last argument.
+    #[inline(always)]
+    pub fn finish(&self) -> Result<(), EscrowError> {
+        if self.data.is_empty() {
+            Ok(())
+        } else {
+            Err(EscrowError::InvalidInstruction)
         }
     }
 }
@@ -115,9 +273,21 @@ mod tests {
     }
 
     #[test]
-    fn initialize_takes_exactly_one_key() {
-        assert_eq!(InitializeArgs::unpack(&[9; 32]).unwrap().router_authority, &[9; 32]);
-        assert!(InitializeArgs::unpack(&[9; 33]).is_err());
+    fn args_read_borsh_in_order_and_refuse_trailing_bytes() {
+        let mut data = vec![7u8];
+        data.extend(3u32.to_le_bytes());
+        data.extend((-2i64).to_le_bytes());
+        data.extend([9; 32]);
+        let mut args = Args::new(&data);
+        assert_eq!(args.u8(), Ok(7));
+        assert_eq!(args.u32(), Ok(3));
+        assert_eq!(args.i64(), Ok(-2));
+        assert_eq!(args.key(), Ok(&[9; 32]));
+        assert_eq!(args.finish(), Ok(()));
+        assert_eq!(args.u8(), Err(EscrowError::InvalidInstruction));
+        let mut long = Args::new(&[1, 2]);
+        assert_eq!(long.u8(), Ok(1));
+        assert_eq!(long.finish(), Err(EscrowError::InvalidInstruction));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! perpd escrow program, part 1: configuration and agent collateral.
+//! perpd escrow program: agent collateral and every position, each signed by both agents.
 //!
 //! An Anchor-compatible Solana program (8-byte discriminators, Borsh layouts,
 //! `idl/escrow.json`) written without dependencies for SBPF v0. Built for the
@@ -13,6 +13,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod account;
+pub mod consent;
 pub mod cpi;
 pub mod ed25519;
 pub mod entrypoint;

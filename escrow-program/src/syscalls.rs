@@ -14,6 +14,14 @@ extern "C" {
     pub fn sol_memset_(dst: *mut u8, value: u8, n: u64);
     pub fn sol_memcmp_(a: *const u8, b: *const u8, n: u64, result: *mut i32);
     pub fn sol_get_rent_sysvar(out: *mut u8) -> u64;
+    pub fn sol_get_clock_sysvar(out: *mut u8) -> u64;
+    pub fn sol_sha256(slices: *const u8, slices_len: u64, out: *mut u8) -> u64;
+    pub fn sol_create_program_address(
+        seeds: *const u8,
+        seeds_len: u64,
+        program_id: *const u8,
+        address: *mut u8,
+    ) -> u64;
     pub fn sol_try_find_program_address(
         seeds: *const u8,
         seeds_len: u64,
@@ -57,6 +65,44 @@ pub fn keys_eq(a: &Pubkey, b: &Pubkey) -> bool {
     {
         a == b
     }
+}
+
+/// The Clock sysvar's `unix_timestamp` (the cluster's time, unix seconds).
+#[inline(never)]
+pub fn unix_timestamp() -> Result<i64, crate::error::EscrowError> {
+    // slot, epoch_start_timestamp, epoch, leader_schedule_epoch, unix_timestamp
+    #[cfg_attr(not(target_arch = "bpf"), allow(unused_mut))]
+    let mut clock = [0i64; 5];
+    #[cfg(target_arch = "bpf")]
+    // SAFETY: `clock` is a writable, 8-aligned 40-byte buffer, the sysvar's size.
+    let status = unsafe { sol_get_clock_sysvar(clock.as_mut_ptr() as *mut u8) };
+    #[cfg(not(target_arch = "bpf"))]
+    let status = 1;
+    if status == 0 {
+        Ok(clock[4])
+    } else {
+        Err(crate::error::EscrowError::ClockUnavailable)
+    }
+}
+
+/// SHA-256 of `bytes` (one syscall on chain; the host tests have no use for it).
+#[inline(always)]
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    #[cfg(target_arch = "bpf")]
+    let mut out = [0u8; 32];
+    #[cfg(target_arch = "bpf")]
+    {
+        let slices = [Seed::new(bytes)];
+        // SAFETY: one (pointer, length) slice descriptor over a live slice; `out` is 32 bytes.
+        unsafe { sol_sha256(slices.as_ptr() as *const u8, 1, out.as_mut_ptr()) };
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    {
+        let _ = bytes;
+        unreachable!("hashing is the runtime's syscall")
+    }
+    #[cfg(target_arch = "bpf")]
+    out
 }
 
 /// One seed of a program-derived address: `(pointer, length)` as the runtime reads it.
@@ -104,6 +150,32 @@ pub fn find_program_address(seeds: &[Seed], program_id: &Pubkey, address: &mut P
     #[cfg(not(target_arch = "bpf"))]
     {
         let _ = (seeds, program_id, address);
+        unreachable!("program-derived addresses are computed by the runtime")
+    }
+}
+
+/// Whether `seeds` (the bump included) give a program-derived address, i.e. a
+/// point off the curve. Costs 1,500 CU.
+#[inline(always)]
+pub fn is_program_address(seeds: &[Seed], program_id: &Pubkey) -> bool {
+    #[cfg(target_arch = "bpf")]
+    {
+        let mut address = [0u8; 32];
+        // SAFETY: `seeds` is a valid array of `Seed`, the program id is 32 readable
+        // bytes, `address` is a valid 32-byte out-pointer.
+        let status = unsafe {
+            sol_create_program_address(
+                seeds.as_ptr() as *const u8,
+                seeds.len() as u64,
+                program_id.as_ptr(),
+                address.as_mut_ptr(),
+            )
+        };
+        status == 0
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    {
+        let _ = (seeds, program_id);
         unreachable!("program-derived addresses are computed by the runtime")
     }
 }

@@ -31,13 +31,29 @@ NAME = "perpd_escrow"
 
 # Borsh types of the fields whose Rust representation is a byte array.
 FIELD_TYPES: dict[str, dict[str, object]] = {
-    "Collateral": {"free": "u64", "locked": "u64"},
-    "Config": {},
+    "Collateral": {"free": "u64", "locked": "u64", "withdrawals": "u64"},
+    "Config": {"accrued_fees": "u64", "funding_period_s": "i64"},
     "Market": {},
+    "Position": {
+        "nonce": "u64",
+        "notional": "u64",
+        "entry_price": "u64",
+        "cr": "u64",
+        "cm": "u64",
+        "imr": "u64",
+        "imm": "u64",
+        "rate_ppm": "i64",
+        "t_base": "i64",
+        "funding_paid": "i64",
+        "opened_at": "i64",
+        "term_end": "i64",
+        "closes": "u32",
+    },
 }
-ACCOUNTS = ("Config", "Collateral")
+ACCOUNTS = ("Config", "Collateral", "Position")
 TYPES = ("Market",)
-STATE_FILES = ("state/config.rs", "state/collateral.rs")
+STATE_FILES = ("state/config.rs", "state/collateral.rs", "state/position.rs")
+INSTRUCTION_COUNT = 10
 
 BORSH_SIZES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "i64": 8, "publicKey": 32}
 
@@ -66,8 +82,15 @@ def read(relative: str) -> str:
 # ---------------------------------------------------------------- instructions
 
 
-def rust_type_to_borsh(rust: str) -> str:
-    mapping = {"Pubkey": "publicKey", "u64": "u64", "u8": "u8", "u32": "u32", "i64": "i64"}
+def rust_type_to_borsh(rust: str) -> object:
+    mapping: dict[str, object] = {
+        "Pubkey": "publicKey",
+        "u64": "u64",
+        "u8": "u8",
+        "u32": "u32",
+        "i64": "i64",
+        "[u8; 32]": {"array": ["u8", 32]},
+    }
     if rust not in mapping:
         raise IdlError(f"argument type {rust!r} has no Borsh mapping here")
     return mapping[rust]
@@ -101,16 +124,21 @@ def instructions() -> list[dict]:
                         "isSigner": "signer" in flags,
                     }
                 )
-        data = next((line for line in lines if line.startswith("Data expected:")), None)
+        # The "Data expected:" paragraph, which may wrap over several lines.
+        start = next((i for i, line in enumerate(lines) if line.startswith("Data expected:")), None)
+        data = None
+        if start is not None:
+            end = next((i for i in range(start, len(lines)) if not lines[i]), len(lines))
+            data = " ".join(lines[start:end])
         if data is None or not accounts:
             raise IdlError(f"{name}: missing 'Accounts expected' or 'Data expected'")
         args = [
             {"name": camel(arg), "type": rust_type_to_borsh(ty)}
-            for arg, ty in re.findall(r"`(\w+): (\w+)`", data)
+            for arg, ty in re.findall(r"`(\w+): (\w+|\[u8; 32\])`", data)
         ]
         found.append({"name": name, "accounts": accounts, "args": args})
-    if len(found) != 3:
-        raise IdlError(f"expected 3 documented instructions, found {len(found)}")
+    if len(found) != INSTRUCTION_COUNT:
+        raise IdlError(f"expected {INSTRUCTION_COUNT} documented instructions, found {len(found)}")
     return found
 
 
@@ -218,12 +246,12 @@ def typedefs() -> tuple[list[dict], list[dict]]:
 def errors() -> list[dict]:
     source = read("error.rs")
     found = [
-        {"code": int(code), "name": name, "msg": msg.strip()}
-        for msg, name, code in re.findall(r"///\s*(.+)\n\s*(\w+) = (\d+),", source)
+        {"code": int(code), "name": name, "msg": msg}
+        for name, code, msg in re.findall(r'^\s*(\w+) = (\d+) => "([^"]*)",$', source, re.MULTILINE)
     ]
     codes = [e["code"] for e in found]
     if not found or codes != list(range(6000, 6000 + len(found))):
-        raise IdlError("error codes must be 6000, 6001, ... in order, each documented")
+        raise IdlError("error codes must be 6000, 6001, ... in order, each with a message")
     return found
 
 

@@ -6,9 +6,11 @@ failing build fails every test (nothing is skipped).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from anchorpy import Coder, Idl
-from escrow_harness import BuildError, Escrow, build_program, load_idl
+from escrow_harness import BTC, PRICE, USDC, BuildError, Escrow, Trade, build_program, load_idl
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +33,26 @@ def coder(idl: Idl) -> Coder:
 
 
 @pytest.fixture
-def escrow(program_so: bytes, idl: Idl, coder: Coder) -> Escrow:
-    """A fresh SVM with the program loaded and nothing initialized."""
-    return Escrow(program_so, idl, coder)
+def escrow(program_so: bytes, idl: Idl, coder: Coder) -> Iterator[Escrow]:
+    """A fresh SVM with the program deployed and nothing initialized; after
+    the test, the vault must still hold exactly what the books say (SPEC §7)."""
+    chain = Escrow(program_so, idl, coder)
+    yield chain
+    chain.assert_conserved()
 
 
 @pytest.fixture
 def initialized(escrow: Escrow) -> Escrow:
-    """A fresh SVM with the escrow initialized."""
+    """A fresh SVM with the escrow initialized and SPEC §2's markets listed."""
     escrow.initialize()
     return escrow
+
+
+@pytest.fixture
+def trade(initialized: Escrow) -> Trade:
+    """Alice (2,000 USDC free) asks for 10,000 USDC of BTC long at 10x; Bob
+    (5,000 USDC free) quotes 500 ppm with 1,000 USDC; BTC is at 60,000."""
+    alice, _ = initialized.funded_agent(2_000 * USDC, seed=1)
+    bob, _ = initialized.funded_agent(5_000 * USDC, seed=2)
+    initialized.set_price(BTC, PRICE)
+    return Trade(requester=alice, maker=bob)

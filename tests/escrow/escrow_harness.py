@@ -1,28 +1,48 @@
 """The escrow program in a real SVM: a LiteSVM with SPL Token, a USDC mint and
-a vault, and instructions built from the IDL with anchorpy's coder.
+a vault, the program deployed under the upgradeable loader's account layout,
+Pyth price accounts, the Clock, agents' consents signed through the Ed25519
+precompile, and instructions built from the IDL with anchorpy's coder.
 
 Shared by the tests (through ``conftest.py``) and by ``bench/escrow_cu.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import struct
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from anchorpy import Coder, Idl, NamedInstruction
 from solders.account import Account
+from solders.clock import Clock
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import Message
 from solders.pubkey import Pubkey
+from solders.sysvar import INSTRUCTIONS as INSTRUCTIONS_SYSVAR
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
 from spl.token.constants import TOKEN_PROGRAM_ID
+
+from perpd import money
+from perpd.chain import (
+    BTC_USD_FEED_ID,
+    ETH_USD_FEED_ID,
+    PYTH_RECEIVER_ID,
+    SOL_USD_FEED_ID,
+    close_consent,
+    price_update_v2,
+    quote_consent,
+    request_consent,
+    request_hash,
+    withdraw_consent,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ESCROW_DIR = ROOT / "escrow-program"
@@ -33,6 +53,18 @@ USDC = 1_000_000  # micro-USDC per USDC
 
 # A fixed program id keeps PDA bumps, and so compute units, identical run to run.
 PROGRAM_ID = Keypair.from_seed(bytes([7] * 32)).pubkey()
+UPGRADEABLE_LOADER_ID = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
+ED25519_PROGRAM_ID = Pubkey.from_string("Ed25519SigVerify111111111111111111111111111")
+T0 = 1_700_000_000  # the Clock's unix time when a test starts
+PERIOD = 28_800  # funding period (SPEC §2)
+# SPEC §2 markets: (Pyth feed id, maximum leverage), by index.
+MARKETS = [(BTC_USD_FEED_ID, 50), (ETH_USD_FEED_ID, 50), (SOL_USD_FEED_ID, 20)]
+BTC, ETH, SOL = 0, 1, 2
+PRICE = 60_000 * 10**8  # BTC at 60,000 USD, exponent -8
+ANCHOR_ERROR = re.compile(
+    r"^Program log: AnchorError occurred\. Error Code: (\w+)\. Error Number: (\d+)\. "
+    r"Error Message: (.*)\.$"
+)
 
 
 def seeded_keypair(seed: int) -> Keypair:
@@ -112,24 +144,155 @@ def token_account_data(mint: Pubkey, owner: Pubkey, amount: int, **extra: bool) 
     )
 
 
+def discriminator(account: str) -> bytes:
+    return hashlib.sha256(f"account:{account}".encode()).digest()[:8]
+
+
+def collateral_data(agent: Pubkey, free: int, locked: int, withdrawals: int = 0) -> bytes:
+    """A `Collateral` account's bytes (what the program would have written)."""
+    fields = struct.pack("<QQQB7x", free, locked, withdrawals, 255)
+    return discriminator("Collateral") + bytes(agent) + fields
+
+
+def position_data(requester: Pubkey, maker: Pubkey, state: dict, **fields: int) -> bytes:
+    """A `Position` account's bytes for a SPEC §4 `state` (perpd.money names)."""
+    f = {"nonce": 0, "opened_at": state["t_base"], "term_end": 0, "closes": 0}
+    f |= {"market": BTC, "leverage": 1, "status": 0, "bump": 255} | fields
+    numbers = struct.pack(
+        "<QQQQQQQqqqqqI",
+        f["nonce"],
+        state["notional"],
+        state["entry_price"],
+        state["cr"],
+        state["cm"],
+        state["imr"],
+        state["imm"],
+        state["rate_ppm"],
+        state["t_base"],
+        state["funding_paid"],
+        f["opened_at"],
+        f["term_end"],
+        f["closes"],
+    )
+    side = 0 if state["side"] == 1 else 1
+    tail = bytes([f["market"], side, f["leverage"], f["status"], f["bump"]]) + bytes(7)
+    return discriminator("Position") + bytes(requester) + bytes(maker) + numbers + tail
+
+
+def ed25519_ix(signed: list[tuple[Keypair, bytes]], *, data_in: int = 0xFFFF) -> Instruction:
+    """A call of the Ed25519 signature-verify precompile over `signed` (key,
+    message) pairs, signature n for pair n. By default each signature's bytes
+    are inside this call (instruction index u16::MAX); `data_in=i` makes every
+    offset point into instruction `i` instead, leaving this call only the
+    offsets (instruction i must then hold the same layout)."""
+    header = 2 + 14 * len(signed)
+    offsets, payload = b"", b""
+    for keypair, message in signed:
+        key_at = header + len(payload)
+        payload += bytes(keypair.pubkey())
+        sig_at = header + len(payload)
+        payload += bytes(keypair.sign_message(message))
+        msg_at = header + len(payload)
+        payload += message
+        fields = (sig_at, data_in, key_at, data_in, msg_at, len(message), data_in)
+        offsets += b"".join(f.to_bytes(2, "little") for f in fields)
+    data = bytes([len(signed), 0]) + offsets + (payload if data_in == 0xFFFF else b"")
+    return Instruction(ED25519_PROGRAM_ID, data, [])
+
+
+@dataclass(frozen=True)
+class Trade:
+    """What a requester and a maker sign (SPEC §6), with SPEC §3's defaults:
+    10,000 USDC of BTC-PERP long at 10x, quoted at 500 ppm with 1,000 USDC."""
+
+    requester: Keypair
+    maker: Keypair
+    nonce: int = 1
+    market: int = BTC
+    side: int = 0
+    size: int = 10_000 * USDC
+    leverage: int = 10
+    max_rate: int = 1_000
+    duration: int = 0
+    expires_at: int = T0 + 30
+    rate: int = 500
+    collateral: int = 1_000 * USDC
+    valid_until: int = T0 + 10
+
+    def request(self, program: Pubkey = PROGRAM_ID) -> bytes:
+        return request_consent(
+            program,
+            self.requester.pubkey(),
+            self.nonce,
+            self.market,
+            self.side,
+            self.size,
+            self.leverage,
+            self.max_rate,
+            self.duration,
+            self.expires_at,
+        )
+
+    def quote(self, program: Pubkey = PROGRAM_ID) -> bytes:
+        return quote_consent(
+            program,
+            self.maker.pubkey(),
+            request_hash(self.request(program)),
+            self.rate,
+            self.collateral,
+            self.valid_until,
+        )
+
+    def consents(self, program: Pubkey = PROGRAM_ID) -> Instruction:
+        """The Ed25519 call carrying both consents (request 0, quote 1)."""
+        return ed25519_ix(
+            [(self.requester, self.request(program)), (self.maker, self.quote(program))]
+        )
+
+    def but(self, **changes: int) -> Trade:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
 class Escrow:
-    """A LiteSVM holding the escrow program, SPL Token, a USDC mint and a vault."""
+    """A LiteSVM holding the escrow program (under the upgradeable loader),
+    SPL Token, a USDC mint, a vault, Pyth price accounts and a Clock."""
 
     def __init__(self, program: bytes, idl: Idl, coder: Coder) -> None:
         self.svm = LiteSVM()
         self.idl = idl
         self.coder = coder
         self.program_id = PROGRAM_ID
-        self.svm.add_program(self.program_id, program)
-        self.admin = self.funded_keypair()
-        self.router = Keypair().pubkey()
+        self.admin = self.funded_keypair(seed=90)
+        self.programdata = self.deploy(program, self.admin.pubkey())
+        self.router = self.funded_keypair(seed=91)
         self.usdc_mint = self.new_mint(decimals=6)
         self.config, _ = Pubkey.find_program_address([b"config"], self.program_id)
         self.vault_authority, _ = Pubkey.find_program_address([b"vault"], self.program_id)
+        self.token_accounts: list[Pubkey] = []
         self.vault = self.token_account(self.vault_authority, 0)
         self.fee_account = self.token_account(Keypair().pubkey(), 0)
+        self.agents: list[Pubkey] = []
+        self.positions: list[Pubkey] = []
+        self.price_accounts = [Pubkey.new_unique() for _ in MARKETS]
+        self.set_time(T0)
 
     # ---- chain set-up -------------------------------------------------------
+
+    def deploy(self, program: bytes, authority: Pubkey | None) -> Pubkey:
+        """Writes the Program and ProgramData accounts the upgradeable loader's
+        deploy would (LiteSVM refuses that instruction); returns ProgramData's address."""
+        programdata, _ = Pubkey.find_program_address(
+            [bytes(self.program_id)], UPGRADEABLE_LOADER_ID
+        )
+        option = b"\x01" + bytes(authority) if authority is not None else b"\x00" + bytes(32)
+        meta = (3).to_bytes(4, "little") + (0).to_bytes(8, "little") + option
+        self.set_account(programdata, meta + program, UPGRADEABLE_LOADER_ID)
+        account = (2).to_bytes(4, "little") + bytes(programdata)
+        lamports = self.svm.minimum_balance_for_rent_exemption(len(account))
+        self.svm.set_account(
+            self.program_id, Account(lamports, account, UPGRADEABLE_LOADER_ID, True)
+        )
+        return programdata
 
     def funded_keypair(self, seed: int | None = None, lamports: int = 10**10) -> Keypair:
         keypair = Keypair() if seed is None else seeded_keypair(seed)
@@ -147,11 +310,76 @@ class Escrow:
         address = Pubkey.new_unique()
         data = token_account_data(mint or self.usdc_mint, owner, amount, **extra)
         self.set_account(address, data, TOKEN_PROGRAM_ID)
+        self.token_accounts.append(address)
         return address
 
     def set_account(self, address: Pubkey, data: bytes, owner: Pubkey) -> None:
         lamports = self.svm.minimum_balance_for_rent_exemption(len(data))
         self.svm.set_account(address, Account(lamports, data, owner, False))
+
+    def set_time(self, unix_timestamp: int) -> None:
+        """Sets the Clock sysvar's unix time (the slot advances with it)."""
+        clock = self.svm.get_clock()
+        slot = clock.slot + 1
+        self.svm.set_clock(Clock(slot, clock.epoch_start_timestamp, 0, 0, unix_timestamp))
+
+    @property
+    def now(self) -> int:
+        return self.svm.get_clock().unix_timestamp
+
+    def set_price(
+        self,
+        market: int,
+        price: int,
+        *,
+        conf: int | None = None,
+        publish_time: int | None = None,
+        exponent: int = -8,
+        feed_id: bytes | None = None,
+        owner: Pubkey = PYTH_RECEIVER_ID,
+        verification: object = "full",
+        address: Pubkey | None = None,
+    ) -> Pubkey:
+        """Writes the market's Pyth `PriceUpdateV2` account, fresh by default."""
+        data = price_update_v2(
+            MARKETS[market][0] if feed_id is None else feed_id,
+            price,
+            price // 1_000 if conf is None else conf,
+            exponent,
+            self.now if publish_time is None else publish_time,
+            verification=verification,  # type: ignore[arg-type]
+        )
+        address = self.price_accounts[market] if address is None else address
+        self.set_account(address, data, owner)
+        return address
+
+    def write_collateral(self, agent: Pubkey, free: int, locked: int) -> Pubkey:
+        """Writes `agent`'s collateral account as if it had deposited (the caller
+        adds the same money to the vault with `fund_vault`)."""
+        if agent not in self.agents:
+            self.agents.append(agent)
+        address = self.collateral_address(agent)
+        self.set_account(address, collateral_data(agent, free, locked), self.program_id)
+        return address
+
+    def write_position(
+        self, requester: Pubkey, maker: Pubkey, state: dict, **fields: int
+    ) -> Pubkey:
+        """Writes an open position holding `state` (a perpd.money state as a dict)
+        at its PDA, with both agents' collateral accounts committing its margins
+        and the vault holding its money: the books stay balanced."""
+        address = self.position_address(requester, fields.get("nonce", 0))
+        self.set_account(address, position_data(requester, maker, state, **fields), self.program_id)
+        self.positions.append(address)
+        self.write_collateral(requester, 0, state["imr"])
+        self.write_collateral(maker, 0, state["imm"])
+        self.fund_vault(state["cr"] + state["cm"])
+        return address
+
+    def fund_vault(self, amount: int) -> None:
+        data = bytearray(self.svm.get_account(self.vault).data)
+        data[64:72] = (self.token_balance(self.vault) + amount).to_bytes(8, "little")
+        self.set_account(self.vault, bytes(data), TOKEN_PROGRAM_ID)
 
     def token_balance(self, address: Pubkey) -> int:
         return int.from_bytes(bytes(self.svm.get_account(address).data)[64:72], "little")
@@ -159,36 +387,107 @@ class Escrow:
     def collateral_address(self, agent: Pubkey) -> Pubkey:
         return Pubkey.find_program_address([b"collateral", bytes(agent)], self.program_id)[0]
 
-    def collateral(self, agent: Pubkey):
-        """The agent's collateral account decoded by anchorpy, or None."""
-        account = self.svm.get_account(self.collateral_address(agent))
-        if account is None:
+    def position_address(self, requester: Pubkey, nonce: int) -> Pubkey:
+        return self.position_pda(requester, nonce)[0]
+
+    def position_pda(self, requester: Pubkey, nonce: int) -> tuple[Pubkey, int]:
+        """The position's address and canonical bump, found off chain."""
+        seeds = [b"position", bytes(requester), nonce.to_bytes(8, "little")]
+        return Pubkey.find_program_address(seeds, self.program_id)
+
+    def decode(self, address: Pubkey):
+        """An account of this program decoded by anchorpy, or None."""
+        account = self.svm.get_account(address)
+        if account is None or account.owner != self.program_id:
             return None
         return self.coder.accounts.decode(bytes(account.data))
+
+    def collateral(self, agent: Pubkey):
+        """The agent's collateral account decoded by anchorpy, or None."""
+        return self.decode(self.collateral_address(agent))
+
+    def position(self, address: Pubkey):
+        return self.decode(address)
+
+    def money_state(self, address: Pubkey) -> money.PositionState:
+        """The position's SPEC §4 state, as perpd.money holds it."""
+        p = self.position(address)
+        side = 1 if p.side == 0 else -1
+        return money.PositionState(
+            side,
+            p.notional,
+            p.entry_price,
+            p.cr,
+            p.cm,
+            p.imr,
+            p.imm,
+            p.rate_ppm,
+            p.t_base,
+            p.funding_paid,
+        )
 
     def free(self, agent: Pubkey) -> int:
         """The agent's free collateral (0 when it has no collateral account)."""
         state = self.collateral(agent)
         return 0 if state is None else state.free
 
+    def config_state(self):
+        return self.decode(self.config)
+
+    # ---- what the tests assert ----------------------------------------------
+
     def error_code(self, name: str) -> int:
         """The code the IDL gives the error `name`."""
         return next(e.code for e in self.idl.errors if e.name == name)
 
-    def assert_refused(self, outcome: Outcome, code: int, name: str) -> None:
-        """The transaction failed with custom error `code`, named `name` in the
-        IDL and in the program's log."""
+    def assert_refused(self, outcome: Outcome, code: int | None, name: str) -> None:
+        """The transaction failed with the custom error `name` (code `code` when
+        given), logged in Anchor's format with the IDL's message."""
         assert not outcome.ok, outcome.logs
-        assert outcome.error == code, outcome.logs
-        assert self.error_code(name) == code
-        assert f"Program log: {name}" in outcome.logs
+        error = next(e for e in self.idl.errors if e.name == name)
+        assert outcome.error == error.code, (name, outcome.logs)
+        if code is not None:
+            assert error.code == code
+        parsed = [m.groups() for line in outcome.logs if (m := ANCHOR_ERROR.match(line))]
+        assert parsed == [(name, str(error.code), error.msg)], outcome.logs
 
-    def config_state(self):
-        return self.coder.accounts.decode(bytes(self.svm.get_account(self.config).data))
+    def snapshot(self) -> dict[Pubkey, bytes]:
+        """Every account holding money or escrow state, by address."""
+        addresses = [self.config, *self.token_accounts, *self.positions]
+        addresses += [self.collateral_address(a) for a in self.agents]
+        accounts = {a: self.svm.get_account(a) for a in addresses}
+        return {a: bytes(acc.data) for a, acc in accounts.items() if acc is not None}
 
-    # ---- instructions -------------------------------------------------------
+    def refuse(self, ixs: list[Instruction], signers: list[Keypair], name: str) -> Outcome:
+        """Sends `ixs`, which must fail with `name` and change nothing."""
+        before = self.snapshot()
+        outcome = self.send_all(ixs, *signers)
+        self.assert_refused(outcome, None, name)
+        assert self.snapshot() == before
+        return outcome
 
-    def instruction(self, name: str, args: dict, accounts: dict[str, Pubkey]) -> Instruction:
+    def assert_conserved(self) -> None:
+        """SPEC §7 conservation: the vault holds exactly Σ free + the open
+        positions' collateral (cr + cm) + accrued fees, and the agents' `locked`
+        is exactly the open positions' initial margins."""
+        config = self.config_state()
+        if config is None:
+            return
+        collaterals = [self.collateral(a) for a in self.agents]
+        free = sum(c.free for c in collaterals if c is not None)
+        locked = sum(c.locked for c in collaterals if c is not None)
+        states = [p for p in map(self.position, self.positions) if p is not None]
+        open_positions = [p for p in states if p.status == 0]
+        held = sum(p.cr + p.cm for p in open_positions)
+        margins = sum(p.imr + p.imm for p in open_positions)
+        assert self.token_balance(self.vault) == free + held + config.accrued_fees
+        assert locked == margins
+
+    # ---- sending ------------------------------------------------------------
+
+    def instruction(
+        self, name: str, args: dict, accounts: dict[str, Pubkey], extra: list[AccountMeta] = ()
+    ) -> Instruction:
         """`name` built from the IDL: data by anchorpy's coder, metas from the
         IDL's `isMut`/`isSigner` flags; `accounts` uses the IDL's names."""
         idl_ix = next(ix for ix in self.idl.instructions if ix.name == name)
@@ -197,11 +496,15 @@ class Escrow:
             for acc in idl_ix.accounts
         ]
         data = self.coder.instruction.build(NamedInstruction(name=name, data=args))
-        return Instruction(self.program_id, data, metas)
+        return Instruction(self.program_id, data, metas + list(extra))
 
     def send(self, ix: Instruction, *signers: Keypair) -> Outcome:
         """Sends one instruction; the first signer pays the fee."""
-        message = Message.new_with_blockhash([ix], signers[0].pubkey(), self.svm.latest_blockhash())
+        return self.send_all([ix], *signers)
+
+    def send_all(self, ixs: list[Instruction], *signers: Keypair) -> Outcome:
+        """Sends `ixs` in one transaction; the first signer pays the fee."""
+        message = Message.new_with_blockhash(ixs, signers[0].pubkey(), self.svm.latest_blockhash())
         result = self.svm.send_transaction(VersionedTransaction(message, list(signers)))
         self.svm.expire_blockhash()
         if isinstance(result, FailedTransactionMetadata):
@@ -215,6 +518,8 @@ class Escrow:
             return Outcome(False, code, meta.compute_units_consumed(), list(meta.logs()))
         return Outcome(True, None, result.compute_units_consumed(), list(result.logs()))
 
+    # ---- part 1: initialize, deposit, withdraw ------------------------------
+
     def initialize_ix(self, **overrides: Pubkey) -> Instruction:
         accounts = {
             "admin": self.admin.pubkey(),
@@ -224,18 +529,39 @@ class Escrow:
             "feeAccount": self.fee_account,
             "tokenProgram": TOKEN_PROGRAM_ID,
             "systemProgram": SYSTEM_PROGRAM_ID,
+            "program": self.program_id,
+            "programData": self.programdata,
         }
         accounts.update(overrides)
-        return self.instruction("initialize", {"router_authority": self.router}, accounts)
+        args = {
+            "router_authority": self.router.pubkey(),
+            "pyth_receiver": PYTH_RECEIVER_ID,
+            "funding_period_s": PERIOD,
+        }
+        return self.instruction("initialize", args, accounts)
 
-    def initialize(self) -> Outcome:
+    def set_market_ix(
+        self, market: int, feed_id: bytes, max_leverage: int, admin: Pubkey | None = None
+    ) -> Instruction:
+        accounts = {"admin": admin or self.admin.pubkey(), "config": self.config}
+        args = {"market": market, "feed_id": list(feed_id), "max_leverage": max_leverage}
+        return self.instruction("set_market", args, accounts)
+
+    def initialize(self, *, list_markets: bool = True) -> Outcome:
+        """Initializes the escrow as its upgrade authority and lists SPEC §2's markets."""
         outcome = self.send(self.initialize_ix(), self.admin)
         assert outcome.ok, outcome.logs
+        if list_markets:
+            ixs = [self.set_market_ix(i, feed, lev) for i, (feed, lev) in enumerate(MARKETS)]
+            listed = self.send_all(ixs, self.admin)
+            assert listed.ok, listed.logs
         return outcome
 
     def deposit_ix(
         self, depositor: Keypair, source: Pubkey, agent: Pubkey, amount: int, **overrides: Pubkey
     ) -> Instruction:
+        if agent not in self.agents:
+            self.agents.append(agent)
         accounts = {
             "depositor": depositor.pubkey(),
             "source": source,
@@ -252,8 +578,12 @@ class Escrow:
     def withdraw_ix(
         self, agent: Pubkey, destination: Pubkey, amount: int, **overrides: Pubkey
     ) -> Instruction:
-        accounts = {
-            "agent": agent,
+        accounts = {"agent": agent} | self._payout_accounts(agent, destination) | overrides
+        return self.instruction("withdraw", {"amount": amount}, accounts)
+
+    def _payout_accounts(self, agent: Pubkey, destination: Pubkey) -> dict[str, Pubkey]:
+        """The accounts of a withdrawal of `agent`'s collateral to `destination`."""
+        return {
             "collateral": self.collateral_address(agent),
             "vault": self.vault,
             "destination": destination,
@@ -261,8 +591,6 @@ class Escrow:
             "config": self.config,
             "tokenProgram": TOKEN_PROGRAM_ID,
         }
-        accounts.update(overrides)
-        return self.instruction("withdraw", {"amount": amount}, accounts)
 
     def funded_agent(self, usdc: int, seed: int | None = None) -> tuple[Keypair, Pubkey]:
         """An agent with `usdc` micro-USDC deposited and an empty token account."""
@@ -271,3 +599,119 @@ class Escrow:
         outcome = self.send(self.deposit_ix(agent, wallet, agent.pubkey(), usdc), agent)
         assert outcome.ok, outcome.logs
         return agent, wallet
+
+    # ---- part 2: positions --------------------------------------------------
+
+    def lock_ix(self, trade: Trade, bump: int | None = None, **overrides: Pubkey) -> Instruction:
+        requester = trade.requester.pubkey()
+        position, canonical = self.position_pda(requester, trade.nonce)
+        if position not in self.positions:
+            self.positions.append(position)
+        accounts = {
+            "router": self.router.pubkey(),
+            "config": self.config,
+            "position": position,
+            "requesterCollateral": self.collateral_address(requester),
+            "makerCollateral": self.collateral_address(trade.maker.pubkey()),
+            "priceUpdate": self.price_accounts[trade.market % len(MARKETS)],
+            "instructions": INSTRUCTIONS_SYSVAR,
+            "systemProgram": SYSTEM_PROGRAM_ID,
+        }
+        accounts.update(overrides)
+        args = {
+            "nonce": trade.nonce,
+            "market": trade.market,
+            "side": trade.side,
+            "size": trade.size,
+            "leverage": trade.leverage,
+            "max_rate": trade.max_rate,
+            "duration": trade.duration,
+            "expires_at": trade.expires_at,
+            "rate": trade.rate,
+            "collateral": trade.collateral,
+            "valid_until": trade.valid_until,
+            "position_bump": canonical if bump is None else bump,
+        }
+        return self.instruction("lock_position", args, accounts)
+
+    def lock(self, trade: Trade, *, consents: Instruction | None = None) -> Outcome:
+        """Relays `trade` as the router: both consents, then `lock_position`."""
+        call = trade.consents() if consents is None else consents
+        return self.send_all([call, self.lock_ix(trade)], self.router)
+
+    def open(self, trade: Trade) -> Pubkey:
+        """Locks `trade` (which must succeed); returns the position's address."""
+        outcome = self.lock(trade)
+        assert outcome.ok, outcome.logs
+        return self.position_address(trade.requester.pubkey(), trade.nonce)
+
+    def settle_ix(self, positions: list[Pubkey]) -> Instruction:
+        extra = [AccountMeta(p, is_signer=False, is_writable=True) for p in positions]
+        return self.instruction("settle_funding", {}, {"config": self.config}, extra)
+
+    def _position_accounts(self, position: Pubkey) -> dict[str, Pubkey]:
+        state = self.position(position)
+        return {
+            "config": self.config,
+            "position": position,
+            "requesterCollateral": self.collateral_address(state.requester),
+            "makerCollateral": self.collateral_address(state.maker),
+            "priceUpdate": self.price_accounts[state.market],
+        }
+
+    def close_ix(
+        self, address: Pubkey, pct: int, closes: int, expires_at: int, **overrides: Pubkey
+    ) -> Instruction:
+        accounts = self._position_accounts(address) | {"instructions": INSTRUCTIONS_SYSVAR}
+        accounts.update(overrides)
+        args = {"size_percent": pct, "closes": closes, "expires_at": expires_at}
+        return self.instruction("close_position", args, accounts)
+
+    def close_consent_ix(
+        self, signer: Keypair, position: Pubkey, pct: int, closes: int, expires_at: int
+    ) -> Instruction:
+        message = close_consent(self.program_id, position, pct, closes, expires_at)
+        return ed25519_ix([(signer, message)])
+
+    def close(
+        self, signer: Keypair, position: Pubkey, pct: int, *, closes: int | None = None
+    ) -> Outcome:
+        """Relays `signer`'s close consent for `pct` percent (the router pays)."""
+        closes = self.position(position).closes if closes is None else closes
+        expires_at = self.now + 30
+        consent = self.close_consent_ix(signer, position, pct, closes, expires_at)
+        return self.send_all(
+            [consent, self.close_ix(position, pct, closes, expires_at)], self.router
+        )
+
+    def liquidate_ix(self, liquidator: Pubkey, position: Pubkey, reward: Pubkey) -> Instruction:
+        accounts = self._position_accounts(position)
+        accounts |= {"liquidator": liquidator, "rewardAccount": reward}
+        return self.instruction("liquidate", {}, accounts)
+
+    def collect_fees_ix(self, admin: Pubkey | None = None, **overrides: Pubkey) -> Instruction:
+        accounts = {
+            "admin": admin or self.admin.pubkey(),
+            "config": self.config,
+            "vault": self.vault,
+            "feeAccount": self.fee_account,
+            "vaultAuthority": self.vault_authority,
+            "tokenProgram": TOKEN_PROGRAM_ID,
+        }
+        accounts.update(overrides)
+        return self.instruction("collect_fees", {}, accounts)
+
+    def withdraw_with_consent_ix(
+        self, agent: Pubkey, destination: Pubkey, amount: int, withdrawals: int, expires_at: int
+    ) -> Instruction:
+        accounts = self._payout_accounts(agent, destination) | {"instructions": INSTRUCTIONS_SYSVAR}
+        args = {"amount": amount, "withdrawals": withdrawals, "expires_at": expires_at}
+        return self.instruction("withdraw_with_consent", args, accounts)
+
+    def withdraw_consent_ix(
+        self, agent: Keypair, destination: Pubkey, amount: int, withdrawals: int, expires_at: int
+    ) -> Instruction:
+        message = withdraw_consent(
+            self.program_id, agent.pubkey(), destination, amount, withdrawals, expires_at
+        )
+        return ed25519_ix([(agent, message)])

@@ -10,10 +10,10 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 
 # Compute units of this program alone (SPL Token's own units excluded), CPI
 # overhead (1,000 CU per invoke) included.
-DEPOSIT_OWN_CU_CEILING = 2_200
+DEPOSIT_OWN_CU_CEILING = 2_000
 # The first deposit also derives the collateral PDA (1,500 CU per bump tried)
 # and creates it by a System Program CPI.
-FIRST_DEPOSIT_OWN_CU_CEILING = 2_200 + 1_000 + 1_500 * 8 + 200
+FIRST_DEPOSIT_OWN_CU_CEILING = 2_000 + 1_000 + 1_500 * 8 + 200
 
 
 def test_first_deposit_creates_collateral_and_moves_usdc(initialized: Escrow) -> None:

@@ -10,7 +10,7 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 
 # Compute units of this program alone (SPL Token's own units excluded), CPI
 # overhead (1,000 CU per invoke) included.
-WITHDRAW_OWN_CU_CEILING = 2_200
+WITHDRAW_OWN_CU_CEILING = 2_000
 
 
 @pytest.fixture

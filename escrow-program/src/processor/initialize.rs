@@ -3,14 +3,16 @@
 //!
 //! The vault is created beforehand (e.g. the associated token account of the
 //! `["vault"]` PDA): this instruction checks it rather than creating it, so the
-//! program needs no token-account initialisation CPI. Anyone may call it once;
-//! deploy and initialize together (see README.md).
+//! program needs no token-account initialisation CPI. Only the program's
+//! upgrade authority may call it (checked against the upgradeable loader's
+//! ProgramData account), once.
 
 use super::{check_distinct, check_signer, check_system_program, check_token_program, check_writable};
 use crate::account::AccountView;
 use crate::cpi::{create_pda_account, Signer};
 use crate::error::{EscrowError, ProgramResult};
-use crate::instruction::InitializeArgs;
+use crate::instruction::Args;
+use crate::state::loader::{programdata_address, upgrade_authority};
 use crate::state::config::{ConfigKeys, CONFIG_SEED, VAULT_AUTHORITY_SEED};
 use crate::state::{Config, Mint, ProgramAccount, TokenAccount};
 use crate::syscalls::{find_program_address, keys_eq, Seed};
@@ -21,13 +23,23 @@ pub const USDC_DECIMALS: u8 = 6;
 
 #[inline(never)]
 pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> ProgramResult {
-    let args = InitializeArgs::unpack(data)?;
-    let (admin, config, vault, usdc_mint, fee_account, token_program, system_program) =
+    let mut args = Args::new(data);
+    let (router_authority, pyth_receiver) = (args.key()?, args.key()?);
+    let funding_period_s = args.i64()?;
+    args.finish()?;
+    if funding_period_s <= 0 {
+        return Err(EscrowError::InvalidFundingPeriod);
+    }
+    let (admin, config, vault, usdc_mint, fee_account, token_program, system_program, program, programdata) =
         match accounts {
-            [a, b, c, d, e, f, g, ..] => (a, b, c, d, e, f, g),
+            [a, b, c, d, e, f, g, h, i, ..] => (a, b, c, d, e, f, g, h, i),
             _ => return Err(EscrowError::NotEnoughAccounts),
         };
     check_signer(admin)?;
+    let programdata_key = programdata_address(program, program_id)?;
+    if !keys_eq(upgrade_authority(programdata, programdata_key)?, admin.key()) {
+        return Err(EscrowError::NotUpgradeAuthority);
+    }
     check_writable(admin)?;
     check_writable(config)?;
     check_distinct(admin, config)?;
@@ -78,12 +90,13 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
     let state = Config::init(unsafe { config.data_mut() })?;
     let keys = ConfigKeys {
         admin: admin.key(),
-        router_authority: args.router_authority,
+        router_authority,
         usdc_mint: usdc_mint.key(),
         vault: vault.key(),
         vault_authority: &vault_authority,
         fee_account: fee_account.key(),
+        pyth_receiver,
     };
-    state.set_up(&keys, config_bump, vault_authority_bump);
+    state.set_up(&keys, funding_period_s, [config_bump, vault_authority_bump]);
     Ok(())
 }

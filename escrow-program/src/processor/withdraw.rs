@@ -20,21 +20,7 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
             _ => return Err(EscrowError::NotEnoughAccounts),
         };
     check_signer(agent)?;
-    check_token_program(token_program)?;
-
     let config_state = Config::load(config, program_id)?;
-    check_key(vault, config_state.vault(), EscrowError::InvalidVault)?;
-    check_writable(vault)?;
-    check_key(vault_authority, config_state.vault_authority(), EscrowError::InvalidVaultAuthority)?;
-
-    let destination_state = TokenAccount::load(destination)?;
-    if !keys_eq(destination_state.mint(), config_state.usdc_mint()) {
-        return Err(EscrowError::InvalidMint);
-    }
-    check_writable(destination)?;
-    // Withdrawing into the vault would debit the agent and move nothing.
-    check_distinct(destination, vault)?;
-
     check_distinct(collateral, config)?;
     // SAFETY: the collateral is the only account of this program written here,
     // and it is not the config (checked above), the only other one read.
@@ -43,8 +29,27 @@ pub fn process(program_id: &Pubkey, accounts: &[AccountView], data: &[u8]) -> Pr
         return Err(EscrowError::CollateralMismatch);
     }
     collateral_state.debit_free(amount)?;
+    pay_out(config_state, [vault, destination, vault_authority, token_program], amount)
+}
 
-    let bump = [config_state.vault_authority_bump()];
+/// Moves `amount` from the vault to `destination` (any USDC account but the
+/// vault), the vault PDA signing. Accounts: vault, destination, vault
+/// authority, token program.
+#[inline(always)]
+pub fn pay_out(config: &Config, accounts: [&AccountView; 4], amount: u64) -> ProgramResult {
+    let [vault, destination, vault_authority, token_program] = accounts;
+    check_token_program(token_program)?;
+    check_key(vault, config.vault(), EscrowError::InvalidVault)?;
+    check_writable(vault)?;
+    check_key(vault_authority, config.vault_authority(), EscrowError::InvalidVaultAuthority)?;
+    let destination_state = TokenAccount::load(destination)?;
+    if !keys_eq(destination_state.mint(), config.usdc_mint()) {
+        return Err(EscrowError::InvalidMint);
+    }
+    check_writable(destination)?;
+    // Withdrawing into the vault would debit the agent and move nothing.
+    check_distinct(destination, vault)?;
+    let bump = [config.vault_authority_bump()];
     let seeds = [Seed::new(VAULT_AUTHORITY_SEED), Seed::new(&bump)];
     Transfer { from: vault, to: destination, authority: vault_authority, amount }
         .invoke_signed(&[Signer::new(&seeds)])

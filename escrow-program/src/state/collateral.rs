@@ -8,7 +8,11 @@ use crate::Pubkey;
 pub const COLLATERAL_SEED: &[u8] = b"collateral";
 
 /// An agent's USDC held by the escrow, in micro-USDC: `free` may be withdrawn
-/// or locked into a position; `locked` backs open positions.
+/// or locked into a position. The money of an open position lives in the
+/// position account (its `cr` and `cm`, which funding moves between without
+/// touching this account); `locked` is the initial margin the agent has
+/// committed to its open positions (Σ `imr` as requester + Σ `imm` as maker),
+/// shown to the agent and checked by the tests, not itself money.
 ///
 /// Invariant: only this program creates it, at `["collateral", agent]`, and
 /// `agent` never changes; so an account owned by the program with this
@@ -20,8 +24,10 @@ pub struct Collateral {
     agent: Pubkey,
     free: [u8; 8],
     locked: [u8; 8],
+    /// Consented withdrawals made so far (the withdraw consent's counter).
+    withdrawals: [u8; 8],
     bump: u8,
-    reserved: [u8; 15],
+    reserved: [u8; 7],
 }
 
 const _: () = assert!(core::mem::align_of::<Collateral>() == 1);
@@ -45,6 +51,38 @@ impl Collateral {
     #[inline(always)]
     pub fn locked(&self) -> u64 {
         read_u64(&self.locked)
+    }
+
+    #[inline(always)]
+    pub fn withdrawals(&self) -> u64 {
+        read_u64(&self.withdrawals)
+    }
+
+    /// Counts one more consented withdrawal.
+    #[inline(always)]
+    pub fn count_withdrawal(&mut self) -> Result<(), EscrowError> {
+        let n = self.withdrawals().checked_add(1).ok_or(EscrowError::ArithmeticOverflow)?;
+        self.withdrawals = n.to_le_bytes();
+        Ok(())
+    }
+
+    /// Opening a position: `debit` (margin, plus the fee for a requester) leaves
+    /// the free balance and `margin` is counted as committed.
+    #[inline(always)]
+    pub fn lock(&mut self, debit: u64, margin: u64) -> Result<(), EscrowError> {
+        let locked = self.locked().checked_add(margin).ok_or(EscrowError::ArithmeticOverflow)?;
+        self.debit_free(debit)?;
+        self.locked = locked.to_le_bytes();
+        Ok(())
+    }
+
+    /// Closing (part of) a position: `margin` is no longer committed and
+    /// `amount` is credited to the free balance.
+    #[inline(always)]
+    pub fn release(&mut self, margin: u64, amount: u64) -> Result<(), EscrowError> {
+        let locked = self.locked().checked_sub(margin).ok_or(EscrowError::ArithmeticOverflow)?;
+        self.locked = locked.to_le_bytes();
+        self.credit_free(amount)
     }
 
     #[inline(always)]
@@ -96,7 +134,8 @@ mod tests {
         assert_eq!(&data[8..40], &[4; 32]);
         assert_eq!(&data[40..48], &0x0102u64.to_le_bytes());
         assert_eq!(&data[48..56], &[0; 8]);
-        assert_eq!(data[56], 254);
+        assert_eq!(&data[56..64], &[0; 8]);
+        assert_eq!(data[64], 254);
     }
 
     #[test]
@@ -108,6 +147,22 @@ mod tests {
         assert_eq!(c.free(), 100);
         c.debit_free(100).unwrap();
         assert_eq!(c.free(), 0);
+    }
+
+    #[test]
+    fn lock_and_release_move_free_and_committed_margin() {
+        let mut data = fresh();
+        let c = Collateral::from_bytes_mut(&mut data).unwrap();
+        c.credit_free(1_000).unwrap();
+        assert_eq!(c.lock(1_001, 900), Err(EscrowError::InsufficientFreeCollateral));
+        assert_eq!((c.free(), c.locked()), (1_000, 0));
+        c.lock(950, 900).unwrap();
+        assert_eq!((c.free(), c.locked()), (50, 900));
+        c.release(300, 400).unwrap();
+        assert_eq!((c.free(), c.locked()), (450, 600));
+        assert_eq!(c.release(601, 0), Err(EscrowError::ArithmeticOverflow));
+        c.count_withdrawal().unwrap();
+        assert_eq!(c.withdrawals(), 1);
     }
 
     #[test]

@@ -7,10 +7,13 @@
 
 pub mod collateral;
 pub mod config;
+pub mod loader;
+pub mod position;
 pub mod token;
 
 pub use collateral::Collateral;
 pub use config::{Config, Market};
+pub use position::Position;
 pub use token::{Mint, TokenAccount};
 
 use crate::account::AccountView;
