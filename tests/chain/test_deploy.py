@@ -26,6 +26,7 @@ from tests.chain.rpc_server import Chain, RpcServer
 from tests.escrow.escrow_harness import Escrow, load_idl
 
 SOL = 10**9
+MAX_LEN = 300_000  # above the program, below the default of twice its length
 
 
 @pytest.fixture
@@ -121,9 +122,9 @@ async def test_deploy_lands_every_write_once_through_drops_and_expiry(server: Rp
     server.chain.faults.expire_after_send = 2
     program = Keypair()
     async with fast(server.url) as transport:
-        done = await deploy(transport, authority, program, max_data_len=40_000)
+        done = await deploy(transport, authority, program, max_data_len=MAX_LEN)
         status = await program_status(transport, program.pubkey())
-    assert status.matches_package and status.max_data_len == 40_000
+    assert status.matches_package and status.max_data_len == MAX_LEN
     assert status.slot == done.slot
 
 
@@ -218,11 +219,12 @@ async def test_status_decodes_the_config_once_initialized(nursery: trio.Nursery)
         escrow.config = Pubkey.find_program_address([b"config"], program.pubkey())[0]
         escrow.vault_authority = Pubkey.find_program_address([b"vault"], program.pubkey())[0]
         escrow.vault = escrow.token_account(escrow.vault_authority, 0)
+        escrow.programdata = loader.programdata_address(program.pubkey())
         await transport.send_and_confirm([escrow.initialize_ix()], escrow.admin)
         status = await program_status(transport, program.pubkey())
     # Then status shows the config the program wrote
     assert status.config is not None
     assert status.config["admin"] == str(escrow.admin.pubkey())
-    assert status.config["router_authority"] == str(escrow.router)
+    assert status.config["router_authority"] == str(escrow.router.pubkey())
     assert status.config["vault"] == str(escrow.vault)
     assert status.to_json()["initialized"] is True

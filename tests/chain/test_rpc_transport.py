@@ -172,7 +172,10 @@ async def test_a_program_refusal_carries_its_custom_code_and_the_callers_index(
     # Then the error is the IDL's code at the caller's instruction 0, with the logs
     code = escrow.error_code("InsufficientFreeCollateral")
     assert (caught.value.code, caught.value.instruction) == (code, 0)
-    assert "Program log: InsufficientFreeCollateral" in caught.value.logs
+    assert any(
+        "Error Code: InsufficientFreeCollateral. Error Number: " in line
+        for line in caught.value.logs
+    )
     assert caught.value.signature is None  # never landed: nothing applied
     assert escrow.free(agent.pubkey()) == 1_000_000
 
