@@ -13,7 +13,8 @@
         ├── Conflict             409 request_expired | quote_expired | request_filled |
         │                            position_not_open | not_liquidatable
         ├── InsufficientCollateral 422 insufficient_collateral
-        └── OracleUnavailable    503 oracle_unavailable
+        ├── OracleUnavailable    503 oracle_unavailable
+        └── Unavailable          503 unavailable (database busy or full; Retry-After)
 
 Lower-layer errors (sqlite3, HTTP, RPC) are translated into these at one boundary each,
 with ``raise ... from exc``; anything else that escapes a handler is a bug and a 500.
@@ -31,12 +32,17 @@ class ApiError(PerpdError):
 
     status: int = 400
     code: str = "invalid_request"
+    retry_after_s: int | None = None  # sent as Retry-After: when a retry may succeed
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after_s: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
 
     def body(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}
@@ -86,3 +92,10 @@ class InsufficientCollateral(ApiError):
 
 class OracleUnavailable(ApiError):
     status, code = 503, "oracle_unavailable"
+
+
+class Unavailable(ApiError):
+    """503: the database could not take the call now (busy, full, I/O); nothing changed."""
+
+    status, code = 503, "unavailable"
+    retry_after_s = 1

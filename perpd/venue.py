@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from perpd import engine
 from perpd.auth import Verified
-from perpd.errors import ApiError, InvalidRequest, Unauthorized
+from perpd.errors import ApiError, InvalidRequest, Unauthorized, Unavailable
 from perpd.nursery.sim_oracle import SimulatedFeed
 from perpd.oracle import Price, PriceBook
 from perpd.store import Store
@@ -58,8 +58,11 @@ class Venue:
 
         A refused call (any `ApiError`) changes no state, but its signature is still
         recorded in a transaction of its own: otherwise a refused call could be replayed
-        later, once the state lets it through. ``urgent`` settlement (accept, close,
-        liquidate, funding, expiry) runs ahead of queued order flow.
+        later, once the state lets it through. A call refused as `Unavailable` (the
+        database could record nothing) is not remembered: the same signed call may be
+        retried after its Retry-After, and its first success is its only effect.
+        ``urgent`` settlement (accept, close, liquidate, funding, expiry) runs ahead of
+        queued order flow.
         """
 
         def work(conn: sqlite3.Connection) -> T:
@@ -70,7 +73,7 @@ class Venue:
         try:
             return await self.store.write(work, urgent=urgent)
         except ApiError as exc:
-            if auth is not None and not isinstance(exc, Unauthorized):
+            if auth is not None and not isinstance(exc, (Unauthorized, Unavailable)):
                 await self.store.write(lambda conn: _remember(conn, auth))
             raise
 

@@ -86,6 +86,8 @@ def text_field(data: dict[str, Any], field: str, *, max_len: int = 64) -> str:
 def error_response(exc: ApiError) -> Response:
     resp = jsonify(exc.body())
     resp.status_code = exc.status
+    if exc.retry_after_s is not None:
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
     return resp
 
 
