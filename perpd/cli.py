@@ -45,6 +45,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds agents get to liquidate before the keeper does",
     )
+    run.add_argument(
+        "--db-busy-timeout",
+        type=int,
+        default=Config.db_busy_timeout_ms,
+        metavar="MS",
+        help="longest a write waits for the database lock before a 503 (default 2000)",
+    )
+    run.add_argument(
+        "--db-wal-limit",
+        type=int,
+        default=Config.db_wal_limit_bytes,
+        metavar="BYTES",
+        help="WAL size the file is cut back to after a checkpoint (default 16 MiB)",
+    )
     run.add_argument("--log-level", default="INFO")
     demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
     verify = sub.add_parser("verify", help="check that the books in a database balance")
@@ -81,6 +95,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         sim_seed=args.sim_seed,
         keeper=not args.no_keeper,
         keeper_grace_s=args.keeper_grace,
+        db_busy_timeout_ms=args.db_busy_timeout,
+        db_wal_limit_bytes=args.db_wal_limit,
     )
 
 

@@ -52,7 +52,12 @@ class Venue:
         return int(self.clock() * 1000)
 
     async def mutate(
-        self, unit: Unit[T], auth: Verified | None = None, *, urgent: bool = False
+        self,
+        unit: Unit[T],
+        auth: Verified | None = None,
+        *,
+        urgent: bool = False,
+        wait: bool = True,
     ) -> T:
         """Run ``unit`` as one transaction, refusing a replayed signature inside it.
 
@@ -62,7 +67,8 @@ class Venue:
         database could record nothing) is not remembered: the same signed call may be
         retried after its Retry-After, and its first success is its only effect.
         ``urgent`` settlement (accept, close, liquidate, funding, expiry) runs ahead of
-        queued order flow.
+        queued order flow. ``wait=False``: do not wait for a lock held by another
+        process (background services, which retry; see `Store.write`).
         """
 
         def work(conn: sqlite3.Connection) -> T:
@@ -71,7 +77,7 @@ class Venue:
             return unit(conn, self._ctx())
 
         try:
-            return await self.store.write(work, urgent=urgent)
+            return await self.store.write(work, urgent=urgent, wait=wait)
         except ApiError as exc:
             if auth is not None and not isinstance(exc, (Unauthorized, Unavailable)):
                 await self.store.write(lambda conn: _remember(conn, auth))
@@ -98,7 +104,9 @@ class Venue:
     async def forget_old_signatures(self) -> int:
         """Drop signatures whose 30 s window has closed: they can no longer be replayed."""
         cutoff = self.now_ms() - 2 * 30_000
-        return await self.store.write(lambda conn: q.forget_signatures_before(conn, cutoff))
+        return await self.store.write(
+            lambda conn: q.forget_signatures_before(conn, cutoff), wait=False
+        )
 
 
 def _remember(conn: sqlite3.Connection, auth: Verified) -> None:

@@ -60,7 +60,7 @@ class ExpiryTimer:
 
     async def _expire(self) -> None:
         self.passes += 1
-        await self.venue.mutate(engine.expire_due, urgent=True)
+        await self.venue.mutate(engine.expire_due, urgent=True, wait=False)
         # Deadlines committed while the read is in flight reach `_committed`: keep both.
         self.earliest = None
         found = await self.venue.read(_next_deadline)

@@ -33,7 +33,9 @@ async def settle_due(venue: Venue) -> int:
     """Settle every position whose funding time has come, a batch per transaction."""
     done = 0
     while True:
-        n = await venue.mutate(partial(engine.settle_funding_due, limit=BATCH), urgent=True)
+        n = await venue.mutate(
+            partial(engine.settle_funding_due, limit=BATCH), urgent=True, wait=False
+        )
         done += n
         if n < BATCH:
             return done
@@ -51,6 +53,7 @@ async def close_expired_terms(venue: Venue, quarantine: Quarantine | None = None
             await venue.mutate(
                 partial(engine.close, agent_id=None, position_id=p.position_id, pct=100),
                 urgent=True,
+                wait=False,
             )
             closed += 1
         except Unavailable:

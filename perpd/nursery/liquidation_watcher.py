@@ -79,6 +79,7 @@ class Watcher:
                     conn, ctx, liquidator=engine.KEEPER, position_id=position_id
                 ),
                 urgent=True,
+                wait=False,
             )
         except Unavailable:
             raise  # the database, not the position: the whole pass backs off

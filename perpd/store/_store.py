@@ -192,8 +192,16 @@ class Store:
         self._listeners.append(listener)
         return self._last_seq
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
+    async def write(
+        self, fn: Callable[[sqlite3.Connection], T], *, urgent: bool = False, wait: bool = True
+    ) -> T:
         """Run ``fn(conn)`` as one transaction; all or nothing. Not cancellable once sent.
+
+        If another process holds the write lock, the unit waits for it at most
+        ``busy_timeout_ms`` from the moment it was queued (so units queued behind a
+        waiting one do not add up their waits), then raises `Unavailable`. ``wait=False``
+        (background services, which retry with backoff) does not wait at all: their
+        retries never hold the writer thread while calls from agents are queued.
 
         ``urgent`` units (settlement) run before queued normal ones (order flow, reads).
         The events the unit appended are published to the listeners from the database
@@ -203,12 +211,13 @@ class Store:
         token = self._token
         assert token is not None, "Store.open() first"
         queued = time.monotonic()
+        budget_ms = self.busy_timeout_ms if wait else 0
 
         def unit(conn: sqlite3.Connection) -> T:
             assert isinstance(conn, Connection)
             # the lock wait left to this unit after its time in the queue
             waited_ms = int((time.monotonic() - queued) * 1000)
-            set_busy_timeout(conn, max(0, self.busy_timeout_ms - waited_ms))
+            set_busy_timeout(conn, max(0, budget_ms - waited_ms))
             conn.pending = []
             try:
                 conn.execute("BEGIN IMMEDIATE")
