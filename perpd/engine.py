@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from perpd import money
+from perpd.bounds import MAX_BALANCE, MAX_TOTAL_DEPOSITS, saturate_pnl
 from perpd.errors import (
     Conflict,
     Forbidden,
     InsufficientCollateral,
+    InvalidRequest,
     NotFound,
     RateAboveMax,
     SelfQuote,
@@ -63,6 +65,18 @@ def next_funding_time(t: int, period_s: int) -> int:
 
 
 def deposit(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> Account:
+    """Credit ``amount``, within the ceilings that keep every balance in 64 bits (`bounds`)."""
+    account = q.get_account(conn, agent_id)
+    if account.free + account.locked + amount > MAX_BALANCE:
+        raise InvalidRequest(
+            f"a deposit of {format_usdc(amount)} would take the balance of {agent_id} "
+            f"past the ceiling of {format_usdc(MAX_BALANCE)} USDC per agent"
+        )
+    if q.total_deposits(conn) + amount > MAX_TOTAL_DEPOSITS:
+        raise InvalidRequest(
+            f"the venue's deposits would pass their ceiling of "
+            f"{format_usdc(MAX_TOTAL_DEPOSITS)} USDC"
+        )
     q.record_deposit(conn, agent_id, amount)
     return q.get_account(conn, agent_id)
 
@@ -361,7 +375,8 @@ def close(
     q.adjust_account(conn, p.maker, result.maker_release, -cm_c)
     common = {
         "funding_total": p.funding_total + result.funding.transfer,
-        "realized_pnl": p.realized_pnl + result.pnl,
+        # exact in the response and the event; the stored total saturates (`bounds`)
+        "realized_pnl": saturate_pnl(p.realized_pnl + result.pnl),
     }
     if remaining is None:
         updated = p.with_state(
@@ -437,7 +452,7 @@ def liquidate(
         exit_price=price,
         liquidator=liquidator,
         funding_total=p.funding_total + result.funding.transfer,
-        realized_pnl=p.realized_pnl + result.pnl,
+        realized_pnl=saturate_pnl(p.realized_pnl + result.pnl),
     )
     q.save_position(conn, updated, (None, None))
     _funding_event(conn, ctx, p, result.funding.transfer, ctx.ts)
