@@ -121,4 +121,3 @@ async def _events(agent: Agent) -> list[dict[str, Any]]:
     r = await agent.get("/events?since=0")
     assert r.status_code == 200, r.text
     return r.json()["events"]  # type: ignore[no-any-return]
-
