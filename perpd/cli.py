@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 import sys
+from pathlib import Path
 
 import trio
 
@@ -71,10 +72,15 @@ def verify(db: str) -> int:
     if not os.path.exists(db):
         print(f"perpd verify: no database at {db}", file=sys.stderr)
         return 2
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    uri = Path(db).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
+        # one read transaction: every total comes from the same snapshot, so a daemon
+        # committing meanwhile cannot make the books look unbalanced
+        conn.execute("BEGIN")
         print(json.dumps(queries.ledger(conn)))
         problems = queries.verify(conn)
+        conn.execute("COMMIT")
     finally:
         conn.close()
     for problem in problems:
