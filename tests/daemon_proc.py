@@ -71,10 +71,14 @@ def spawn(db: Path, port: int, log: Path, *args: str) -> subprocess.Popen[bytes]
 
 
 @asynccontextmanager
-async def daemon(db: Path, *args: str, log_level: str = "WARNING") -> AsyncIterator[Daemon]:
-    """`perpd run --dev` on ``db`` (extra ``args``); stopped with SIGINT, which must exit 0."""
+async def daemon(
+    db: Path, *args: str, log_level: str = "WARNING", log: Path | None = None
+) -> AsyncIterator[Daemon]:
+    """`perpd run --dev` on ``db`` (extra ``args``); stopped with SIGINT, which must exit 0.
+
+    Its output goes to ``log`` (default: next to ``db``)."""
     port = free_port()
-    log = db.with_name(db.name + f".{port}.log")
+    log = log or db.with_name(db.name + f".{port}.log")
     proc = spawn(db, port, log, "--log-level", log_level, *args)
     clean = False
     try:
