@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
-from perpd.bounds import PNL_LIMIT
+from perpd.bounds import MAX_PRICE, PNL_LIMIT
+from perpd.errors import OracleUnavailable
+from perpd.markets import MARKETS
+from perpd.nursery.sim_oracle import SimulatedFeed
+from perpd.oracle import PriceBook
+from perpd.pyth import parse_latest
 from perpd.units import format_usdc
 from tests.conftest import Agent, Clock, base_config, start_server
 from tests.daemon_proc import daemon, open_position, verify
@@ -118,3 +125,28 @@ async def test_keeper_isolates_a_position_that_fails(tmp_path: Path) -> None:
 
 async def _open(requester: Agent, maker: Agent, body: dict[str, Any]) -> dict[str, Any]:
     return await open_position(requester, maker, "ETH-PERP", **body)
+
+
+def test_a_feed_price_past_the_bound_is_unusable() -> None:
+    """Hermes int64 prices at exponent -5 reach 10^21 once normalised: recorded, but not
+    usable (trading and liquidation wait), like a non-positive price."""
+    feed_id = MARKETS["BTC-PERP"].feed_id
+    entry = {"price": str(2**63 - 1), "conf": "1", "expo": -5, "publish_time": 1_000}
+    [price] = parse_latest({"parsed": [{"id": feed_id, "price": entry}]}, {feed_id: "BTC-PERP"})
+    assert price.price > MAX_PRICE
+    book = PriceBook(["BTC-PERP"], clock=lambda: 1_000)
+    book.update(price)
+    with pytest.raises(OracleUnavailable, match="above the supported maximum"):
+        book.usable("BTC-PERP")
+    book.update(replace(price, price=MAX_PRICE, conf=0, publish_time=1_000))
+    assert book.usable("BTC-PERP").price == MAX_PRICE
+
+
+def test_the_simulated_walk_stays_within_the_price_bounds() -> None:
+    book = PriceBook(["BTC-PERP"], clock=lambda: 1_000)
+    feed = SimulatedFeed(book, seed=1, clock=lambda: 1_000)
+    for start in (MAX_PRICE, 1):
+        feed._walk["BTC-PERP"] = start
+        for _ in range(2_000):
+            feed.tick()
+            assert 1 <= book.usable("BTC-PERP").price <= MAX_PRICE
