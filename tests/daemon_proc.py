@@ -48,10 +48,11 @@ class Daemon:
         return await self.http.post("/dev/price", json={"market": market, "price": price})
 
 
-async def wait_ready(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
+async def wait_ready(http: httpx.AsyncClient, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Until ``GET /health`` answers (failing at once if ``proc`` exits meanwhile)."""
     with trio.fail_after(30):
         while True:
-            assert proc.poll() is None, "the daemon exited during start-up"
+            assert proc is None or proc.poll() is None, "the daemon exited during start-up"
             try:
                 if (await http.get("/health")).status_code == 200:
                     return

@@ -216,8 +216,9 @@ class Store:
         def unit(conn: sqlite3.Connection) -> T:
             assert isinstance(conn, Connection)
             # the lock wait left to this unit after its time in the queue
+            # (in 100 ms steps: the PRAGMA is re-run only when the step changes)
             waited_ms = int((time.monotonic() - queued) * 1000)
-            set_busy_timeout(conn, max(0, budget_ms - waited_ms))
+            set_busy_timeout(conn, max(0, budget_ms - waited_ms) // 100 * 100)
             conn.pending = []
             try:
                 conn.execute("BEGIN IMMEDIATE")
