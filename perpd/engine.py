@@ -312,20 +312,34 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     settles to the latest boundary in one step, exactly (continuous accrual), and never
     twice. Selected inside the transaction, so nothing is read twice or goes stale.
     """
-    period = ctx.funding_period_s
-    boundary = ctx.ts // period * period
     due = q.positions_funding_due(conn, ctx.ts, limit)
     for p in due:
-        result = money.settle_funding(p.state, boundary, period)
-        updated = p.with_state(
-            result.state,
-            funding_total=p.funding_total + result.transfer,
-            next_funding_at=next_funding_time(ctx.ts, period),
-        )
-        _move_funding(conn, p, result.transfer)
-        q.save_position(conn, updated, money.liquidation_price_bounds(result.state))
-        _funding_event(conn, ctx, p, result.transfer, boundary)
+        _settle_funding(conn, ctx, p)
     return len(due)
+
+
+def settle_funding_of(conn: sqlite3.Connection, ctx: Ctx, position_id: str) -> bool:
+    """Settle one position if its funding time has come (the scheduler's fallback when
+    a batch fails: one bad position must not hold back the others); True if settled."""
+    p = q.get_position(conn, position_id)
+    if p is None or p.status != "open" or p.next_funding_at > ctx.ts:
+        return False
+    _settle_funding(conn, ctx, p)
+    return True
+
+
+def _settle_funding(conn: sqlite3.Connection, ctx: Ctx, p: Position) -> None:
+    period = ctx.funding_period_s
+    boundary = ctx.ts // period * period
+    result = money.settle_funding(p.state, boundary, period)
+    updated = p.with_state(
+        result.state,
+        funding_total=p.funding_total + result.transfer,
+        next_funding_at=next_funding_time(ctx.ts, period),
+    )
+    _move_funding(conn, p, result.transfer)
+    q.save_position(conn, updated, money.liquidation_price_bounds(result.state))
+    _funding_event(conn, ctx, p, result.transfer, boundary)
 
 
 # ---------------------------------------------------------------- close / liquidate

@@ -73,5 +73,9 @@ class Quarantine:
     def succeeded(self, key: str) -> None:
         self._until.pop(key, None)
 
+    def keep_only(self, keys: set[str]) -> None:
+        """Forget records no longer in ``keys`` (closed or settled meanwhile)."""
+        self._until = {k: v for k, v in self._until.items() if k in keys}
+
     def __len__(self) -> int:
         return len(self._until)

@@ -123,6 +123,43 @@ async def test_keeper_isolates_a_position_that_fails(tmp_path: Path) -> None:
         s.shutdown.set()
 
 
+async def test_funding_isolates_a_position_that_fails(tmp_path: Path) -> None:
+    """The same damage on a position's requester: its funding settlement fails; the
+    scheduler settles the others one by one, quarantines it and keeps running."""
+    cfg = base_config(tmp_path, funding_period_s=2)
+    async with trio.open_nursery() as nursery:
+        s = await start_server(nursery, cfg, Clock(real=True, start=time.time()))
+        agents = [s.agent() for _ in range(4)]
+        for a in agents:
+            await a.fund("10000")
+        bad_r, bad_m, good_r, good_m = agents
+        await s.pin("ETH-PERP", "3000")
+        body = {"size_usdc": "1000", "leverage": 10}
+        bad = await _open(bad_r, bad_m, body)
+        good = await _open(good_r, good_m, body)
+        with sqlite3.connect(cfg.db) as raw:
+            raw.execute(
+                "UPDATE accounts SET free = free + locked, locked = 0 WHERE agent_id = ?",
+                (bad_r.id,),
+            )
+        raw.close()
+        scheduler = s.venue.services["funding"]
+        with trio.fail_after(10):
+            while True:
+                events = (await good_r.get("/events?since=0")).json()["events"]
+                settled = [e for e in events if e["type"] == "funding_settled"]
+                if len(settled) >= 2 and scheduler.statistics()["failures"] >= 1:
+                    break
+                await trio.sleep(0.1)
+        assert {e["data"]["position_id"] for e in settled} == {good["position_id"]}
+        stuck = (await s.http.get(f"/positions/{bad['position_id']}")).json()
+        assert stuck["status"] == "open" and stuck["funding_paid_usdc"] == "0.000000"
+        assert scheduler.statistics()["quarantined"] == 1
+        assert (await s.http.get("/health")).status_code == 200
+        await s.http.aclose()
+        s.shutdown.set()
+
+
 async def _open(requester: Agent, maker: Agent, body: dict[str, Any]) -> dict[str, Any]:
     return await open_position(requester, maker, "ETH-PERP", **body)
 

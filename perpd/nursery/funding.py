@@ -74,10 +74,43 @@ class FundingScheduler:
         self.venue = venue
         self.backoff = Backoff("funding scheduler")
         self.quarantine = Quarantine("term close")
+        self.funding_quarantine = Quarantine("funding settlement")
 
     async def pass_(self) -> None:
-        await self.backoff.call(lambda: settle_due(self.venue))
+        await self.backoff.call(self._settle)
         await self.backoff.call(lambda: close_expired_terms(self.venue, self.quarantine))
+
+    async def _settle(self) -> None:
+        """Batches normally; one position per unit while a position is failing."""
+        if not len(self.funding_quarantine):
+            try:
+                await settle_due(self.venue)
+                return
+            except Unavailable:
+                raise
+            except Exception as exc:  # a bug on some position: find it, settle the rest
+                log.error("funding batch failed; settling position by position", exc_info=exc)
+        await self._settle_one_by_one()
+
+    async def _settle_one_by_one(self) -> None:
+        now = int(self.venue.clock())
+        due = await self.venue.read(partial(q.positions_funding_due, now=now, limit=1 << 20))
+        self.funding_quarantine.keep_only({p.position_id for p in due})
+        for p in due:
+            if self.funding_quarantine.blocked(p.position_id):
+                continue
+            try:
+                await self.venue.mutate(
+                    partial(engine.settle_funding_of, position_id=p.position_id),
+                    urgent=True,
+                    wait=False,
+                )
+            except Unavailable:
+                raise
+            except Exception as exc:
+                self.funding_quarantine.fail(p.position_id, exc)
+            else:
+                self.funding_quarantine.succeeded(p.position_id)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.pass_()
@@ -94,8 +127,8 @@ class FundingScheduler:
     def statistics(self) -> dict[str, int]:
         return {
             "db_retries": self.backoff.retries,
-            "failures": self.quarantine.failures,
-            "quarantined": len(self.quarantine),
+            "failures": self.quarantine.failures + self.funding_quarantine.failures,
+            "quarantined": len(self.quarantine) + len(self.funding_quarantine),
         }
 
 

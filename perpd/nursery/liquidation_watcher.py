@@ -41,6 +41,7 @@ class Watcher:
     async def liquidatable(self) -> list[Position]:
         """Open positions under maintenance at the current usable prices."""
         found = []
+        candidates: set[str] = set()
         for market in self.venue.book.markets:
             price = self.venue.mark_price(market)
             if price is None:
@@ -48,7 +49,9 @@ class Watcher:
             rows = await self.venue.read(
                 partial(q.liquidation_candidates, market=market, price=price)
             )
+            candidates |= {p.position_id for p in rows}
             found += [p for p in rows if self._under(p, price)]
+        self.quarantine.keep_only(candidates)
         return found
 
     def _under(self, p: Position, price: int) -> bool:
