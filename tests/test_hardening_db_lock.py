@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from perpd.auth import sign_headers
+from perpd.store import Store
+from perpd.store import queries as q
 from tests.conftest import Agent
 from tests.daemon_proc import SqliteShell, daemon, open_position, verify
 
@@ -121,3 +125,14 @@ async def _events(agent: Agent) -> list[dict[str, Any]]:
     r = await agent.get("/events?since=0")
     assert r.status_code == 200, r.text
     return r.json()["events"]  # type: ignore[no-any-return]
+
+
+async def test_reads_run_on_read_only_connections(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    await store.open()
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+            await store.read(lambda c: c.execute("INSERT INTO pinned_prices VALUES ('X', 1, 1)"))
+        assert await store.read(q.pinned_prices) == {}
+    finally:
+        await store.close()
