@@ -54,9 +54,11 @@ async def test_wal_shrinks_after_a_long_reader_under_write_load(tmp_path: Path) 
                 reader.close()
             # still under load: the checkpointer and journal_size_limit bring it back
             await until(lambda: wal_size(db) <= LIMIT, 20)
-            await trio.sleep(1)
             stop.set()
-        assert wal_size(db) <= LIMIT < grown
+        # (under load it then grows again up to SQLite's own 1,000-page checkpoints, and
+        # is cut back each time; at rest it stays under the limit)
+        await until(lambda: wal_size(db) <= LIMIT, 15)
+        assert grown > 4 * LIMIT
         metrics = (await d.http.get("/metrics")).text
         assert "perpd_store_checkpoints" in metrics
     code, out = await verify(db)
