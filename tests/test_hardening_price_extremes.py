@@ -20,7 +20,7 @@ from perpd.nursery.sim_oracle import SimulatedFeed
 from perpd.oracle import PriceBook
 from perpd.pyth import parse_latest
 from perpd.units import format_usdc
-from tests.conftest import Agent, Clock, base_config, start_server
+from tests.conftest import Agent, Clock, Server, base_config, start_server
 from tests.daemon_proc import daemon, open_position, verify
 
 BIG = {"size_usdc": "1000000", "leverage": 50}  # N = 10^12 micro-USDC
@@ -88,20 +88,7 @@ async def test_keeper_isolates_a_position_that_fails(tmp_path: Path) -> None:
     cfg = base_config(tmp_path, keeper=True, keeper_grace_s=0.0)
     async with trio.open_nursery() as nursery:
         s = await start_server(nursery, cfg, Clock(real=True, start=time.time()))
-        agents = [s.agent() for _ in range(4)]
-        for a in agents:
-            await a.fund("10000")
-        bad_r, bad_m, good_r, good_m = agents
-        await s.pin("ETH-PERP", "3000")
-        body = {"size_usdc": "1000", "leverage": 10}
-        bad = await _open(bad_r, bad_m, body)
-        good = await _open(good_r, good_m, body)
-        with sqlite3.connect(cfg.db) as raw:  # an operator's (or a bug's) damage
-            raw.execute(
-                "UPDATE accounts SET free = free + locked, locked = 0 WHERE agent_id = ?",
-                (bad_r.id,),
-            )
-        raw.close()
+        bad, good, (good_r, good_m) = await _damaged_pair(s, cfg.db)
         await s.pin("ETH-PERP", "2500")  # both long requesters are now under margin
         watcher = s.venue.services["watcher"]
         with trio.fail_after(10):
@@ -118,7 +105,7 @@ async def test_keeper_isolates_a_position_that_fails(tmp_path: Path) -> None:
         assert watcher.statistics()["failures"] <= 2
         # and the venue still trades
         assert (await s.http.get("/health")).status_code == 200
-        await _open(good_r, good_m, body)
+        await _open(good_r, good_m, BODY)
         await s.http.aclose()
         s.shutdown.set()
 
@@ -129,20 +116,7 @@ async def test_funding_isolates_a_position_that_fails(tmp_path: Path) -> None:
     cfg = base_config(tmp_path, funding_period_s=2)
     async with trio.open_nursery() as nursery:
         s = await start_server(nursery, cfg, Clock(real=True, start=time.time()))
-        agents = [s.agent() for _ in range(4)]
-        for a in agents:
-            await a.fund("10000")
-        bad_r, bad_m, good_r, good_m = agents
-        await s.pin("ETH-PERP", "3000")
-        body = {"size_usdc": "1000", "leverage": 10}
-        bad = await _open(bad_r, bad_m, body)
-        good = await _open(good_r, good_m, body)
-        with sqlite3.connect(cfg.db) as raw:
-            raw.execute(
-                "UPDATE accounts SET free = free + locked, locked = 0 WHERE agent_id = ?",
-                (bad_r.id,),
-            )
-        raw.close()
+        bad, good, (good_r, _) = await _damaged_pair(s, cfg.db)
         scheduler = s.venue.services["funding"]
         with trio.fail_after(10):
             while True:
@@ -158,6 +132,31 @@ async def test_funding_isolates_a_position_that_fails(tmp_path: Path) -> None:
         assert (await s.http.get("/health")).status_code == 200
         await s.http.aclose()
         s.shutdown.set()
+
+
+BODY = {"size_usdc": "1000", "leverage": 10}
+
+
+async def _damaged_pair(
+    s: Server, db: str
+) -> tuple[dict[str, Any], dict[str, Any], tuple[Agent, Agent]]:
+    """Two ETH positions (long requesters); the first's requester account is damaged by
+    hand (an operator's, or a bug's): its locked balance no longer covers the position,
+    so moving money out of it fails the table's CHECK. Returns (bad, good, good's pair)."""
+    agents = [s.agent() for _ in range(4)]
+    for a in agents:
+        await a.fund("10000")
+    bad_r, bad_m, good_r, good_m = agents
+    await s.pin("ETH-PERP", "3000")
+    bad = await _open(bad_r, bad_m, BODY)
+    good = await _open(good_r, good_m, BODY)
+    with sqlite3.connect(db) as raw:
+        raw.execute(
+            "UPDATE accounts SET free = free + locked, locked = 0 WHERE agent_id = ?",
+            (bad_r.id,),
+        )
+    raw.close()
+    return bad, good, (good_r, good_m)
 
 
 async def _open(requester: Agent, maker: Agent, body: dict[str, Any]) -> dict[str, Any]:
