@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 import sys
+from pathlib import Path
 
 import trio
 
@@ -67,6 +68,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="live WebSockets per agent",
     )
+    run.add_argument(
+        "--db-busy-timeout",
+        type=int,
+        default=Config.db_busy_timeout_ms,
+        metavar="MS",
+        help="longest a write waits for the database lock before a 503 (default 2000)",
+    )
+    run.add_argument(
+        "--db-wal-limit",
+        type=int,
+        default=Config.db_wal_limit_bytes,
+        metavar="BYTES",
+        help="WAL size the file is cut back to after a checkpoint (default 16 MiB)",
+    )
     run.add_argument("--log-level", default="INFO")
     demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
     chain_command.add_arguments(
@@ -82,10 +97,15 @@ def verify(db: str) -> int:
     if not os.path.exists(db):
         print(f"perpd verify: no database at {db}", file=sys.stderr)
         return 2
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    uri = Path(db).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
+        # one read transaction: every total comes from the same snapshot, so a daemon
+        # committing meanwhile cannot make the books look unbalanced
+        conn.execute("BEGIN")
         print(json.dumps(queries.ledger(conn)))
         problems = queries.verify(conn)
+        conn.execute("COMMIT")
     finally:
         conn.close()
     for problem in problems:
@@ -109,6 +129,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         max_connections=args.max_connections,
         ws_max_sockets=args.ws_max_sockets,
         ws_max_per_agent=args.ws_max_per_agent,
+        db_busy_timeout_ms=args.db_busy_timeout,
+        db_wal_limit_bytes=args.db_wal_limit,
     )
 
 

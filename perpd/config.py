@@ -50,6 +50,11 @@ class Config:
     ws_max_per_agent: int = 8  # live sockets per agent; then error rate_limited, 1008
     ws_max_message: int = 16 * 1024  # bytes; a larger message closes the socket (1009)
     ws_auth_timeout_s: float = 10.0  # a socket must log in within this, else 1008
+    # d-store: database
+    db_busy_timeout_ms: int = 2_000  # longest a write waits for the lock, then 503
+    db_readers: int = 2  # read-only connections (threads) serving reads
+    db_wal_limit_bytes: int = 16 * 1024 * 1024  # journal_size_limit; checkpoint above half
+    db_checkpoint_interval_s: float = 5.0  # how often the WAL size is looked at
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -62,6 +67,12 @@ class Config:
             raise ValueError("page_default must lie in 1..page_max")
         if min(self.max_connections, self.ws_max_sockets, self.ws_max_per_agent) < 1:
             raise ValueError("connection and socket caps must be at least 1")
+        if not 0 <= self.db_busy_timeout_ms <= 60_000:
+            raise ValueError("db busy timeout must be 0..60000 ms")
+        if not 1 <= self.db_readers <= 64:
+            raise ValueError("db readers must be 1..64")
+        if self.db_wal_limit_bytes < 0 or self.db_checkpoint_interval_s <= 0:
+            raise ValueError("db WAL limit must be >= 0 and the checkpoint interval > 0")
         self.trade_limits()  # validates the caps and minimum sizes
         self.rate_limits()
 

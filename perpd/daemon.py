@@ -21,6 +21,7 @@ from perpd.api import create_app
 from perpd.config import Config
 from perpd.markets import MARKETS
 from perpd.nursery import (
+    checkpointer,
     event_hub,
     expiry,
     funding,
@@ -50,7 +51,12 @@ async def run(
     task_status: trio.TaskStatus[Venue] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the daemon until ``shutdown`` is set. ``started`` gets the `Venue`."""
-    store = Store(config.db)
+    store = Store(
+        config.db,
+        busy_timeout_ms=config.db_busy_timeout_ms,
+        readers=config.db_readers,
+        wal_limit_bytes=config.db_wal_limit_bytes,
+    )
     await store.open()
     try:
         book = PriceBook(MARKETS, clock=clock)
@@ -70,8 +76,18 @@ async def run(
                 sim_feed=feed,
                 limits=config.trade_limits(),
             )
-            await services.start(expiry.run, venue)
-            await services.start(funding.run, venue)
+            await services.start(
+                partial(
+                    checkpointer.run,
+                    store,
+                    interval_s=config.db_checkpoint_interval_s,
+                    wal_limit_bytes=config.db_wal_limit_bytes,
+                )
+            )
+            timer = expiry.ExpiryTimer(venue)
+            await services.start(timer.run)
+            scheduler = funding.FundingScheduler(venue)
+            await services.start(scheduler.run)
             watcher = liquidation_watcher.Watcher(
                 venue, keeper=config.keeper, grace_s=config.keeper_grace_s
             )
@@ -102,6 +118,9 @@ async def run(
                 "limiter": limiter,
                 "sockets": sockets,
                 "connections": connections,
+                "store": store,
+                "expiry": timer,
+                "funding": scheduler,
             }
             app = create_app(
                 venue,

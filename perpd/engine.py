@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from perpd import money
+from perpd.bounds import MAX_BALANCE, MAX_TOTAL_DEPOSITS, saturate_pnl
 from perpd.errors import (
     Conflict,
     Forbidden,
@@ -67,6 +68,18 @@ def next_funding_time(t: int, period_s: int) -> int:
 
 
 def deposit(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> Account:
+    """Credit ``amount``, within the ceilings that keep every balance in 64 bits (`bounds`)."""
+    account = q.get_account(conn, agent_id)
+    if account.free + account.locked + amount > MAX_BALANCE:
+        raise InvalidRequest(
+            f"a deposit of {format_usdc(amount)} would take the balance of {agent_id} "
+            f"past the ceiling of {format_usdc(MAX_BALANCE)} USDC per agent"
+        )
+    if q.total_deposits(conn) + amount > MAX_TOTAL_DEPOSITS:
+        raise InvalidRequest(
+            f"the venue's deposits would pass their ceiling of "
+            f"{format_usdc(MAX_TOTAL_DEPOSITS)} USDC"
+        )
     q.record_deposit(conn, agent_id, amount)
     return q.get_account(conn, agent_id)
 
@@ -349,20 +362,34 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     settles to the latest boundary in one step, exactly (continuous accrual), and never
     twice. Selected inside the transaction, so nothing is read twice or goes stale.
     """
-    period = ctx.funding_period_s
-    boundary = ctx.ts // period * period
     due = q.positions_funding_due(conn, ctx.ts, limit)
     for p in due:
-        result = money.settle_funding(p.state, boundary, period)
-        updated = p.with_state(
-            result.state,
-            funding_total=p.funding_total + result.transfer,
-            next_funding_at=next_funding_time(ctx.ts, period),
-        )
-        _move_funding(conn, p, result.transfer)
-        q.save_position(conn, updated, money.liquidation_price_bounds(result.state))
-        _funding_event(conn, ctx, p, result.transfer, boundary)
+        _settle_funding(conn, ctx, p)
     return len(due)
+
+
+def settle_funding_of(conn: sqlite3.Connection, ctx: Ctx, position_id: str) -> bool:
+    """Settle one position if its funding time has come (the scheduler's fallback when
+    a batch fails: one bad position must not hold back the others); True if settled."""
+    p = q.get_position(conn, position_id)
+    if p is None or p.status != "open" or p.next_funding_at > ctx.ts:
+        return False
+    _settle_funding(conn, ctx, p)
+    return True
+
+
+def _settle_funding(conn: sqlite3.Connection, ctx: Ctx, p: Position) -> None:
+    period = ctx.funding_period_s
+    boundary = ctx.ts // period * period
+    result = money.settle_funding(p.state, boundary, period)
+    updated = p.with_state(
+        result.state,
+        funding_total=p.funding_total + result.transfer,
+        next_funding_at=next_funding_time(ctx.ts, period),
+    )
+    _move_funding(conn, p, result.transfer)
+    q.save_position(conn, updated, money.liquidation_price_bounds(result.state))
+    _funding_event(conn, ctx, p, result.transfer, boundary)
 
 
 # ---------------------------------------------------------------- close / liquidate
@@ -420,7 +447,8 @@ def close(
     q.adjust_account(conn, p.maker, result.maker_release, -cm_c)
     common = {
         "funding_total": p.funding_total + result.funding.transfer,
-        "realized_pnl": p.realized_pnl + result.pnl,
+        # exact in the response and the event; the stored total saturates (`bounds`)
+        "realized_pnl": saturate_pnl(p.realized_pnl + result.pnl),
     }
     if remaining is None:
         updated = p.with_state(
@@ -496,7 +524,7 @@ def liquidate(
         exit_price=price,
         liquidator=liquidator,
         funding_total=p.funding_total + result.funding.transfer,
-        realized_pnl=p.realized_pnl + result.pnl,
+        realized_pnl=saturate_pnl(p.realized_pnl + result.pnl),
     )
     q.save_position(conn, updated, (None, None))
     _funding_event(conn, ctx, p, result.funding.transfer, ctx.ts)

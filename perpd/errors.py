@@ -14,7 +14,8 @@
         │                            position_not_open | not_liquidatable
         ├── InsufficientCollateral 422 insufficient_collateral
         ├── OracleUnavailable    503 oracle_unavailable
-        └── RateLimited          429 rate_limited (a rate limit or a cap; Retry-After)
+        ├── RateLimited          429 rate_limited (a rate limit or a cap; Retry-After)
+        └── Unavailable          503 unavailable (database busy or full; Retry-After)
 
 Lower-layer errors (sqlite3, HTTP, RPC) are translated into these at one boundary each,
 with ``raise ... from exc``; anything else that escapes a handler is a bug and a 500.
@@ -98,4 +99,11 @@ class RateLimited(ApiError):
     """429: an agent's or an address's rate, or a cap on open requests or live quotes."""
 
     status, code = 429, "rate_limited"
+    retry_after_s = 1
+
+
+class Unavailable(ApiError):
+    """503: the database could not take the call now (busy, full, I/O); nothing changed."""
+
+    status, code = 503, "unavailable"
     retry_after_s = 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import trio
 
+from perpd.bounds import MAX_PRICE
 from perpd.errors import OracleUnavailable
 
 PRICE_EXPO = -8
@@ -43,6 +44,8 @@ def unusable_reason(p: Price, now: float) -> str | None:
     """Why ``p`` may not be traded on at ``now``, or None if it may (pure)."""
     if p.price <= 0:
         return f"{p.market}: oracle price {p.price} is not positive"
+    if p.price > MAX_PRICE:  # past what the venue can store and settle (perpd.bounds)
+        return f"{p.market}: oracle price {p.price} is above the supported maximum {MAX_PRICE}"
     if now - p.publish_time > MAX_AGE_S:
         return f"{p.market}: oracle price is stale ({int(now - p.publish_time)} s old)"
     if p.conf * 1_000_000 > p.price * MAX_CONF_PPM:

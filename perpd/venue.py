@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from perpd import engine
 from perpd.auth import Verified
-from perpd.errors import ApiError, InvalidRequest, Unauthorized
+from perpd.errors import ApiError, InvalidRequest, RateLimited, Unauthorized, Unavailable
 from perpd.limits import TradeLimits
 from perpd.nursery.sim_oracle import SimulatedFeed
 from perpd.oracle import Price, PriceBook
@@ -23,6 +23,10 @@ from perpd.store import queries as q
 
 T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection, engine.Ctx], T]
+
+
+# Refusals that tell the caller to retry the same call: its signature stays unspent.
+_NOT_SPENT = (Unauthorized, Unavailable, RateLimited)
 
 
 class Venue:
@@ -55,15 +59,25 @@ class Venue:
         return int(self.clock() * 1000)
 
     async def mutate(
-        self, unit: Unit[T], auth: Verified | None = None, *, urgent: bool = False
+        self,
+        unit: Unit[T],
+        auth: Verified | None = None,
+        *,
+        urgent: bool = False,
+        wait: bool = True,
     ) -> T:
         """Run ``unit`` as one transaction, refusing a replayed signature inside it.
 
         A refused call (any `ApiError`) changes no state, but its signature is still
         recorded in a transaction of its own: otherwise a refused call could be replayed
-        later, once the state lets it through. ``urgent`` settlement (accept, close,
-        liquidate, funding, expiry) runs ahead of queued order flow. A ``session`` auth
-        (an action on a socket) was recorded once, when its socket opened.
+        later, once the state lets it through. A call refused with a Retry-After
+        (`Unavailable`: the database could record nothing; `RateLimited`: a cap or a
+        rate) is not remembered: the same signed call may be retried after its
+        Retry-After, and its first success is its only effect.
+        ``urgent`` settlement (accept, close, liquidate, funding, expiry) runs ahead of
+        queued order flow. ``wait=False``: do not wait for a lock held by another
+        process (background services, which retry; see `Store.write`). A ``session``
+        auth (an action on a socket) was recorded once, when its socket opened.
         """
         record = auth is not None and not auth.session
 
@@ -74,9 +88,9 @@ class Venue:
             return unit(conn, self._ctx())
 
         try:
-            return await self.store.write(work, urgent=urgent)
+            return await self.store.write(work, urgent=urgent, wait=wait)
         except ApiError as exc:
-            if record and auth is not None and not isinstance(exc, Unauthorized):
+            if record and auth is not None and not isinstance(exc, _NOT_SPENT):
                 await self.store.write(lambda conn: _remember(conn, auth))
             raise
 
@@ -105,7 +119,9 @@ class Venue:
     async def forget_old_signatures(self) -> int:
         """Drop signatures whose 30 s window has closed: they can no longer be replayed."""
         cutoff = self.now_ms() - 2 * 30_000
-        return await self.store.write(lambda conn: q.forget_signatures_before(conn, cutoff))
+        return await self.store.write(
+            lambda conn: q.forget_signatures_before(conn, cutoff), wait=False
+        )
 
 
 def _remember(conn: sqlite3.Connection, auth: Verified) -> None:

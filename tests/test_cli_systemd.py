@@ -13,7 +13,7 @@ import pytest
 
 from perpd import cli
 from perpd.nursery import liquidation_watcher
-from tests.test_restart import _free_port
+from tests.daemon_proc import free_port
 
 
 def test_a_crashing_service_stops_the_daemon_with_exit_1(
@@ -56,7 +56,7 @@ def test_systemd_ready_watchdog_stopping(tmp_path: Path) -> None:
             "--db",
             str(tmp_path / "d.db"),
             "--port",
-            str(_free_port()),
+            str(free_port()),
             "--log-level",
             "WARNING",
         ],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from solders.keypair import Keypair
 
 from perpd.store import queries as q
 from tests.conftest import Agent, Clock, base_config, start_server
+from tests.daemon_proc import free_port, wait_ready
 
 REQUEST = {
     "market": "ETH-PERP",
@@ -93,12 +93,6 @@ async def test_restart_keeps_every_record(tmp_path: Path) -> None:
         s.shutdown.set()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _spawn(db: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
@@ -119,17 +113,6 @@ def _spawn(db: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-async def _wait_ready(http: httpx.AsyncClient) -> None:
-    with trio.fail_after(20):
-        while True:
-            try:
-                if (await http.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await trio.sleep(0.05)
-
-
 def _check_books(db: Path) -> dict[str, int]:
     conn = sqlite3.connect(db)
     try:
@@ -142,13 +125,13 @@ def _check_books(db: Path) -> dict[str, int]:
 # Requests cut off by the kill leave httpx's body iterators to the garbage collector.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_kill_9_under_load_leaves_books_balanced(tmp_path: Path) -> None:
-    db, port = tmp_path / "perpd.db", _free_port()
+    db, port = tmp_path / "perpd.db", free_port()
     proc = _spawn(db, port)
     clock = Clock(real=True, start=__import__("time").time())
     done = 0
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-            await _wait_ready(http)
+            await wait_ready(http)
             await http.post("/dev/price", json={"market": "ETH-PERP", "price": "3000"})
 
             async def trader() -> None:
@@ -196,7 +179,7 @@ async def test_kill_9_under_load_leaves_books_balanced(tmp_path: Path) -> None:
     proc = _spawn(db, port)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-            await _wait_ready(http)
+            await wait_ready(http)
             assert (await http.get("/health")).json()["last_seq"] > 0
     finally:
         proc.send_signal(signal.SIGINT)

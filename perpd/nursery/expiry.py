@@ -6,22 +6,28 @@ database read per commit; it looks at the clock at least every second, so a cloc
 jumps (tests, a suspended VM) is noticed. Its first pass, at start-up, expires
 everything whose deadline passed while the daemon was down, before the HTTP service
 starts. Acceptance never relies on this timer: the accepting transaction checks
-deadlines itself.
+deadlines itself. A busy or full database pauses it (retried with backoff, logged).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import trio
 
 from perpd import engine
+from perpd.errors import Unavailable
 from perpd.records import Event
+from perpd.retry import Backoff
 from perpd.store import queries as q
 from perpd.venue import Venue
 
+log = logging.getLogger(__name__)
+
 MAX_SLEEP_S = 1.0
 SIGNATURE_SWEEP_S = 60.0
+SIGNATURE_RETRY_S = 5.0
 _DEADLINE_EVENTS = ("trade_request", "quote")
 
 
@@ -38,6 +44,7 @@ class ExpiryTimer:
         self._new = trio.Event()
         self.passes = 0
         self.batches = 0  # follow-up batches (a pass that found more than one batch)
+        self.backoff = Backoff("expiry timer")
         venue.store.add_listener(self._committed)
 
     def _committed(self, events: list[Event]) -> None:
@@ -53,14 +60,18 @@ class ExpiryTimer:
 
         In batches of ``expiry_batch`` rows, one unit of work each: the first goes
         ahead of order flow (urgent), the rest queue behind what is already waiting,
-        so 12,000 deadlines in one second never hold the writer for long.
+        so 12,000 deadlines in one second never hold the writer for long. Transient
+        database errors are retried with backoff.
         """
+        await self.backoff.call(self._expire)
+
+    async def _expire(self) -> None:
         self.passes += 1
         batch = self.venue.limits.expiry_batch
-        done = await self.venue.mutate(engine.expire_due, urgent=True)
+        done = await self.venue.mutate(engine.expire_due, urgent=True, wait=False)
         while done >= batch:
             self.batches += 1
-            done = await self.venue.mutate(engine.expire_due)
+            done = await self.venue.mutate(engine.expire_due, wait=False)
         # Deadlines committed while the read is in flight reach `_committed`: keep both.
         self.earliest = None
         found = await self.venue.read(_next_deadline)
@@ -75,8 +86,13 @@ class ExpiryTimer:
             if self.earliest is not None and self.venue.clock() >= self.earliest:
                 await self.expire()
             if trio.current_time() >= next_sweep:
-                await self.venue.forget_old_signatures()
                 next_sweep = trio.current_time() + SIGNATURE_SWEEP_S
+                try:
+                    await self.venue.forget_old_signatures()
+                except Unavailable as exc:  # harmless to postpone: try again sooner
+                    self.backoff.retries += 1
+                    log.warning("signature pruning postponed: %s", exc.message)
+                    next_sweep = trio.current_time() + SIGNATURE_RETRY_S
             delay = MAX_SLEEP_S
             if self.earliest is not None:
                 delay = min(delay, max(0.0, self.earliest - self.venue.clock()))
@@ -85,7 +101,12 @@ class ExpiryTimer:
                 await self._new.wait()
 
     def statistics(self) -> dict[str, int | None]:
-        return {"passes": self.passes, "batches": self.batches, "earliest": self.earliest}
+        return {
+            "passes": self.passes,
+            "batches": self.batches,
+            "earliest": self.earliest,
+            "db_retries": self.backoff.retries,
+        }
 
 
 async def run(

@@ -5,6 +5,8 @@ position is closed at the oracle price when its term ends. The scheduler sleeps 
 the earliest such deadline (at most a second, so a new position is picked up), works
 in bounded batches, and after downtime catches up exactly: settlement is to the latest
 boundary, and the money rules make one late settlement equal to every missed one.
+A database that is busy or full pauses it (retried with backoff, logged); a term close
+that fails on a bug is quarantined for that position alone.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from functools import partial
 import trio
 
 from perpd import engine
-from perpd.errors import ApiError
+from perpd.errors import ApiError, Unavailable
+from perpd.retry import Backoff, Quarantine
 from perpd.store import queries as q
 from perpd.venue import Venue
 
@@ -30,42 +33,107 @@ async def settle_due(venue: Venue) -> int:
     """Settle every position whose funding time has come, a batch per transaction."""
     done = 0
     while True:
-        n = await venue.mutate(partial(engine.settle_funding_due, limit=BATCH), urgent=True)
+        n = await venue.mutate(
+            partial(engine.settle_funding_due, limit=BATCH), urgent=True, wait=False
+        )
         done += n
         if n < BATCH:
             return done
 
 
-async def close_expired_terms(venue: Venue) -> int:
+async def close_expired_terms(venue: Venue, quarantine: Quarantine | None = None) -> int:
     """Close term positions whose term has ended, at the oracle price (if usable)."""
     now = int(venue.clock())
     due = await venue.read(partial(q.positions_term_due, now=now, limit=BATCH))
     closed = 0
     for p in due:
+        if quarantine is not None and quarantine.blocked(p.position_id):
+            continue
         try:
             await venue.mutate(
                 partial(engine.close, agent_id=None, position_id=p.position_id, pct=100),
                 urgent=True,
+                wait=False,
             )
             closed += 1
+        except Unavailable:
+            raise  # the database, not the position: the caller backs off and retries
         except ApiError as exc:  # oracle unavailable, or closed meanwhile: retry next pass
             log.warning("term close of %s deferred: %s", p.position_id, exc.message)
+        except Exception as exc:  # a bug on this position must not stop the others
+            if quarantine is None:
+                raise
+            quarantine.fail(p.position_id, exc)
     return closed
+
+
+class FundingScheduler:
+    """The service's state: its retry counters, for statistics."""
+
+    def __init__(self, venue: Venue) -> None:
+        self.venue = venue
+        self.backoff = Backoff("funding scheduler")
+        self.quarantine = Quarantine("term close")
+        self.funding_quarantine = Quarantine("funding settlement")
+
+    async def pass_(self) -> None:
+        await self.backoff.call(self._settle)
+        await self.backoff.call(lambda: close_expired_terms(self.venue, self.quarantine))
+
+    async def _settle(self) -> None:
+        """Batches normally; one position per unit while a position is failing."""
+        if not len(self.funding_quarantine):
+            try:
+                await settle_due(self.venue)
+                return
+            except Unavailable:
+                raise
+            except Exception as exc:  # a bug on some position: find it, settle the rest
+                log.error("funding batch failed; settling position by position", exc_info=exc)
+        await self._settle_one_by_one()
+
+    async def _settle_one_by_one(self) -> None:
+        now = int(self.venue.clock())
+        due = await self.venue.read(partial(q.positions_funding_due, now=now, limit=1 << 20))
+        self.funding_quarantine.keep_only({p.position_id for p in due})
+        for p in due:
+            if self.funding_quarantine.blocked(p.position_id):
+                continue
+            try:
+                await self.venue.mutate(
+                    partial(engine.settle_funding_of, position_id=p.position_id),
+                    urgent=True,
+                    wait=False,
+                )
+            except Unavailable:
+                raise
+            except Exception as exc:
+                self.funding_quarantine.fail(p.position_id, exc)
+            else:
+                self.funding_quarantine.succeeded(p.position_id)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.pass_()
+        task_status.started()
+        while True:
+            deadline = await self.backoff.call(lambda: self.venue.read(q.next_position_deadline))
+            delay = MAX_SLEEP_S if deadline is None else deadline - self.venue.clock()
+            if delay <= 0:  # only a deferred term close is still due: retry soon, not a spin
+                delay = RETRY_S
+            await trio.sleep(min(delay, MAX_SLEEP_S))
+            if deadline is not None and self.venue.clock() >= deadline:
+                await self.pass_()
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "db_retries": self.backoff.retries,
+            "failures": self.quarantine.failures + self.funding_quarantine.failures,
+            "quarantined": len(self.quarantine) + len(self.funding_quarantine),
+        }
 
 
 async def run(
     venue: Venue, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Settle funding and close expired terms forever; ``started`` after catching up."""
-    await settle_due(venue)
-    await close_expired_terms(venue)
-    task_status.started()
-    while True:
-        deadline = await venue.read(q.next_position_deadline)
-        delay = MAX_SLEEP_S if deadline is None else deadline - venue.clock()
-        if delay <= 0:  # only a deferred term close is still due: retry soon, not in a spin
-            delay = RETRY_S
-        await trio.sleep(min(delay, MAX_SLEEP_S))
-        if deadline is not None and venue.clock() >= deadline:
-            await settle_due(venue)
-            await close_expired_terms(venue)
+    await FundingScheduler(venue).run(task_status=task_status)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import trio
 
+from perpd.bounds import MAX_PRICE, MIN_PRICE
 from perpd.markets import MARKETS
 from perpd.oracle import Price, PriceBook
 
@@ -57,7 +58,8 @@ class SimulatedFeed:
         for market in self._book.markets:
             if market not in self.pins:
                 step = self._rng.randint(-STEP_PPM, STEP_PPM)
-                self._walk[market] = max(1, self._walk[market] * (1_000_000 + step) // 1_000_000)
+                walked = self._walk[market] * (1_000_000 + step) // 1_000_000
+                self._walk[market] = max(MIN_PRICE, min(MAX_PRICE, walked))
             self._publish(market, self.pins.get(market, self._walk[market]))
 
     async def run(

@@ -53,6 +53,6 @@ async def run(
         return
     while True:
         with trio.move_on_after(interval):
-            await store.read(lambda conn: conn.execute("SELECT 1").fetchone())
+            await store.ping()
             notify("WATCHDOG=1")
         await trio.sleep(interval)

@@ -142,7 +142,28 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
-def m002_limits(conn: sqlite3.Connection) -> None:
+def m002_integer_money(conn: sqlite3.Connection) -> None:
+    """Balances and ledger totals stay INTEGER: a sum past 2^63 - 1 would become a REAL.
+
+    `perpd.bounds` keeps every total far below that by construction; these triggers are
+    the last line of defence, refusing the unit rather than storing a rounded amount.
+    """
+    checks = {
+        "accounts": ("free", "locked"),
+        "ledger": ("deposits", "withdrawals", "fees"),
+    }
+    for table, columns in checks.items():
+        when = " OR ".join(f"typeof(NEW.{c}) != 'integer'" for c in columns)
+        for op in ("INSERT", "UPDATE"):
+            conn.execute(
+                f"CREATE TRIGGER {table}_integer_{op.lower()} BEFORE {op} ON {table} "
+                f"WHEN {when} BEGIN "
+                f"SELECT RAISE(ABORT, '{table}: amounts must be 64-bit integers'); END"
+            )
+
+
+
+def m003_limits(conn: sqlite3.Connection) -> None:
     """Indexes for the caps (live rows per agent and per request), keyset pages in rowid
     order, and pruning finished requests and quotes."""
     _execute_script(
@@ -163,7 +184,7 @@ def m002_limits(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_limits)
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_integer_money, m003_limits)
 
 
 def status(conn: sqlite3.Connection) -> list[tuple[int, str, bool]]:

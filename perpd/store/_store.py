@@ -4,12 +4,20 @@ Every state change is a function of the connection run by `Store.write` inside
 ``BEGIN IMMEDIATE`` … ``COMMIT`` together with the events it appends, so the event log
 and the state can never disagree; an exception rolls the whole unit back. Listeners
 (the WebSocket hub) learn of a new last ``seq`` only after the commit.
+
+Reads run on their own threads over read-only connections (``mode=ro``,
+``query_only``), each read one snapshot: in WAL they never wait for the writer, nor
+for another process holding the write lock. A write waits at most ``busy_timeout_ms``
+for the lock, counting its time in the queue, so handlers cannot pile up behind a
+locked file; a busy, full or failing disk is `Unavailable` (503), never a 500.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -18,29 +26,95 @@ import trio
 
 from perpd.records import Event
 from perpd.store import _schema
+from perpd.store._errors import transient
 from perpd.store._thread import NORMAL, URGENT, DbThread
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+BUSY_TIMEOUT_MS = 2_000  # the longest a write waits for the lock (queue time included)
+WAL_LIMIT_BYTES = 16 * 1024 * 1024  # journal_size_limit: the WAL is cut back to this
+
+
 class Connection(sqlite3.Connection):
     """The writer's connection; ``pending`` collects the events a unit appends."""
 
     pending: list[Event] | None = None
+    busy_ms: int = -1  # the busy_timeout last set on it
 
 
-def connect(path: str | Path) -> Connection:
+def set_busy_timeout(conn: Connection, ms: int) -> None:
+    if conn.busy_ms != ms:
+        conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
+        conn.busy_ms = ms
+
+
+def connect(
+    path: str | Path,
+    *,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    wal_limit_bytes: int = WAL_LIMIT_BYTES,
+) -> Connection:
     """Open ``path`` for the writer thread: WAL, foreign keys, autocommit mode."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, factory=Connection)
+    set_busy_timeout(conn, busy_timeout_ms)
     conn.execute("PRAGMA journal_mode = WAL")
     # NORMAL in WAL: a committed transaction survives a crash of the process (kill -9);
     # only a power loss may drop the last transactions, never corrupt the file.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 5000")
+    # After a checkpoint lets the WAL restart, cut the file back to this size: a WAL
+    # grown behind a long reader does not stay large forever.
+    conn.execute(f"PRAGMA journal_size_limit = {int(wal_limit_bytes)}")
     _schema.migrate(conn)
     return conn
+
+
+def connect_reader(
+    path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite3.Connection:
+    """A read-only connection (``mode=ro`` and ``query_only``): it can never write."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
+    conn.execute("PRAGMA query_only = 1")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    return conn
+
+
+def _rollback(conn: sqlite3.Connection, cause: BaseException) -> None:
+    """Roll back if a transaction is still open, never hiding ``cause`` behind its error.
+
+    SQLite may already have rolled back (a failed COMMIT on a full disk does): a ROLLBACK
+    then fails with "no transaction is active", which must not replace the real error.
+    """
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        log.error("ROLLBACK after %r failed too: %s", cause, exc)
+
+
+def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, bool]:
+    """PASSIVE checkpoint, then TRUNCATE if every frame got back into the database.
+
+    Neither waits: with the busy wait off, a reader still using old frames makes the
+    checkpoint stop where it is (PASSIVE) or give up (TRUNCATE), and the next one tries
+    again. Returns (frames in the WAL, frames checkpointed, truncated).
+    """
+    assert isinstance(conn, Connection)
+    before = conn.busy_ms
+    set_busy_timeout(conn, 0)
+    try:
+        _, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        truncated = False
+        if frames > 0 and done == frames:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            truncated = busy == 0
+        return frames, done, truncated
+    finally:
+        set_busy_timeout(conn, before)
 
 
 def _last_seq(conn: sqlite3.Connection) -> int:
@@ -54,22 +128,55 @@ Listener = Callable[[list[Event]], None]
 class Store:
     """The daemon's only door to the database. Create, then ``await open()``."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        readers: int = 2,
+        wal_limit_bytes: int = WAL_LIMIT_BYTES,
+    ) -> None:
         self.path = str(path)
-        self._db = DbThread(lambda: connect(self.path))
+        self.busy_timeout_ms = busy_timeout_ms
+        self._db = DbThread(
+            lambda: connect(
+                self.path, busy_timeout_ms=busy_timeout_ms, wal_limit_bytes=wal_limit_bytes
+            )
+        )
+        self._readers = DbThread(
+            lambda: connect_reader(self.path, busy_timeout_ms=busy_timeout_ms),
+            name="perpd-sqlite-read",
+            threads=readers,
+        )
         self._last_seq = 0
         self._committed = trio.Event()
         self._listeners: list[Listener] = []
         self._token: trio.lowlevel.TrioToken | None = None
         self.writes = 0
+        self.unavailable = 0  # units refused as busy, full or I/O error
+        self.checkpoints = 0
+        self.truncations = 0
 
     async def open(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
-        await trio.to_thread.run_sync(self._db.start)
+        await trio.to_thread.run_sync(self._db.start)  # creates and migrates the file
+        try:
+            await trio.to_thread.run_sync(self._readers.start)
+        except BaseException:
+            await trio.to_thread.run_sync(self._db.stop)
+            raise
         self._last_seq = await self._db.run(_last_seq)
 
     async def close(self) -> None:
+        await trio.to_thread.run_sync(self._readers.stop)
         await trio.to_thread.run_sync(self._db.stop)
+
+    def wal_bytes(self) -> int:
+        """The WAL file's size now (0 if there is none)."""
+        try:
+            return os.path.getsize(self.path + "-wal")
+        except FileNotFoundError:
+            return 0
 
     @property
     def last_seq(self) -> int:
@@ -85,8 +192,16 @@ class Store:
         self._listeners.append(listener)
         return self._last_seq
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
+    async def write(
+        self, fn: Callable[[sqlite3.Connection], T], *, urgent: bool = False, wait: bool = True
+    ) -> T:
         """Run ``fn(conn)`` as one transaction; all or nothing. Not cancellable once sent.
+
+        If another process holds the write lock, the unit waits for it at most
+        ``busy_timeout_ms`` from the moment it was queued (so units queued behind a
+        waiting one do not add up their waits), then raises `Unavailable`. ``wait=False``
+        (background services, which retry with backoff) does not wait at all: their
+        retries never hold the writer thread while calls from agents are queued.
 
         ``urgent`` units (settlement) run before queued normal ones (order flow, reads).
         The events the unit appended are published to the listeners from the database
@@ -95,17 +210,24 @@ class Store:
         """
         token = self._token
         assert token is not None, "Store.open() first"
+        queued = time.monotonic()
+        budget_ms = self.busy_timeout_ms if wait else 0
 
         def unit(conn: sqlite3.Connection) -> T:
             assert isinstance(conn, Connection)
+            # the lock wait left to this unit after its time in the queue
+            # (in 100 ms steps: the PRAGMA is re-run only when the step changes)
+            waited_ms = int((time.monotonic() - queued) * 1000)
+            set_busy_timeout(conn, max(0, budget_ms - waited_ms) // 100 * 100)
             conn.pending = []
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 result = fn(conn)
                 conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 conn.pending = None
-                conn.execute("ROLLBACK")
+                _rollback(conn, exc)
+                self._raise_transient(exc, "write")
                 raise
             events, conn.pending = conn.pending, None
             if events:
@@ -117,8 +239,41 @@ class Store:
         return result
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` on the database thread; it sees only committed state."""
-        return await self._db.run(fn)
+        """Run ``fn(conn)`` on a read-only connection, in one snapshot of committed state."""
+
+        def unit(conn: sqlite3.Connection) -> T:
+            try:
+                conn.execute("BEGIN")
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                _rollback(conn, exc)
+                self._raise_transient(exc, "read")
+                raise
+            return result
+
+        return await self._readers.run(unit)
+
+    async def ping(self) -> None:
+        """A round trip through the writer thread (no lock taken): is it alive?"""
+        await self._db.run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def checkpoint(self) -> tuple[int, int, bool]:
+        """Copy the WAL back into the database and, if no reader needs it, truncate it."""
+        frames, done, truncated = await self._db.run(_checkpoint)
+        self.checkpoints += 1
+        self.truncations += truncated
+        return frames, done, truncated
+
+    def _raise_transient(self, exc: BaseException, what: str) -> None:
+        """Raise `Unavailable` from a busy/full/I-O error (logging the real cause)."""
+        refusal = transient(exc)
+        if refusal is None:
+            return
+        self.unavailable += 1
+        name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+        log.warning("database %s refused: %s (%s)", what, exc, name)
+        raise refusal from exc
 
     def _publish(self, events: list[Event]) -> None:
         self._last_seq = events[-1].seq
@@ -137,4 +292,11 @@ class Store:
         return self._last_seq
 
     def statistics(self) -> dict[str, int]:
-        return {"writes": self.writes, "last_seq": self._last_seq}
+        return {
+            "writes": self.writes,
+            "last_seq": self._last_seq,
+            "unavailable": self.unavailable,
+            "checkpoints": self.checkpoints,
+            "truncations": self.truncations,
+            "wal_bytes": self.wal_bytes(),
+        }

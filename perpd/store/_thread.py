@@ -28,23 +28,40 @@ _LAST = 9  # the stop marker, after everything queued
 class DbThread:
     """Runs functions of a `sqlite3.Connection` on its own thread, one at a time.
 
+    With ``threads`` > 1 (the read-only readers) each thread owns its own connection
+    and takes the next job from the shared queue.
+
     Jobs run by priority, then in submission order: urgent work (a fill, a close, a
     liquidation) does not wait behind a burst of quotes.
     """
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        name: str = "perpd-sqlite",
+        threads: int = 1,
+    ) -> None:
+        if threads < 1:
+            raise ValueError("a DbThread needs at least one thread")
         self._connect = connect
         self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self._order = itertools.count()
-        self._ready = threading.Event()
+        self._ready = threading.Semaphore(0)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="perpd-sqlite", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._main, name=f"{name}-{i}", daemon=True)
+            for i in range(threads)
+        ]
         self.jobs_done = 0
 
     def start(self) -> None:
-        self._thread.start()
-        self._ready.wait()
+        for thread in self._threads:
+            thread.start()
+        for _ in self._threads:
+            self._ready.acquire()
         if self._error is not None:
+            self.stop()
             raise self._error
 
     def _main(self) -> None:
@@ -52,9 +69,9 @@ class DbThread:
             conn = self._connect()
         except BaseException as exc:  # reported to start()
             self._error = exc
-            self._ready.set()
+            self._ready.release()
             return
-        self._ready.set()
+        self._ready.release()
         try:
             while (job := self._jobs.get()[2]) is not None:
                 fn, deliver = job
@@ -86,6 +103,9 @@ class DbThread:
         )
 
     def stop(self) -> None:
-        """Let queued work finish, then close the connection and join the thread."""
-        self._jobs.put((_LAST, next(self._order), None))
-        self._thread.join()
+        """Let queued work finish, then close the connections and join the threads."""
+        for _ in self._threads:
+            self._jobs.put((_LAST, next(self._order), None))
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join()

@@ -53,6 +53,11 @@ def add_fees(conn: sqlite3.Connection, amount: int) -> None:
     conn.execute("UPDATE ledger SET fees = fees + ? WHERE id = 1", (amount,))
 
 
+def total_deposits(conn: sqlite3.Connection) -> int:
+    """Everything ever deposited (the ceiling in `perpd.bounds` applies to it)."""
+    return int(conn.execute("SELECT deposits FROM ledger WHERE id = 1").fetchone()[0])
+
+
 def ledger(conn: sqlite3.Connection) -> dict[str, int]:
     """Totals for the conservation check: deposits, withdrawals, fees, free, locked."""
     d, w, f = conn.execute("SELECT deposits, withdrawals, fees FROM ledger").fetchone()
@@ -350,21 +355,38 @@ def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[A
     )
 
 
+_POSITION_WRITE_COLS = (*_POSITION_COLS.split(", "), "liq_low", "liq_high")
+
+
 def save_position(
     conn: sqlite3.Connection, p: Position, liq: tuple[int | None, int | None]
 ) -> None:
-    """Insert or update a position with its liquidation-index bounds ``liq``.
+    """Insert a position, or update only the columns that changed, with its index bounds.
 
-    An upsert, not INSERT OR REPLACE: the row keeps its rowid (the page cursor of
-    ``GET /positions``) and only the indexes whose columns changed are rewritten.
+    Never ``INSERT OR REPLACE``: that deletes and re-inserts the row, rewriting every one
+    of its index entries per settlement; an UPDATE of the changed columns touches only
+    the indexes on those columns, and the row keeps its rowid.
     """
-    cols = [*_POSITION_COLS.split(", "), "liq_low", "liq_high"]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
-    conn.execute(
-        f"INSERT INTO positions ({', '.join(cols)}) VALUES ({','.join('?' * 28)}) "
-        f"ON CONFLICT (position_id) DO UPDATE SET {updates}",
-        _position_values(p, liq),
-    )
+    values = _position_values(p, liq)
+    held = conn.execute(
+        f"SELECT {', '.join(_POSITION_WRITE_COLS)} FROM positions WHERE position_id = ?",
+        (p.position_id,),
+    ).fetchone()
+    if held is None:
+        conn.execute(
+            f"INSERT INTO positions ({', '.join(_POSITION_WRITE_COLS)}) "
+            f"VALUES ({','.join('?' * len(values))})",
+            values,
+        )
+        return
+    pairs = zip(_POSITION_WRITE_COLS, values, held, strict=True)
+    changed = [(c, v) for c, v, old in pairs if v != old]
+    if changed:
+        conn.execute(
+            f"UPDATE positions SET {', '.join(f'{c} = ?' for c, _ in changed)} "
+            "WHERE position_id = ?",
+            (*(v for _, v in changed), p.position_id),
+        )
 
 
 def get_position(conn: sqlite3.Connection, position_id: str) -> Position | None:
@@ -531,7 +553,8 @@ def forget_signatures_before(conn: sqlite3.Connection, before_ms: int) -> int:
 
 def pin_price(conn: sqlite3.Connection, market: str, price: int, now: int) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO pinned_prices (market, price, pinned_at) VALUES (?, ?, ?)",
+        "INSERT INTO pinned_prices (market, price, pinned_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (market) DO UPDATE SET price = excluded.price, pinned_at = excluded.pinned_at",
         (market, price, now),
     )
 
