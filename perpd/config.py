@@ -55,6 +55,9 @@ class Config:
     db_readers: int = 2  # read-only connections (threads) serving reads
     db_wal_limit_bytes: int = 16 * 1024 * 1024  # journal_size_limit; checkpoint above half
     db_checkpoint_interval_s: float = 5.0  # how often the WAL size is looked at
+    # the GIL hand-over interval: the database threads wait at most this for the GIL after
+    # each SQLite call while the trio thread is busy (CPython's default is 5 ms)
+    gil_switch_interval_s: float = 0.0002
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -67,6 +70,8 @@ class Config:
             raise ValueError("page_default must lie in 1..page_max")
         if min(self.max_connections, self.ws_max_sockets, self.ws_max_per_agent) < 1:
             raise ValueError("connection and socket caps must be at least 1")
+        if not 0 < self.gil_switch_interval_s <= 0.1:
+            raise ValueError("gil_switch_interval_s must lie in (0, 0.1]")
         if not 0 <= self.db_busy_timeout_ms <= 60_000:
             raise ValueError("db busy timeout must be 0..60000 ms")
         if not 1 <= self.db_readers <= 64:

@@ -22,6 +22,7 @@ from agents import (
     Client,
     MarketMaker,
     Position,
+    Quote,
     StaticFundingFeed,
     Trader,
     TradeRequest,
@@ -102,7 +103,7 @@ async def test_twenty_makers_five_traders_two_hundred_racing_requests(live: Serv
                         usdc(rng.choice((100, 500, 1000, 2000))),
                         leverage=rng.choice((2, 3, 5)),
                         max_funding_rate=2000,
-                        expires_in=4,
+                        expires_in=6,
                     )
                     requests.append(req)
                     if len(requests) % 4:
@@ -110,8 +111,13 @@ async def test_twenty_makers_five_traders_two_hundred_racing_requests(live: Serv
                         if pos is not None:
                             positions.append(pos)
                         return
-                    await trio.sleep(1.0)  # gather, then accept the two best at once
-                    best = sorted(await c.quotes(req.request_id), key=lambda q: q.funding_rate)
+                    # gather (until two quotes are in, or 2.5 s), then accept the two best at once
+                    best: list[Quote] = []
+                    with trio.move_on_after(2.5):
+                        while len(best) < 2:
+                            await trio.sleep(0.25)
+                            best = await c.quotes(req.request_id)
+                    best.sort(key=lambda q: q.funding_rate)
                     outcomes: list[Position | str] = []
 
                     async def take(quote_id: str) -> None:
