@@ -121,6 +121,7 @@ errors! {
     PriceOverflow = 6066 => "The price does not fit after normalising its exponent to -8",
     MathDomain = 6067 => "The position's numbers are outside what the money rules accept",
     ClockUnavailable = 6068 => "The clock sysvar could not be read",
+    PriceOutOfRange = 6069 => "The price is above 100,000,000 (the venue's supported maximum)",
 }
 
 impl EscrowError {

@@ -38,6 +38,8 @@ pub const MAX_AGE_S: i64 = 60;
 pub const MAX_CONF_BPS: u64 = 200;
 /// The exponent every price is normalised to (SPEC §2).
 pub const PRICE_EXPONENT: i32 = -8;
+/// The largest usable price at exponent -8: 100,000,000 USD (the daemon's `perpd.bounds.MAX_PRICE`).
+pub const MAX_PRICE: u64 = 10_000_000_000_000_000;
 
 const _: () = assert!(10_000 % MAX_CONF_BPS == 0);
 /// `conf <= price * MAX_CONF_BPS / 10_000` is `conf <= floor(price / CONF_DIVISOR)`.
@@ -61,6 +63,9 @@ pub enum PythError {
     WideConfidence,
     /// Price zero or negative (after normalisation).
     NonPositive,
+    /// Price above `MAX_PRICE` (after normalisation): past what the venue stores and
+    /// settles in 64 bits (the daemon's `perpd.bounds`), so both refuse it alike.
+    OutOfRange,
     /// Only partially verified (fewer Wormhole guardian signatures than a quorum).
     NotFullyVerified,
     /// The normalised price or confidence does not fit in a `u64`.
@@ -155,6 +160,9 @@ pub fn read_price(data: &[u8], feed_id: &[u8; 32], now: i64) -> Result<Price, Py
     if price == 0 {
         return Err(PythError::NonPositive);
     }
+    if price > MAX_PRICE {
+        return Err(PythError::OutOfRange);
+    }
     if now.saturating_sub(publish_time) > MAX_AGE_S {
         return Err(PythError::Stale);
     }
@@ -184,6 +192,7 @@ mod tests {
             "Stale" => Stale,
             "WideConfidence" => WideConfidence,
             "NonPositive" => NonPositive,
+            "OutOfRange" => OutOfRange,
             "NotFullyVerified" => NotFullyVerified,
             "Overflow" => Overflow,
             other => panic!("unknown error {other}"),
@@ -229,6 +238,7 @@ mod tests {
             "Stale",
             "WideConfidence",
             "NonPositive",
+            "OutOfRange",
             "NotFullyVerified",
             "Overflow",
         ] {

@@ -89,7 +89,10 @@ def _cases() -> list[Case]:
         Case("price_i64_min", -(2**63), 0, error="NonPositive"),
         Case("price_truncated_to_zero", 99, 0, exponent=-10, error="NonPositive"),
         Case("exponent_-40_truncated_to_zero", 2**63 - 1, 1, exponent=-40, error="NonPositive"),
-        Case("price_i64_max_exponent_-8", 2**63 - 1, 0),
+        Case("price_i64_max_exponent_-8", 2**63 - 1, 0, error="OutOfRange"),
+        Case("price_at_the_maximum", 10**16, 0),
+        Case("price_one_above_the_maximum", 10**16 + 1, 0, error="OutOfRange"),
+        Case("price_above_max_after_scaling", 10**12 + 1, 0, exponent=-4, error="OutOfRange"),
         Case("price_overflows_u64_at_exponent_0", 2 * 10**11, 1, exponent=0, error="Overflow"),
         Case("exponent_i32_max", 1, 0, exponent=2**31 - 1, error="Overflow"),
         Case("conf_overflows_u64", 1, 10**12, exponent=0, error="Overflow"),
@@ -127,7 +130,13 @@ def _expected(case: Case) -> dict[str, Any]:
         return {"error": case.error}
     assert price is not None and conf is not None
     reason = unusable_reason(Price("X", price, conf, case.publish_time, "pyth"), case.now)
-    want_word = {None: None, "NonPositive": "positive", "Stale": "stale", "WideConfidence": "wider"}
+    want_word = {
+        None: None,
+        "NonPositive": "positive",
+        "OutOfRange": "maximum",
+        "Stale": "stale",
+        "WideConfidence": "wider",
+    }
     if case.error is None:
         assert reason is None, (case, reason)
         return {"price": price, "conf": conf, "publish_time": case.publish_time}

@@ -54,6 +54,7 @@ PYTH_ERRORS = [
     "Stale",
     "WideConfidence",
     "NonPositive",
+    "OutOfRange",
     "NotFullyVerified",
     "Overflow",
 ]

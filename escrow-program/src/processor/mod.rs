@@ -140,6 +140,7 @@ pub fn pyth_error(error: PythError) -> EscrowError {
         PythError::Stale => EscrowError::PriceStale,
         PythError::WideConfidence => EscrowError::PriceConfidenceTooWide,
         PythError::NonPositive => EscrowError::PriceNotPositive,
+        PythError::OutOfRange => EscrowError::PriceOutOfRange,
         PythError::NotFullyVerified => EscrowError::PriceNotFullyVerified,
         PythError::Overflow => EscrowError::PriceOverflow,
     }
