@@ -58,6 +58,14 @@ class Config:
     # the GIL hand-over interval: the database threads wait at most this for the GIL after
     # each SQLite call while the trio thread is busy (CPython's default is 5 ms)
     gil_switch_interval_s: float = 0.0002
+    # chain-local: chain
+    chain: str = "none"  # local | rpc | none (consent-api owns this key and program_id)
+    program_id: str = ""  # "" = the local chain's LOCAL_PROGRAM_ID
+    rpc_url: str = ""  # --chain rpc: the cluster's JSON-RPC URL
+    authority_keypair: str = ""  # --chain rpc: the upgrade authority's keypair file
+    router_keypair: str = ""  # --chain rpc: the router's keypair file ("" = the authority)
+    priority_fee_micro_lamports: int = 0  # compute-unit price of every rpc transaction
+    chain_confirm_timeout_s: float = 30.0  # rpc: how long a transaction may take to confirm
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -78,6 +86,16 @@ class Config:
             raise ValueError("db readers must be 1..64")
         if self.db_wal_limit_bytes < 0 or self.db_checkpoint_interval_s <= 0:
             raise ValueError("db WAL limit must be >= 0 and the checkpoint interval > 0")
+        if self.chain not in ("local", "rpc", "none"):
+            raise ValueError(f"chain must be 'local', 'rpc' or 'none', not {self.chain!r}")
+        if self.chain == "rpc" and not (
+            self.rpc_url and (self.router_keypair or self.authority_keypair)
+        ):
+            raise ValueError(
+                "--chain rpc needs --rpc-url and --authority-keypair (or a router keypair)"
+            )
+        if self.priority_fee_micro_lamports < 0 or self.chain_confirm_timeout_s <= 0:
+            raise ValueError("priority fee must be >= 0 and the confirm timeout > 0")
         self.trade_limits()  # validates the caps and minimum sizes
         self.rate_limits()
 

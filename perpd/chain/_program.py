@@ -9,9 +9,22 @@ import hashlib
 from functools import cache
 from importlib import resources
 
-__all__ = ["PROGRAM_FILE", "elf_length", "packaged_program", "packaged_sha256"]
+from solders.keypair import Keypair
+
+__all__ = [
+    "LOCAL_PROGRAM_ID",
+    "PROGRAM_FILE",
+    "elf_length",
+    "packaged_program",
+    "packaged_sha256",
+]
 
 PROGRAM_FILE = "escrow.so"
+# Where the local chain deploys the program (the default `Config.program_id`): a fixed
+# address, so agents' consents (which sign the program id) are the same on every run.
+LOCAL_PROGRAM_ID = Keypair.from_seed(
+    hashlib.sha256(b"perpd local escrow program").digest()
+).pubkey()
 
 
 @cache

@@ -162,7 +162,6 @@ def m002_integer_money(conn: sqlite3.Connection) -> None:
             )
 
 
-
 def m003_limits(conn: sqlite3.Connection) -> None:
     """Indexes for the caps (live rows per agent and per request), keyset pages in rowid
     order, and pruning finished requests and quotes."""
@@ -184,7 +183,38 @@ def m003_limits(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_integer_money, m003_limits)
+def m004_chain(conn: sqlite3.Connection) -> None:
+    """The local chain's persistence: every account as the SVM holds it (saved in the
+    commit that records the transaction that wrote it), the chain's own key material,
+    and the transactions that landed."""
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE chain_accounts (
+            address TEXT PRIMARY KEY,
+            lamports INTEGER NOT NULL CHECK (lamports >= 0),
+            owner TEXT NOT NULL,
+            executable INTEGER NOT NULL CHECK (executable IN (0, 1)),
+            rent_epoch INTEGER NOT NULL,
+            data BLOB NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE chain_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE chain_txs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            signature TEXT NOT NULL UNIQUE,
+            slot INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            ref TEXT
+        );
+        CREATE INDEX chain_txs_ref ON chain_txs (ref, seq);
+        """,
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_integer_money, m003_limits, m004_chain)
 
 
 def status(conn: sqlite3.Connection) -> list[tuple[int, str, bool]]:
