@@ -196,6 +196,11 @@ def _require_live(ctx: Ctx, r: TradeRequest) -> None:
     """`request_filled` / `request_expired` unless ``r`` can still be quoted and filled."""
     if r.status == "filled":
         raise Conflict(f"request {r.request_id} is already filled", code="request_filled")
+    if r.status == "pending":
+        raise Conflict(
+            f"request {r.request_id} is being filled (its lock is on its way to the chain)",
+            code="request_filled",
+        )
     if r.status != "open" or ctx.now >= r.expires_at:
         raise Conflict(f"request {r.request_id} has expired", code="request_expired")
 
@@ -243,15 +248,9 @@ def create_quote(
 # ---------------------------------------------------------------- accept
 
 
-def accept(
-    conn: sqlite3.Connection,
-    ctx: Ctx,
-    *,
-    agent_id: str,
-    request_id: str,
-    quote_id: str,
-) -> Position:
-    """Fill a request with one of its quotes at the oracle price: all of it or none of it."""
+def _check_accept(
+    conn: sqlite3.Connection, ctx: Ctx, agent_id: str, request_id: str, quote_id: str
+) -> tuple[TradeRequest, Quote]:
     r = _get_request(conn, request_id)
     if r.agent_id != agent_id:
         raise Forbidden("only the requester can accept quotes on its request")
@@ -261,17 +260,21 @@ def accept(
         raise NotFound(f"no quote {quote_id!r} on request {request_id}")
     if quote.status != "live" or ctx.now >= quote.expires_at:
         raise Conflict(f"quote {quote_id} is no longer live", code="quote_expired")
+    return r, quote
+
+
+def _new_position(
+    ctx: Ctx, r: TradeRequest, quote: Quote, position_id: str, status: str
+) -> tuple[Position, int, int]:
+    """The position ``quote`` fills at the oracle price now: (position, fee, price)."""
     price = ctx.price_of(r.market)
     state, fee = money.open_position(
         r.side, r.size, price, r.leverage, quote.collateral, quote.rate, ctx.ts
     )
-    _require_free(conn, r.agent_id, state.cr + fee, "requester")
-    _require_free(conn, quote.agent_id, state.cm, "maker")
-
     position = Position(
-        position_id=new_id("pos"),
-        request_id=request_id,
-        quote_id=quote_id,
+        position_id=position_id,
+        request_id=r.request_id,
+        quote_id=quote.quote_id,
         market=r.market,
         requester=r.agent_id,
         maker=quote.agent_id,
@@ -279,17 +282,49 @@ def accept(
         state=state,
         funding_total=0,
         realized_pnl=0,
-        status="open",
+        status=status,
         opened_at=ctx.ts,
         expires_at=None if r.duration_s is None else ctx.ts + r.duration_s,
         next_funding_at=next_funding_time(ctx.ts, ctx.funding_period_s),
     )
+    return position, fee, price
+
+
+def accept(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    *,
+    agent_id: str,
+    request_id: str,
+    quote_id: str,
+) -> Position:
+    """Fill a request with one of its quotes at the oracle price: all of it or none of it."""
+    r, quote = _check_accept(conn, ctx, agent_id, request_id, quote_id)
+    position, fee, price = _new_position(ctx, r, quote, new_id("pos"), "open")
+    state = position.state
+    _require_free(conn, r.agent_id, state.cr + fee, "requester")
+    _require_free(conn, quote.agent_id, state.cm, "maker")
     q.adjust_account(conn, r.agent_id, -(state.cr + fee), state.cr)
     q.add_fees(conn, fee)
     q.adjust_account(conn, quote.agent_id, -state.cm, state.cm)
     q.save_position(conn, position, money.liquidation_price_bounds(state))
-    q.set_request_status(conn, request_id, "filled", position.position_id)
     q.set_quote_status(conn, quote_id, "accepted")
+    _filled(conn, ctx, r, quote, position, fee, price)
+    return position
+
+
+def _filled(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    r: TradeRequest,
+    quote: Quote,
+    position: Position,
+    fee: int,
+    price: int,
+) -> None:
+    """The request is filled: its other quotes rejected, the events of SPEC §3."""
+    request_id, quote_id = r.request_id, quote.quote_id
+    q.set_request_status(conn, request_id, "filled", position.position_id)
     ids = {"quote_id": quote_id, "request_id": request_id}
     q.append_event(
         conn,
@@ -310,6 +345,8 @@ def accept(
             audience=[other_maker],
         )
     opened = {**position_view(position, price), "open_fee_usdc": format_usdc(fee)}
+    if position.lock_signature is not None:
+        opened["lock_signature"] = position.lock_signature
     q.append_event(
         conn,
         ctx.ts,
@@ -318,7 +355,84 @@ def accept(
         market=r.market,
         audience=[position.requester, position.maker],
     )
+
+
+# With a chain, accept is two units: `reserve_accept` (the HTTP call: free -> locked for
+# both collaterals and the fee, a pending position, and the caller's lock row in the
+# outbox) and, once the lock has landed, `open_reserved`; a refused lock is undone by
+# `release_reserved`. Between the two nothing else can fill the request.
+
+
+def reserve_accept(
+    conn: sqlite3.Connection, ctx: Ctx, *, agent_id: str, request_id: str, quote_id: str
+) -> Position:
+    """Unit 1 of a chain accept: check it all as `accept` does and reserve the money."""
+    r, quote = _check_accept(conn, ctx, agent_id, request_id, quote_id)
+    position, fee, _ = _new_position(ctx, r, quote, new_id("pos"), "pending")
+    state = position.state
+    _require_free(conn, r.agent_id, state.cr + fee, "requester")
+    _require_free(conn, quote.agent_id, state.cm, "maker")
+    q.adjust_account(conn, r.agent_id, -(state.cr + fee), state.cr + fee)
+    q.adjust_account(conn, quote.agent_id, -state.cm, state.cm)
+    q.save_position(conn, position, (None, None))
+    q.set_request_status(conn, request_id, "pending", position.position_id)
+    q.set_quote_status(conn, quote_id, "accepted")
     return position
+
+
+def open_reserved(
+    conn: sqlite3.Connection, ctx: Ctx, *, position_id: str, signature: str
+) -> Position:
+    """Unit 2 of a chain accept, with the landed lock: the position opens at the price
+    the lock read (the oracle's now), the fee leaves the reservation for the fee account."""
+    pending = _get_position(conn, position_id)
+    if pending.status != "pending":
+        raise Conflict(f"position {position_id} is {pending.status}", code="position_not_open")
+    r = _get_request(conn, pending.request_id)
+    quote = q.get_quote(conn, pending.quote_id)
+    assert quote is not None, "a pending position's quote is never pruned"
+    position, fee, price = _new_position(ctx, r, quote, position_id, "open")
+    position = replace(position, lock_signature=signature)
+    if position.state.cr != pending.state.cr or position.state.cm != pending.state.cm:
+        raise AssertionError("collateral of a reserved position changed with the price")
+    q.adjust_account(conn, r.agent_id, 0, -fee)
+    q.add_fees(conn, fee)
+    q.save_position(conn, position, money.liquidation_price_bounds(position.state))
+    _filled(conn, ctx, r, quote, position, fee, price)
+    return position
+
+
+def release_reserved(
+    conn: sqlite3.Connection, ctx: Ctx, *, position_id: str, code: str, message: str
+) -> Position:
+    """A lock the chain refused: the reservation goes back to free, the request may be
+    accepted again (with another quote) while it lives, and both sides are told."""
+    pending = _get_position(conn, position_id)
+    if pending.status != "pending":
+        raise Conflict(f"position {position_id} is {pending.status}", code="position_not_open")
+    s = pending.state
+    fee = money.open_fee(s.notional)
+    q.adjust_account(conn, pending.requester, s.cr + fee, -(s.cr + fee))
+    q.adjust_account(conn, pending.maker, s.cm, -s.cm)
+    failed = replace(pending, status="failed", closed_at=ctx.ts)
+    q.save_position(conn, failed, (None, None))
+    q.set_request_status(conn, pending.request_id, "open", None)
+    q.set_quote_status(conn, pending.quote_id, "failed")
+    q.append_event(
+        conn,
+        ctx.ts,
+        "position_failed",
+        {
+            "position_id": position_id,
+            "request_id": pending.request_id,
+            "quote_id": pending.quote_id,
+            "code": code,
+            "message": message,
+        },
+        market=pending.market,
+        audience=[pending.requester, pending.maker],
+    )
+    return failed
 
 
 # ---------------------------------------------------------------- funding

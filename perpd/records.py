@@ -59,13 +59,17 @@ class Position:
     state: PositionState
     funding_total: int  # cumulative funding requester -> maker (signed), for reporting
     realized_pnl: int  # cumulative price PnL of the requester on closed parts
-    status: str  # open | closed | liquidated
+    status: str  # pending (chain lock under way) | open | closed | liquidated | failed
     opened_at: int
     expires_at: int | None  # term positions
     next_funding_at: int
     closed_at: int | None = None
     exit_price: int | None = None
     liquidator: str | None = None
+    # with a chain: the transactions that locked it, last settled it, last closed it
+    lock_signature: str | None = None
+    settle_signature: str | None = None
+    close_signature: str | None = None
 
     def with_state(self, state: PositionState, **changes: Any) -> Position:
         return replace(self, state=state, **changes)

@@ -184,7 +184,40 @@ def m003_limits(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_integer_money, m003_limits)
+def m006_outbox(conn: sqlite3.Connection) -> None:
+    """The chain outbox (one row per chain action, written with the change that asks
+    for it) and, on positions, the signatures of the transactions that moved them.
+
+    A position is ``pending`` from accept until its lock lands (``open``) or the chain
+    refuses it (``failed``): meanwhile both collaterals and the fee are reserved.
+    """
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('lock', 'settle', 'close', 'liquidate', 'withdraw', 'deposit')),
+            ref TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sent', 'done', 'failed')),
+            signature TEXT,
+            slot INTEGER,
+            error TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER
+        );
+        CREATE INDEX outbox_unfinished ON outbox (id) WHERE status IN ('pending', 'sent');
+        CREATE INDEX outbox_ref ON outbox (ref, id);
+        ALTER TABLE positions ADD COLUMN lock_signature TEXT;
+        ALTER TABLE positions ADD COLUMN settle_signature TEXT;
+        ALTER TABLE positions ADD COLUMN close_signature TEXT;
+        """,
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_integer_money, m003_limits, m006_outbox)
 
 
 def status(conn: sqlite3.Connection) -> list[tuple[int, str, bool]]:

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from perpd.money import PositionState
+from perpd.money import PositionState, open_fee
 from perpd.records import Account, Event, Position, Quote, TradeRequest
 
 # ---------------------------------------------------------------- accounts & ledger
@@ -312,7 +312,7 @@ _POSITION_COLS = (
     "position_id, request_id, quote_id, market, requester, maker, leverage, "
     "side, notional, entry_price, cr, cm, imr, imm, rate, t_base, funding_paid, "
     "funding_total, realized_pnl, status, opened_at, expires_at, next_funding_at, "
-    "closed_at, exit_price, liquidator"
+    "closed_at, exit_price, liquidator, lock_signature, settle_signature, close_signature"
 )
 
 
@@ -350,6 +350,9 @@ def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[A
         p.closed_at,
         p.exit_price,
         p.liquidator,
+        p.lock_signature,
+        p.settle_signature,
+        p.close_signature,
         liq[0],
         liq[1],
     )
@@ -584,6 +587,22 @@ def state_digest(conn: sqlite3.Connection) -> str:
     return h.hexdigest()
 
 
+def locked_by_positions(conn: sqlite3.Connection) -> dict[str, int]:
+    """What each agent should hold locked: its collateral in open positions, plus, for a
+    position whose chain lock is still pending, the reservation (requester: collateral and
+    open fee; maker: collateral)."""
+    out: dict[str, int] = {}
+    rows = conn.execute(
+        "SELECT requester, maker, cr, cm, notional, status FROM positions "
+        "WHERE status IN ('open', 'pending')"
+    )
+    for requester, maker, cr, cm, notional, status in rows:
+        fee = open_fee(notional) if status == "pending" else 0
+        out[requester] = out.get(requester, 0) + cr + fee
+        out[maker] = out.get(maker, 0) + cm
+    return out
+
+
 def verify(conn: sqlite3.Connection) -> list[str]:
     """Every way the books could be wrong, as sentences; an empty list means they balance.
 
@@ -602,15 +621,12 @@ def verify(conn: sqlite3.Connection) -> list[str]:
             f"conservation: deposits − withdrawals = {led['deposits'] - led['withdrawals']} "
             f"but free + locked + fees = {held}"
         )
-    rows = conn.execute(
-        "SELECT a.agent_id, a.locked, coalesce(r.c, 0) + coalesce(m.c, 0) FROM accounts a "
-        "LEFT JOIN (SELECT requester AS who, sum(cr) AS c FROM positions WHERE status = 'open' "
-        "GROUP BY requester) r ON r.who = a.agent_id "
-        "LEFT JOIN (SELECT maker AS who, sum(cm) AS c FROM positions WHERE status = 'open' "
-        "GROUP BY maker) m ON m.who = a.agent_id "
-        "WHERE a.locked != coalesce(r.c, 0) + coalesce(m.c, 0)"
-    ).fetchall()
-    problems += [f"locked: {a} holds {lk} locked but {c} in open positions" for a, lk, c in rows]
+    expected = locked_by_positions(conn)
+    held_locked = dict(conn.execute("SELECT agent_id, locked FROM accounts WHERE locked != 0"))
+    for a in sorted(set(expected) | set(held_locked)):
+        lk, c = held_locked.get(a, 0), expected.get(a, 0)
+        if lk != c:
+            problems.append(f"locked: {a} holds {lk} locked but {c} in open positions")
     first, last, count = conn.execute("SELECT min(seq), max(seq), count(*) FROM events").fetchone()
     if count and (first != 1 or last != count):
         problems.append(f"events: {count} events but seq runs {first}..{last}")
