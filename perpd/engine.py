@@ -69,6 +69,13 @@ def next_funding_time(t: int, period_s: int) -> int:
 
 def deposit(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> Account:
     """Credit ``amount``, within the ceilings that keep every balance in 64 bits (`bounds`)."""
+    check_deposit(conn, agent_id, amount)
+    q.record_deposit(conn, agent_id, amount)
+    return q.get_account(conn, agent_id)
+
+
+def check_deposit(conn: sqlite3.Connection, agent_id: str, amount: int) -> None:
+    """The ceilings a deposit must stay under (400 past them); changes nothing."""
     account = q.get_account(conn, agent_id)
     if account.free + account.locked + amount > MAX_BALANCE:
         raise InvalidRequest(
@@ -80,8 +87,6 @@ def deposit(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> A
             f"the venue's deposits would pass their ceiling of "
             f"{format_usdc(MAX_TOTAL_DEPOSITS)} USDC"
         )
-    q.record_deposit(conn, agent_id, amount)
-    return q.get_account(conn, agent_id)
 
 
 def withdraw(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> Account:
@@ -521,6 +526,25 @@ def _require_open(p: Position) -> None:
         raise Conflict(f"position {p.position_id} is {p.status}", code="position_not_open")
 
 
+def check_close(
+    conn: sqlite3.Connection, ctx: Ctx, *, agent_id: str | None, position_id: str, pct: int
+) -> tuple[Position, int]:
+    """Everything `close` refuses, without changing anything: (position, price)."""
+    p = _get_position(conn, position_id)
+    if agent_id is not None and agent_id != p.requester:
+        raise Forbidden("only the requester can close a position")
+    _require_open(p)
+    min_size = ctx.limits.min_size_of(p.market)
+    left = p.state.notional - p.state.notional * pct // 100
+    if pct < 100 and left < min_size:
+        # No dust positions: the per-close floors would outweigh what moves (decisions.md).
+        raise InvalidRequest(
+            f"a partial close must leave at least {format_usdc(min_size)} on {p.market} "
+            f"(it would leave {format_usdc(left)}); close 100 percent instead"
+        )
+    return p, ctx.price_of(p.market)
+
+
 @dataclass(frozen=True)
 class Closed:
     position: Position
@@ -538,19 +562,7 @@ def close(
     pct: int,
 ) -> Closed:
     """Close ``pct`` percent at the oracle price (``agent_id`` None: the term-expiry timer)."""
-    p = _get_position(conn, position_id)
-    if agent_id is not None and agent_id != p.requester:
-        raise Forbidden("only the requester can close a position")
-    _require_open(p)
-    min_size = ctx.limits.min_size_of(p.market)
-    left = p.state.notional - p.state.notional * pct // 100
-    if pct < 100 and left < min_size:
-        # No dust positions: the per-close floors would outweigh what moves (decisions.md).
-        raise InvalidRequest(
-            f"a partial close must leave at least {format_usdc(min_size)} on {p.market} "
-            f"(it would leave {format_usdc(left)}); close 100 percent instead"
-        )
-    price = ctx.price_of(p.market)
+    p, price = check_close(conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct)
     result = money.close_position(p.state, pct, price, ctx.ts, ctx.funding_period_s)
     funded = result.funding.state
     _move_funding(conn, p, result.funding.transfer)
@@ -608,10 +620,10 @@ class Liquidated:
     price: int
 
 
-def liquidate(
+def check_liquidate(
     conn: sqlite3.Connection, ctx: Ctx, *, liquidator: str, position_id: str
-) -> Liquidated:
-    """Liquidate at the oracle price if a side is under maintenance; else `not_liquidatable`."""
+) -> tuple[Position, int, money.LiquidationResult]:
+    """Everything `liquidate` refuses, without changing anything: (position, price, result)."""
     p = _get_position(conn, position_id)
     _require_open(p)
     price = ctx.price_of(p.market)
@@ -623,6 +635,14 @@ def liquidate(
     if liquidator == (p.requester if result.side == money.REQUESTER else p.maker):
         # The reward is the liquidated side's penalty: it cannot pay it to itself.
         raise Forbidden("the liquidated side cannot be its own liquidator (a requester can close)")
+    return p, price, result
+
+
+def liquidate(
+    conn: sqlite3.Connection, ctx: Ctx, *, liquidator: str, position_id: str
+) -> Liquidated:
+    """Liquidate at the oracle price if a side is under maintenance; else `not_liquidatable`."""
+    p, price, result = check_liquidate(conn, ctx, liquidator=liquidator, position_id=position_id)
     funded = result.funding.state
     _move_funding(conn, p, result.funding.transfer)
     q.adjust_account(conn, p.requester, result.requester_release, -funded.cr)

@@ -392,6 +392,33 @@ def save_position(
         )
 
 
+_SIGNATURE_COLUMNS = {"lock": "lock_signature", "settle": "settle_signature",
+                      "close": "close_signature"}
+
+
+def set_position_signature(
+    conn: sqlite3.Connection, position_id: str, which: str, signature: str
+) -> None:
+    """Record the chain transaction that locked, last settled or last closed a position."""
+    column = _SIGNATURE_COLUMNS[which]
+    conn.execute(
+        f"UPDATE positions SET {column} = ? WHERE position_id = ?", (signature, position_id)
+    )
+
+
+def reserved_of(conn: sqlite3.Connection, agent_id: str) -> int:
+    """What ``agent_id`` has reserved for positions whose chain lock is pending."""
+    total = 0
+    rows = conn.execute(
+        "SELECT requester, cr, cm, notional FROM positions WHERE status = 'pending' "
+        "AND (requester = ? OR maker = ?)",
+        (agent_id, agent_id),
+    )
+    for requester, cr, cm, notional in rows:
+        total += cr + open_fee(notional) if requester == agent_id else cm
+    return total
+
+
 def get_position(conn: sqlite3.Connection, position_id: str) -> Position | None:
     row = conn.execute(
         f"SELECT {_POSITION_COLS} FROM positions WHERE position_id = ?", (position_id,)
