@@ -62,7 +62,9 @@ def _sig(text: str | None) -> bytes | None:
     return None if text is None else bytes(Signature.from_string(text))
 
 
-def instructions(chain: _Chain, kind: str, payload: dict[str, Any]) -> tuple[list[Instruction], list[int]]:
+def instructions(
+    chain: _Chain, kind: str, payload: dict[str, Any]
+) -> tuple[list[Instruction], list[int]]:
     """The instructions of one outbox row, and the market indexes whose prices they read."""
     from perpd.chain._client import QuoteTerms, RequestTerms
 
@@ -96,9 +98,7 @@ def instructions(chain: _Chain, kind: str, payload: dict[str, Any]) -> tuple[lis
         return ixs, [payload["market"]]
     if kind == "liquidate":
         to = payload["reward_to"]
-        reward_to = (
-            client.config if to == KEEPER_REWARD_TO else client.collateral_address(_key(to))
-        )
+        reward_to = client.config if to == KEEPER_REWARD_TO else client.collateral_address(_key(to))
         ix = client.liquidate_ix(
             position=_key(payload["position"]),
             requester=_key(payload["requester"]),

@@ -61,16 +61,19 @@ def position_differences(address: str, mine: Position | None, chain: Any) -> lis
     out = []
     want = CHAIN_STATUS.get(mine.status)
     if want != chain.status:
-        out.append(f"position {mine.position_id} ({address}): status {mine.status} in the "
-                   f"mirror, {chain.status} on chain")
+        out.append(
+            f"position {mine.position_id} ({address}): status {mine.status} in the "
+            f"mirror, {chain.status} on chain"
+        )
     if CHAIN_SIDE[mine.state.side] != chain.side:
         out.append(f"position {mine.position_id}: side differs")
     fields = _MONEY_FIELDS if mine.status == "open" else ("cr", "cm")
     for name in fields:
         a, b = getattr(mine.state, name), getattr(chain, name)
         if a != b:
-            out.append(f"position {mine.position_id} ({address}): {name} {a} in the mirror, "
-                       f"{b} on chain")
+            out.append(
+                f"position {mine.position_id} ({address}): {name} {a} in the mirror, {b} on chain"
+            )
     return out
 
 
@@ -85,8 +88,9 @@ def differences(mirror: MirrorBooks, chain: ChainBooks, *, complete: bool) -> li
         c = chain.collaterals.get(agent)
         mine, theirs = mirror.free.get(agent, 0), (c.free if c is not None else 0)
         if mine != theirs:
-            out.append(f"agent {agent}: free {mine} in the mirror (with reservations), "
-                       f"{theirs} on chain")
+            out.append(
+                f"agent {agent}: free {mine} in the mirror (with reservations), {theirs} on chain"
+            )
     addresses: Iterable[str] = chain.positions
     if complete:
         addresses = sorted(set(chain.positions) | set(mirror.positions))
@@ -94,8 +98,9 @@ def differences(mirror: MirrorBooks, chain: ChainBooks, *, complete: bool) -> li
         onchain = chain.positions.get(address)
         if onchain is None:
             p = mirror.positions[address]
-            out.append(f"position {p.position_id} ({address}): {p.status} in the mirror, "
-                       "missing on chain")
+            out.append(
+                f"position {p.position_id} ({address}): {p.status} in the mirror, missing on chain"
+            )
             continue
         out += position_differences(address, mirror.positions.get(address), onchain)
     if chain.accrued_fees is not None and chain.accrued_fees != mirror.fees:
@@ -114,9 +119,11 @@ def chain_conservation(chain: ChainBooks) -> list[str]:
     margins = sum(p.imr + p.imm for p in opened)
     fees = chain.accrued_fees or 0
     if chain.vault_balance is not None and chain.vault_balance != free + in_positions + fees:
-        out.append(f"chain conservation: vault holds {chain.vault_balance} but Σ free {free} "
-                   f"+ Σ open positions {in_positions} + fees {fees} = "
-                   f"{free + in_positions + fees}")
+        out.append(
+            f"chain conservation: vault holds {chain.vault_balance} but Σ free {free} "
+            f"+ Σ open positions {in_positions} + fees {fees} = "
+            f"{free + in_positions + fees}"
+        )
     if locked != margins:
         out.append(f"chain locked: Σ locked {locked} but open positions' margins {margins}")
     return out

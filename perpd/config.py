@@ -58,6 +58,12 @@ class Config:
     # the GIL hand-over interval: the database threads wait at most this for the GIL after
     # each SQLite call while the trio thread is busy (CPython's default is 5 ms)
     gil_switch_interval_s: float = 0.0002
+    # consent-api: chain mode
+    chain: str = "none"  # local | rpc | none (SPEC §6): with a chain, consents are required
+    # submitter: how long a call waits for its chain transaction, then 503 chain_unavailable
+    chain_confirm_timeout_s: float = 30.0
+    rpc_url: str = ""  # --chain rpc: the cluster's JSON-RPC endpoint
+    authority_keypair: str = ""  # --chain rpc: the router's keypair file (signs and pays)
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -78,6 +84,12 @@ class Config:
             raise ValueError("db readers must be 1..64")
         if self.db_wal_limit_bytes < 0 or self.db_checkpoint_interval_s <= 0:
             raise ValueError("db WAL limit must be >= 0 and the checkpoint interval > 0")
+        if self.chain not in ("local", "rpc", "none"):
+            raise ValueError(f"chain must be local, rpc or none, not {self.chain!r}")
+        if self.chain == "rpc" and not (self.rpc_url and self.authority_keypair):
+            raise ValueError("--chain rpc needs --rpc-url and --authority-keypair")
+        if not 0 < self.chain_confirm_timeout_s <= 600:
+            raise ValueError("chain confirm timeout must lie in (0, 600] s")
         self.trade_limits()  # validates the caps and minimum sizes
         self.rate_limits()
 

@@ -172,7 +172,9 @@ def ask_deposit(
 ) -> tuple[None, int]:
     """Queue the dev faucet's mint-and-deposit (the engine's ceilings checked now)."""
     engine.check_deposit(conn, agent_id, amount)
-    return None, outbox.add(conn, "deposit", agent_id, {"agent": agent_id, "amount": amount}, ctx.ts)
+    return None, outbox.add(
+        conn, "deposit", agent_id, {"agent": agent_id, "amount": amount}, ctx.ts
+    )
 
 
 # ---------------------------------------------------------------- after the chain
@@ -196,7 +198,7 @@ def apply(conn: sqlite3.Connection, ctx: engine.Ctx, row: outbox.OutboxRow, sign
     if row.kind == "settle":
         settled = 0
         for position_id in p["position_ids"]:
-            if engine.settle_funding_of(conn, ctx, position_id):
+            if engine.settle_funding_of(conn, ctx, position_id, at=ctx.ts):
                 q.set_position_signature(conn, position_id, "settle", signature)
                 settled += 1
         return settled
@@ -209,7 +211,9 @@ def apply(conn: sqlite3.Connection, ctx: engine.Ctx, row: outbox.OutboxRow, sign
     raise ValueError(f"unknown outbox kind {row.kind!r}")
 
 
-def refuse(conn: sqlite3.Connection, ctx: engine.Ctx, row: outbox.OutboxRow, error: ApiError) -> None:
+def refuse(
+    conn: sqlite3.Connection, ctx: engine.Ctx, row: outbox.OutboxRow, error: ApiError
+) -> None:
     """The chain refused the row (or its mirror change was refused): undo what unit 1
     reserved, tell the parties, and record why."""
     if row.kind == "lock":

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -22,6 +23,7 @@ from perpd.api import create_app
 from perpd.config import Config
 from perpd.markets import MARKETS
 from perpd.nursery import (
+    chain_submitter,
     checkpointer,
     event_hub,
     expiry,
@@ -42,6 +44,58 @@ from perpd.store import queries as q
 from perpd.venue import Venue
 
 log = logging.getLogger("perpd")
+
+
+async def _start_chain(
+    config: Config,
+    services: trio.Nursery,
+    venue: Venue,
+    book: PriceBook,
+    clock: Callable[[], float],
+) -> chain_submitter.ChainSubmitter | None:
+    """Open the chain (local: rebuilt from the accounts saved in the database, or a
+    genesis saved at once; rpc: the cluster) and start the submitter, which first sends
+    what a previous run left in the outbox. None with ``--chain none``."""
+    if config.chain == "none":
+        return None
+    pins = chain_submitter.ChainPins(clock, book)
+    if config.chain == "local":
+        from perpd.chain._local import LocalChain
+        from perpd.store import chain as chain_store
+
+        saved, secret = await venue.store.read(chain_store.load_local_chain)
+        chain: Any = LocalChain.create(
+            clock=pins,
+            oracle=pins.oracle,
+            saved=saved,
+            secret=secret,
+            funding_period_s=config.funding_period_s,
+        )
+        if not saved:
+            genesis = chain.genesis_accounts()
+            await venue.store.write(
+                lambda conn: chain_store.save_local_chain(conn, genesis, chain.secret)
+            )
+    else:
+        chain = await _connect_rpc(config)
+    submitter = chain_submitter.ChainSubmitter(
+        venue, chain, pins=pins, confirm_timeout_s=config.chain_confirm_timeout_s
+    )
+    venue.chain, venue.submitter = chain, submitter
+    await services.start(chain_submitter.run, submitter)
+    return submitter
+
+
+async def _connect_rpc(config: Config) -> Any:
+    from solders.pubkey import Pubkey
+
+    from perpd.chain._backend import RpcChain
+    from perpd.chain._keyfile import read_keyfile
+    from perpd.chain._rpc import RpcTransport
+
+    router = read_keyfile(config.authority_keypair)
+    transport = RpcTransport(config.rpc_url)
+    return await RpcChain.connect(transport, Pubkey.from_string(config.program_id), router)
 
 
 async def run(
@@ -81,6 +135,7 @@ async def run(
                 sim_feed=feed,
                 limits=config.trade_limits(),
             )
+            submitter = await _start_chain(config, services, venue, book, clock)
             await services.start(
                 partial(
                     checkpointer.run,
@@ -127,6 +182,8 @@ async def run(
                 "expiry": timer,
                 "funding": scheduler,
             }
+            if submitter is not None:
+                venue.services["chain"] = submitter
             app = create_app(
                 venue,
                 hub=hub,

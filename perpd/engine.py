@@ -487,19 +487,24 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     return len(due)
 
 
-def settle_funding_of(conn: sqlite3.Connection, ctx: Ctx, position_id: str) -> bool:
+def settle_funding_of(
+    conn: sqlite3.Connection, ctx: Ctx, position_id: str, *, at: int | None = None
+) -> bool:
     """Settle one position if its funding time has come (the scheduler's fallback when
     a batch fails: one bad position must not hold back the others); True if settled."""
     p = q.get_position(conn, position_id)
     if p is None or p.status != "open" or p.next_funding_at > ctx.ts:
         return False
-    _settle_funding(conn, ctx, p)
+    _settle_funding(conn, ctx, p, at)
     return True
 
 
-def _settle_funding(conn: sqlite3.Connection, ctx: Ctx, p: Position) -> None:
+def _settle_funding(conn: sqlite3.Connection, ctx: Ctx, p: Position, at: int | None = None) -> None:
+    """Settle to the last period boundary, or to ``at`` (with a chain: the program
+    settles to its Clock, which is the unit's time; the result differs only by what
+    accrued since the boundary, paid now rather than next period)."""
     period = ctx.funding_period_s
-    boundary = ctx.ts // period * period
+    boundary = ctx.ts // period * period if at is None else at
     result = money.settle_funding(p.state, boundary, period)
     updated = p.with_state(
         result.state,

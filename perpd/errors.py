@@ -103,16 +103,17 @@ class RateLimited(ApiError):
     retry_after_s = 1
 
 
-class ChainUnconfirmed(ApiError):
-    """503: the chain did not confirm the action in time; nothing was applied (yet: the
-    submitter keeps at it, and a retried call answers with what landed, never twice)."""
-
-    status, code = 503, "chain_unavailable"
-    retry_after_s = 2
-
-
 class Unavailable(ApiError):
     """503: the database could not take the call now (busy, full, I/O); nothing changed."""
 
     status, code = 503, "unavailable"
     retry_after_s = 1
+
+
+class ChainUnconfirmed(Unavailable):
+    """503: the chain did not confirm the action in time; nothing was applied (yet: the
+    submitter keeps at it, and a retried call answers with what landed, never twice).
+    An `Unavailable`: services back off and retry it as they do a busy database."""
+
+    status, code = 503, "chain_unavailable"
+    retry_after_s = 2

@@ -47,7 +47,14 @@ class Venue:
         self.sim_feed = sim_feed
         self.limits = limits or TradeLimits()
         self.binds: list[str] = []  # where the HTTP service listens, once it does
+        # with a chain: the backend and the submitter that lands the outbox (daemon sets)
+        self.chain: Any | None = None
+        self.submitter: Any | None = None
         self.services: dict[str, Any] = {}  # running services, for statistics
+
+    def ctx(self) -> engine.Ctx:
+        """The context a unit of work runs with: the time now, the period, the prices."""
+        return self._ctx()
 
     def _ctx(self) -> engine.Ctx:
         return engine.Ctx(self.clock(), self.funding_period_s, self._price_of, self.limits)

@@ -11,12 +11,13 @@ from typing import Any
 
 from quart import Blueprint, jsonify
 
-from perpd import engine
+from perpd import custody, engine
 from perpd.api._common import acting_agent, json_object, text_field, venue, verified
 from perpd.auth import Verified
-from perpd.errors import Forbidden, InvalidRequest, LeverageTooHigh
+from perpd.errors import ChainUnconfirmed, Forbidden, InvalidRequest, LeverageTooHigh
 from perpd.markets import get_market
-from perpd.records import Quote
+from perpd.records import Position, Quote
+from perpd.store import queries as q
 from perpd.units import format_usdc, parse_int, parse_rate, parse_usdc
 from perpd.views import account_view, position_view, quote_view, request_view
 
@@ -45,6 +46,25 @@ def parse_quote_fields(data: dict[str, Any]) -> dict[str, Any]:
         "collateral": parse_usdc(data["collateral_usdc"], "collateral_usdc"),
         "valid_for": parse_int(data.get("valid_for", 10), "valid_for", 1, 60),
     }
+
+
+def _consent(data: dict[str, Any]) -> tuple[int, str]:
+    if "consent" not in data or "expires_at" not in data:
+        raise InvalidRequest("with a chain, this call needs its consent and expires_at (SPEC §6)")
+    return parse_int(data["expires_at"], "expires_at", 0, 2**63 - 1), text_field(data, "consent")
+
+
+def close_consent_fields(data: dict[str, Any]) -> tuple[int, str]:
+    """A close's ``expires_at`` and ``consent`` (verified by the program on chain)."""
+    return _consent(data)
+
+
+def withdraw_consent_fields(data: dict[str, Any]) -> tuple[str, int, str]:
+    """A withdrawal's ``destination`` (a USDC token account), ``expires_at``, ``consent``."""
+    if "destination" not in data:
+        raise InvalidRequest("with a chain, a withdrawal names its destination token account")
+    expires_at, consent = _consent(data)
+    return text_field(data, "destination"), expires_at, consent
 
 
 QUOTE_REQUIRED = ("request_id", "funding_rate", "collateral_usdc")
@@ -120,31 +140,78 @@ async def post_accept() -> Any:
     data = json_object(body, required=("request_id", "quote_id"), optional=("agent_id",))
     agent_id = acting_agent(data, v.agent_id)
     request_id, quote_id = text_field(data, "request_id"), text_field(data, "quote_id")
-    position = await venue().mutate(
-        lambda conn, ctx: engine.accept(
-            conn, ctx, agent_id=agent_id, request_id=request_id, quote_id=quote_id
+    submitter = venue().submitter
+    if submitter is not None:
+        position = await _accept_on_chain(submitter, v, agent_id, request_id, quote_id)
+    else:
+        position = await venue().mutate(
+            lambda conn, ctx: engine.accept(
+                conn, ctx, agent_id=agent_id, request_id=request_id, quote_id=quote_id
+            ),
+            v,
+            urgent=True,
+        )
+    price = position.state.entry_price
+    return jsonify({"position": position_view(position, price)}), 200
+
+
+async def _accept_on_chain(
+    submitter: Any, v: Verified, agent_id: str, request_id: str, quote_id: str
+) -> Position:
+    """Reserve and queue the lock, then wait for it (SPEC §3): the open position, the
+    refusal's error, or 503 ``chain_unavailable``. A retried accept of a fill under way
+    or done waits for, or answers with, the same position: never a second one."""
+    client = submitter.chain.client
+    pending, row_id = await venue().mutate(
+        lambda conn, ctx: custody.ask_lock(
+            conn, ctx, client=client, agent_id=agent_id, request_id=request_id, quote_id=quote_id
         ),
         v,
         urgent=True,
     )
-    price = position.state.entry_price
-    return jsonify({"position": position_view(position, price)}), 200
+    opened = await submitter.wait_row(row_id)
+    if isinstance(opened, Position):
+        return opened
+    held = await venue().read(lambda conn: q.get_position(conn, pending.position_id))
+    if held is None or held.status == "pending":
+        raise ChainUnconfirmed("the lock is still on its way to the chain; retry the accept")
+    return held
 
 
 @bp.post("/trade/close")
 async def post_close() -> Any:
     v, body = await verified()
-    data = json_object(body, required=("position_id",), optional=("agent_id", "size_percent"))
+    data = json_object(
+        body,
+        required=("position_id",),
+        optional=("agent_id", "size_percent", "expires_at", "consent"),
+    )
     agent_id = acting_agent(data, v.agent_id)
     position_id = text_field(data, "position_id")
     pct = parse_int(data.get("size_percent", 100), "size_percent", 1, 100)
-    closed = await venue().mutate(
-        lambda conn, ctx: engine.close(
-            conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct
-        ),
-        v,
-        urgent=True,
-    )
+    submitter = venue().submitter
+    if submitter is not None:
+        expires_at, consent = close_consent_fields(data)
+        closed = await submitter.submit(
+            lambda conn, ctx: custody.ask_close(
+                conn,
+                ctx,
+                agent_id=agent_id,
+                position_id=position_id,
+                pct=pct,
+                expires_at=expires_at,
+                consent=consent,
+            ),
+            v,
+        )
+    else:
+        closed = await venue().mutate(
+            lambda conn, ctx: engine.close(
+                conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct
+            ),
+            v,
+            urgent=True,
+        )
     return jsonify(
         {
             "position": position_view(closed.position, closed.price),
@@ -160,11 +227,22 @@ async def post_liquidate() -> Any:
     data = json_object(body, required=("position_id",), optional=("agent_id",))
     agent_id = acting_agent(data, v.agent_id)
     position_id = text_field(data, "position_id")
-    done = await venue().mutate(
-        lambda conn, ctx: engine.liquidate(conn, ctx, liquidator=agent_id, position_id=position_id),
-        v,
-        urgent=True,
-    )
+    submitter = venue().submitter
+    if submitter is not None:
+        done = await submitter.submit(
+            lambda conn, ctx: custody.ask_liquidate(
+                conn, ctx, liquidator=agent_id, position_id=position_id
+            ),
+            v,
+        )
+    else:
+        done = await venue().mutate(
+            lambda conn, ctx: engine.liquidate(
+                conn, ctx, liquidator=agent_id, position_id=position_id
+            ),
+            v,
+            urgent=True,
+        )
     return jsonify(
         {
             "position": position_view(done.position, done.price),
@@ -179,10 +257,30 @@ async def post_withdraw(agent_id: str) -> Any:
     v, body = await verified()
     if agent_id != v.agent_id:
         raise Forbidden("an agent can only withdraw from its own account")
-    data = json_object(body, required=("amount_usdc",), optional=("agent_id",))
+    data = json_object(
+        body,
+        required=("amount_usdc",),
+        optional=("agent_id", "destination", "expires_at", "consent"),
+    )
     acting_agent(data, v.agent_id)
     amount = parse_usdc(data["amount_usdc"], "amount_usdc")
-    account = await venue().mutate(
-        lambda conn, ctx: engine.withdraw(conn, ctx, agent_id, amount), v
-    )
+    submitter = venue().submitter
+    if submitter is not None:
+        destination, expires_at, consent = withdraw_consent_fields(data)
+        account = await submitter.submit(
+            lambda conn, ctx: custody.ask_withdraw(
+                conn,
+                ctx,
+                agent_id=agent_id,
+                amount=amount,
+                destination=destination,
+                expires_at=expires_at,
+                consent=consent,
+            ),
+            v,
+        )
+    else:
+        account = await venue().mutate(
+            lambda conn, ctx: engine.withdraw(conn, ctx, agent_id, amount), v
+        )
     return jsonify(account_view(account))

@@ -30,8 +30,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import outcome
@@ -40,7 +40,9 @@ import trio
 from perpd import chain_actions, custody, engine
 from perpd.auth import Verified
 from perpd.chain_mirror import ChainBooks, MirrorBooks, differences
-from perpd.errors import ApiError, ChainUnconfirmed, Unavailable
+from perpd.errors import ApiError, ChainUnconfirmed, Conflict, Unavailable
+from perpd.markets import MARKETS
+from perpd.oracle import Price, PriceBook
 from perpd.retry import Backoff
 from perpd.store import on_rollback, outbox
 from perpd.store import queries as q
@@ -59,16 +61,42 @@ class MirrorMismatch(AssertionError):
     """The mirror's change disagrees with what the program wrote: a bug, undone."""
 
 
-class ChainClock:
-    """The local chain's Clock sysvar: the venue's clock, or the time a unit pins while
-    it executes, so the program computes at exactly the time the mirror does."""
+class ChainPins:
+    """The local chain's Clock and oracle: the venue's, or the time and prices a unit
+    pins while it executes, so the program computes at exactly the time and price the
+    mirror's change does (the simulated feed may tick between two reads)."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], book: PriceBook) -> None:
         self.clock = clock
-        self.pinned: int | None = None
+        self.book = book
+        self.time: int | None = None
+        self.prices: dict[int, Price] = {}
 
     def __call__(self) -> float:
-        return float(self.pinned) if self.pinned is not None else self.clock()
+        return float(self.time) if self.time is not None else self.clock()
+
+    def oracle(self, market: int) -> tuple[int, int, int]:
+        """(price e-8, conf e-8, publish_time) of a market, by its index (SPEC §2)."""
+        p = self.prices.get(market) or self.book.latest(_NAMES[market])
+        if p is None:
+            return 0, 0, 0  # no price yet: the program refuses it (PriceNotPositive)
+        return p.price, p.conf, p.publish_time
+
+    def pin(self, ctx: engine.Ctx, kind: str, markets: Sequence[int]) -> engine.Ctx:
+        """Pin the time and the usable prices of ``markets`` (`OracleUnavailable` if
+        one is not usable: nothing is sent on a price the venue would refuse); returns
+        the unit's context reading the same prices."""
+        self.time = chain_time(kind, ctx)
+        self.prices = {m: self.book.usable(_NAMES[m]) for m in markets}
+        pinned = {_NAMES[m]: p.price for m, p in self.prices.items()}
+        original = ctx.price_of
+        return replace(ctx, price_of=lambda name: pinned.get(name) or original(name))
+
+    def unpin(self) -> None:
+        self.time, self.prices = None, {}
+
+
+_NAMES = {m.index: m.name for m in MARKETS.values()}
 
 
 @dataclass
@@ -86,12 +114,12 @@ class ChainSubmitter:
         venue: Venue,
         chain: Any,
         *,
-        clock: ChainClock | None = None,
+        pins: ChainPins,
         confirm_timeout_s: float = 30.0,
     ) -> None:
         self.venue = venue
         self.chain = chain
-        self.clock = clock
+        self.pins = pins
         self.confirm_timeout_s = confirm_timeout_s
         self.stats = Stats()
         self.backoff = Backoff("chain submitter")
@@ -118,7 +146,15 @@ class ChainSubmitter:
         return await self.wait_row(row_id, timeout_s)
 
     async def wait_row(self, row_id: int, timeout_s: float | None = None) -> Any:
+        """The outcome of row ``row_id`` once it is finished (None if it had finished
+        before this call: a retried call, which reads what landed itself)."""
         event = self._waiters.setdefault(row_id, trio.Event())
+        row = await self.venue.read(lambda conn: outbox.get(conn, row_id))
+        if row is not None and row.finished and row_id not in self._finished:
+            self._waiters.pop(row_id, None)
+            if row.status == "failed":
+                raise Conflict(f"the chain refused it: {row.error}", code="chain_refused")
+            return None
         self._wake.set()
         with trio.move_on_after(self.confirm_timeout_s if timeout_s is None else timeout_s):
             await event.wait()
@@ -188,19 +224,19 @@ class ChainSubmitter:
             return _SKIPPED
         chain = self.chain
         if row.kind == "deposit":
-            landed = chain.mint_to_and_deposit_unit(conn, row.payload["agent"], row.payload["amount"])
+            landed = chain.mint_to_and_deposit_unit(
+                conn, row.payload["agent"], row.payload["amount"]
+            )
         else:
             ixs, prices = chain_actions.instructions(chain, row.kind, row.payload)
             pre = chain.pre_images(ixs)
-            if self.clock is not None:
-                self.clock.pinned = chain_time(row.kind, ctx)
+            ctx = self.pins.pin(ctx, row.kind, prices)
             try:
                 landed = chain.execute(ixs, prices=prices)
             except ChainRefused as exc:
                 raise _Refused(chain_actions.refusal(exc.name, exc.code, row.kind)) from exc
             finally:
-                if self.clock is not None:
-                    self.clock.pinned = None
+                self.pins.unpin()
             on_rollback(conn, lambda: chain.revert(pre))
         result = custody.apply(conn, ctx, row, landed.signature)
         problems = self.mirror_differences(conn, landed.accounts)
@@ -219,7 +255,9 @@ class ChainSubmitter:
         self.stats.last_signatures = [signature, *self.stats.last_signatures[:9]]
 
     async def _refuse(self, row: outbox.OutboxRow, error: ApiError) -> None:
-        log.info("chain refused outbox row %d (%s %s): %s", row.id, row.kind, row.ref, error.message)
+        log.info(
+            "chain refused outbox row %d (%s %s): %s", row.id, row.kind, row.ref, error.message
+        )
         self.stats.refused += 1
         await self.venue.mutate(
             lambda conn, ctx: custody.refuse(conn, ctx, row, error), urgent=True
@@ -280,7 +318,9 @@ class ChainSubmitter:
             (account,) = await chain.get_accounts([address])
             if account is None:
                 return False
-            return bool(chain.client.decode_collateral(bytes(account.data)).withdrawals > p["withdrawals"])
+            return bool(
+                chain.client.decode_collateral(bytes(account.data)).withdrawals > p["withdrawals"]
+            )
         from solders.pubkey import Pubkey
 
         (account,) = await chain.get_accounts([Pubkey.from_string(p["position"])])
@@ -358,10 +398,8 @@ class _Refused(Exception):
 
 
 def chain_time(kind: str, ctx: engine.Ctx) -> int:
-    """The time the program computes at: a settlement at the period boundary (the
-    mirror's schedule, SPEC §4), anything else at the unit's time."""
-    if kind == "settle":
-        return ctx.ts // ctx.funding_period_s * ctx.funding_period_s
+    """The time the program computes at: the unit's (a settlement too, so funding on
+    chain settles to the crank's time, not the period boundary: decisions.md)."""
     return ctx.ts
 
 
