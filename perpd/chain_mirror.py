@@ -55,6 +55,35 @@ class MirrorBooks:
     fees: int
 
 
+COLLATERAL_LEN = 72  # the program's account sizes (escrow-program/README.md)
+POSITION_LEN = 184
+TOKEN_AMOUNT = slice(64, 72)  # an SPL Token account's amount (u64 LE)
+
+
+def chain_books(client: Any, accounts: Iterable[tuple[Any, Any]]) -> ChainBooks:
+    """Decode the program's accounts among ``(address, account)`` pairs; the vault's
+    balance if the vault is among them. Accounts of other programs are ignored."""
+    collaterals: dict[str, Any] = {}
+    positions: dict[str, Any] = {}
+    fees = vault = None
+    for address, account in accounts:
+        if account is None:
+            continue
+        data = bytes(account.data)
+        if address == client.vault:
+            vault = int.from_bytes(data[TOKEN_AMOUNT], "little")
+        if account.owner != client.program_id:
+            continue
+        if address == client.config:
+            fees = client.decode_config(data).accrued_fees
+        elif len(data) == COLLATERAL_LEN:
+            c = client.decode_collateral(data)
+            collaterals[str(c.agent)] = c
+        elif len(data) == POSITION_LEN:
+            positions[str(address)] = client.decode_position(data)
+    return ChainBooks(collaterals, positions, fees, vault)
+
+
 def position_differences(address: str, mine: Position | None, chain: Any) -> list[str]:
     if mine is None:
         return [f"position {address}: on chain (status {chain.status}) but not in the mirror"]

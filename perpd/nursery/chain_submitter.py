@@ -39,7 +39,7 @@ import trio
 
 from perpd import chain_actions, custody, engine
 from perpd.auth import Verified
-from perpd.chain_mirror import ChainBooks, MirrorBooks, differences
+from perpd.chain_mirror import chain_books, differences
 from perpd.errors import ApiError, ChainUnconfirmed, Conflict, Unavailable
 from perpd.markets import MARKETS
 from perpd.oracle import Price, PriceBook
@@ -335,29 +335,8 @@ class ChainSubmitter:
 
     def mirror_differences(self, conn: sqlite3.Connection, accounts: dict[Any, Any]) -> list[str]:
         """Where the mirror disagrees with the program accounts a transaction wrote."""
-        client = self.chain.client
-        collaterals: dict[str, Any] = {}
-        positions: dict[str, Any] = {}
-        fees = None
-        for address, account in accounts.items():
-            if account is None or account.owner != client.program_id:
-                continue
-            data = bytes(account.data)
-            if address == client.config:
-                fees = client.decode_config(data).accrued_fees
-            elif len(data) == COLLATERAL_LEN:
-                c = client.decode_collateral(data)
-                collaterals[str(c.agent)] = c
-            elif len(data) == POSITION_LEN:
-                positions[str(address)] = client.decode_position(data)
-        mirror = MirrorBooks(
-            free={a: q.get_account(conn, a).free + q.reserved_of(conn, a) for a in collaterals},
-            positions={
-                a: p for a in positions if (p := q.position_by_address(conn, a)) is not None
-            },
-            fees=q.ledger(conn)["fees"],
-        )
-        books = ChainBooks(collaterals, positions, fees)
+        books = chain_books(self.chain.client, accounts.items())
+        mirror = q.mirror_books(conn, agents=books.collaterals, addresses=books.positions)
         return differences(mirror, books, complete=False)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -378,10 +357,6 @@ class ChainSubmitter:
             "mismatches": self.stats.mismatches,
             "db_retries": self.backoff.retries,
         }
-
-
-COLLATERAL_LEN = 72
-POSITION_LEN = 184
 
 
 class _Skip:

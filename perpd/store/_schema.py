@@ -162,7 +162,6 @@ def m002_integer_money(conn: sqlite3.Connection) -> None:
             )
 
 
-
 def m003_limits(conn: sqlite3.Connection) -> None:
     """Indexes for the caps (live rows per agent and per request), keyset pages in rowid
     order, and pruning finished requests and quotes."""

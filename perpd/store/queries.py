@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from perpd.chain_mirror import MirrorBooks
 from perpd.money import PositionState, open_fee
 from perpd.records import Account, Event, Position, Quote, TradeRequest
 
@@ -392,8 +393,11 @@ def save_position(
         )
 
 
-_SIGNATURE_COLUMNS = {"lock": "lock_signature", "settle": "settle_signature",
-                      "close": "close_signature"}
+_SIGNATURE_COLUMNS = {
+    "lock": "lock_signature",
+    "settle": "settle_signature",
+    "close": "close_signature",
+}
 
 
 def set_position_signature(
@@ -628,6 +632,56 @@ def locked_by_positions(conn: sqlite3.Connection) -> dict[str, int]:
         out[requester] = out.get(requester, 0) + cr + fee
         out[maker] = out.get(maker, 0) + cm
     return out
+
+
+def mirror_books(
+    conn: sqlite3.Connection,
+    *,
+    agents: Iterable[str] | None = None,
+    addresses: Iterable[str] | None = None,
+) -> MirrorBooks:
+    """The mirror's side of a comparison with the chain (`perpd.chain_mirror`): each
+    agent's free balance plus its pending reservations, positions by chain address
+    (pending and failed ones excluded: the chain has none of them), accrued fees.
+    ``agents`` / ``addresses`` None: all of them (verify)."""
+    if agents is None:
+        agents = [r[0] for r in conn.execute("SELECT agent_id FROM accounts")]
+    free = {a: get_account(conn, a).free + reserved_of(conn, a) for a in agents}
+    positions: dict[str, Position] = {}
+    if addresses is None:
+        rows = conn.execute(
+            f"SELECT {_POSITION_COLS} FROM positions WHERE position_address IS NOT NULL "
+            "AND status IN ('open', 'closed', 'liquidated')"
+        )
+        positions = {p.position_address: p for p in map(_position, rows) if p.position_address}
+    else:
+        for address in addresses:
+            p = position_by_address(conn, address)
+            if p is not None:
+                positions[address] = p
+    return MirrorBooks(free, positions, ledger(conn)["fees"])
+
+
+def chain_addresses(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+    """Every agent with an account and every position address the mirror knows."""
+    agents = [r[0] for r in conn.execute("SELECT agent_id FROM accounts ORDER BY agent_id")]
+    addresses = [
+        r[0]
+        for r in conn.execute(
+            "SELECT position_address FROM positions WHERE position_address IS NOT NULL "
+            "AND status IN ('open', 'closed', 'liquidated') ORDER BY rowid"
+        )
+    ]
+    return agents, addresses
+
+
+def position_by_address(conn: sqlite3.Connection, address: str) -> Position | None:
+    row = conn.execute(
+        f"SELECT {_POSITION_COLS} FROM positions WHERE position_address = ? "
+        "AND status IN ('open', 'closed', 'liquidated')",
+        (address,),
+    ).fetchone()
+    return _position(row) if row else None
 
 
 def verify(conn: sqlite3.Connection) -> list[str]:
