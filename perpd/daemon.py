@@ -80,6 +80,8 @@ async def run(
                 clock=clock,
                 sim_feed=feed,
                 limits=config.trade_limits(),
+                chain=config.chain,
+                program_id=config.program_pubkey(),
             )
             await services.start(
                 partial(
