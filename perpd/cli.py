@@ -17,7 +17,7 @@ import trio
 
 from perpd import chain_verify, daemon, demo
 from perpd.chain import command as chain_command
-from perpd.config import Config
+from perpd.config import CHAIN_MODES, Config
 from perpd.store import queries
 
 T = TypeVar("T")
@@ -85,6 +85,17 @@ def _parser() -> argparse.ArgumentParser:
         default=Config.db_wal_limit_bytes,
         metavar="BYTES",
         help="WAL size the file is cut back to after a checkpoint (default 16 MiB)",
+    )
+    run.add_argument(
+        "--chain",
+        choices=CHAIN_MODES,
+        default=Config.chain,
+        help="where custody lives: local SVM, a cluster over RPC, or none (off-chain)",
+    )
+    run.add_argument(
+        "--program-id",
+        default=Config.program_id,
+        help="the escrow program id that consents name (default: the local program's)",
     )
     run.add_argument("--log-level", default="INFO")
     demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
@@ -154,6 +165,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ws_max_per_agent=args.ws_max_per_agent,
         db_busy_timeout_ms=args.db_busy_timeout,
         db_wal_limit_bytes=args.db_wal_limit,
+        chain=args.chain,
+        program_id=args.program_id,
     )
 
 

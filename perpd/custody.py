@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from perpd import engine
-from perpd.errors import ApiError, InsufficientCollateral
+from perpd.consents import CloseConsent, WithdrawConsent
+from perpd.errors import ApiError, InsufficientCollateral, Unauthorized
 from perpd.markets import get_market
 from perpd.records import Position
 from perpd.store import outbox
@@ -22,13 +23,6 @@ from perpd.store import queries as q
 from perpd.units import format_usdc
 
 CHAIN_SIDE = {1: 0, -1: 1}
-
-
-def _address_of(client: Any, requester: str, nonce: int) -> str:
-    from solders.pubkey import Pubkey
-
-    address, _bump = client.position_address(Pubkey.from_string(requester), nonce)
-    return str(address)
 
 
 def ask_lock(
@@ -47,9 +41,8 @@ def ask_lock(
     r = q.get_request(conn, request_id)
     quote = q.get_quote(conn, quote_id)
     assert r is not None and quote is not None
-    address = _address_of(client, r.agent_id, r.nonce)
-    position = replace(position, position_address=address)
-    q.save_position(conn, position, (None, None))
+    address = position.position_address
+    assert address is not None and r.nonce is not None, "a chain accept has a consent"
     payload = {
         "request": {
             "requester": r.agent_id,
@@ -94,17 +87,18 @@ def ask_close(
     agent_id: str | None,
     position_id: str,
     pct: int,
-    expires_at: int,
-    consent: str | None,
+    consent: CloseConsent | None,
 ) -> tuple[None, int]:
     """Queue a close (``consent`` None: a term that has ended, closed by anyone)."""
-    p, _price = engine.check_close(conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct)
+    p, _price = engine.check_close(
+        conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct, consent=consent
+    )
     payload = {
         **_position_payload(p),
         "size_percent": pct,
         "closes": p.closes,
-        "expires_at": expires_at,
-        "consent": consent,
+        "expires_at": 0 if consent is None else consent.expires_at,
+        "consent": None if consent is None else consent.signature,
         "agent_id": agent_id,
     }
     return None, outbox.add(conn, "close", position_id, payload, ctx.ts)
@@ -146,12 +140,15 @@ def ask_withdraw(
     *,
     agent_id: str,
     amount: int,
-    destination: str,
-    expires_at: int,
-    consent: str,
+    consent: WithdrawConsent,
 ) -> tuple[None, int]:
     """Queue a consented withdrawal; refused now if the free balance cannot cover it."""
     account = q.get_account(conn, agent_id)
+    if consent.withdrawals != account.withdrawals:
+        raise Unauthorized(
+            f"the withdraw consent names withdrawal {consent.withdrawals}, but "
+            f"{agent_id} has made {account.withdrawals}: sign it again"
+        )
     if account.free < amount:
         raise InsufficientCollateral(
             f"free balance {format_usdc(account.free)} is below {format_usdc(amount)}"
@@ -159,10 +156,10 @@ def ask_withdraw(
     payload = {
         "agent": agent_id,
         "amount": amount,
-        "destination": destination,
+        "destination": consent.destination,
         "withdrawals": account.withdrawals,
-        "expires_at": expires_at,
-        "consent": consent,
+        "expires_at": consent.expires_at,
+        "consent": consent.signature,
     }
     return None, outbox.add(conn, "withdraw", agent_id, payload, ctx.ts)
 
@@ -186,8 +183,16 @@ def apply(conn: sqlite3.Connection, ctx: engine.Ctx, row: outbox.OutboxRow, sign
     if row.kind == "lock":
         return engine.open_reserved(conn, ctx, position_id=row.ref, signature=signature)
     if row.kind == "close":
+        consent = None
+        if p["consent"] is not None:
+            consent = CloseConsent(p["consent"], p["expires_at"], p["closes"])
         done = engine.close(
-            conn, ctx, agent_id=p["agent_id"], position_id=row.ref, pct=p["size_percent"]
+            conn,
+            ctx,
+            agent_id=p["agent_id"],
+            position_id=row.ref,
+            pct=p["size_percent"],
+            consent=consent,
         )
         q.set_position_signature(conn, row.ref, "close", signature)
         return replace(done, position=replace(done.position, close_signature=signature))
@@ -203,9 +208,8 @@ def apply(conn: sqlite3.Connection, ctx: engine.Ctx, row: outbox.OutboxRow, sign
                 settled += 1
         return settled
     if row.kind == "withdraw":
-        engine.withdraw(conn, ctx, p["agent"], p["amount"])
-        q.count_withdrawal(conn, p["agent"])
-        return q.get_account(conn, p["agent"])
+        signed = WithdrawConsent(p["consent"], p["destination"], p["expires_at"], p["withdrawals"])
+        return engine.withdraw(conn, ctx, p["agent"], p["amount"], signed)
     if row.kind == "deposit":
         return engine.deposit(conn, ctx, p["agent"], p["amount"])
     raise ValueError(f"unknown outbox kind {row.kind!r}")

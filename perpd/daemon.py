@@ -81,7 +81,7 @@ async def _start_chain(
     submitter = chain_submitter.ChainSubmitter(
         venue, chain, pins=pins, confirm_timeout_s=config.chain_confirm_timeout_s
     )
-    venue.chain, venue.submitter = chain, submitter
+    venue.backend, venue.submitter = chain, submitter
     await services.start(chain_submitter.run, submitter)
     return submitter
 
@@ -134,6 +134,8 @@ async def run(
                 clock=clock,
                 sim_feed=feed,
                 limits=config.trade_limits(),
+                chain=config.chain,
+                program_id=config.program_pubkey(),
             )
             submitter = await _start_chain(config, services, venue, book, clock)
             await services.start(

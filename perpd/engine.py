@@ -14,8 +14,12 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from solders.pubkey import Pubkey
+
 from perpd import money
 from perpd.bounds import MAX_BALANCE, MAX_TOTAL_DEPOSITS, saturate_pnl
+from perpd.chain._program import LOCAL_PROGRAM_ID
+from perpd.consents import CloseConsent, QuoteConsent, WithdrawConsent, position_address
 from perpd.errors import (
     Conflict,
     Forbidden,
@@ -25,6 +29,7 @@ from perpd.errors import (
     RateAboveMax,
     RateLimited,
     SelfQuote,
+    Unauthorized,
 )
 from perpd.limits import TradeLimits
 from perpd.markets import get_market
@@ -44,6 +49,7 @@ class Ctx:
     funding_period_s: int
     price_of: Callable[[str], int]  # the usable oracle price now, or OracleUnavailable
     limits: TradeLimits = field(default_factory=TradeLimits)
+    program_id: Pubkey = LOCAL_PROGRAM_ID  # the escrow program consents and addresses name
 
     @property
     def ts(self) -> int:
@@ -89,13 +95,26 @@ def check_deposit(conn: sqlite3.Connection, agent_id: str, amount: int) -> None:
         )
 
 
-def withdraw(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> Account:
+def withdraw(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    agent_id: str,
+    amount: int,
+    consent: WithdrawConsent | None = None,
+) -> Account:
+    """Debit free collateral; a consented withdrawal advances ``withdrawals``, and is
+    refused (401) if another one advanced it after its consent was verified."""
     account = q.get_account(conn, agent_id)
+    if consent is not None and consent.withdrawals != account.withdrawals:
+        raise Unauthorized(
+            f"the withdraw consent names withdrawal {consent.withdrawals}, but "
+            f"{agent_id} has made {account.withdrawals}: sign it again"
+        )
     if account.free < amount:
         raise InsufficientCollateral(
             f"free balance {format_usdc(account.free)} is below {format_usdc(amount)}"
         )
-    q.record_withdrawal(conn, agent_id, amount)
+    q.record_withdrawal(conn, agent_id, amount, consented=consent is not None)
     return q.get_account(conn, agent_id)
 
 
@@ -121,17 +140,25 @@ def create_request(
     leverage: int,
     max_rate: int,
     duration_s: int | None,
-    expires_in: int,
+    expires_in: int = 30,
+    expires_at: int | None = None,
+    nonce: int | None = None,
+    consent: str | None = None,
+    request_hash: str | None = None,
 ) -> TradeRequest:
     """Open a request for quotes; the requester must be able to fund IM + open fee now.
 
-    Refused below the market's minimum size (400) and past the agent's cap on open
-    requests (429, Retry-After = until its earliest open request expires).
+    ``expires_at`` (a signed deadline) replaces ``expires_in``; ``consent`` and
+    ``request_hash`` come verified (`perpd.consents`). Refused below the market's
+    minimum size (400), with a nonce used before (409 ``nonce_used``), and past the
+    agent's cap on open requests (429, Retry-After = until its earliest one expires).
     """
     lim = ctx.limits
     min_size = lim.min_size_of(market)
     if size < min_size:
         raise InvalidRequest(f"size_usdc must be at least {format_usdc(min_size)} on {market}")
+    if nonce is not None and q.nonce_used(conn, agent_id, nonce):
+        raise Conflict(f"{agent_id} has used nonce {nonce} before", code="nonce_used")
     cap = lim.max_open_requests_per_agent
     count, earliest = q.open_requests_of(conn, agent_id, ctx.now, cap)
     if count >= cap:
@@ -151,8 +178,12 @@ def create_request(
         max_rate=max_rate,
         duration_s=duration_s,
         created_at=ctx.ts,
-        expires_at=deadline(ctx.now, expires_in),
+        expires_at=deadline(ctx.now, expires_in) if expires_at is None else expires_at,
         status="open",
+        nonce=nonce,
+        consent=consent,
+        consent_expires_at=expires_at if consent is not None else None,
+        request_hash=request_hash,
     )
     q.insert_request(conn, r)
     q.append_event(conn, ctx.ts, "trade_request", request_view(r), market=market, public=True)
@@ -218,10 +249,17 @@ def create_quote(
     agent_id: str,
     rate: int,
     collateral: int,
-    valid_for: int,
+    valid_for: int = 10,
+    valid_until: int | None = None,
+    consent: QuoteConsent | None = None,
 ) -> Quote:
-    """A maker's firm quote on a live request. Nothing is locked until it is accepted."""
+    """A maker's firm quote on a live request. Nothing is locked until it is accepted.
+
+    ``valid_until`` (a signed deadline) replaces ``valid_for``; a ``consent`` was
+    verified against the request consent hash it names, which must be this request's."""
     r = _get_request(conn, request_id)
+    if consent is not None and r.request_hash != consent.request_hash:
+        raise Unauthorized(f"the quote consent names another request than {request_id}")
     _require_live(ctx, r)
     if agent_id == r.agent_id:
         raise SelfQuote("a maker cannot quote its own request")
@@ -242,8 +280,10 @@ def create_quote(
         rate=rate,
         collateral=collateral,
         created_at=ctx.ts,
-        expires_at=deadline(ctx.now, valid_for),
+        expires_at=deadline(ctx.now, valid_for) if valid_until is None else valid_until,
         status="live",
+        consent=None if consent is None else consent.signature,
+        valid_until=valid_until,
     )
     q.insert_quote(conn, quote)
     q.append_event(conn, ctx.ts, "quote", quote_view(quote), market=r.market, audience=[r.agent_id])
@@ -291,6 +331,10 @@ def _new_position(
         opened_at=ctx.ts,
         expires_at=None if r.duration_s is None else ctx.ts + r.duration_s,
         next_funding_at=next_funding_time(ctx.ts, ctx.funding_period_s),
+        nonce=r.nonce,
+        position_address=(
+            None if r.nonce is None else str(position_address(ctx.program_id, r.agent_id, r.nonce))
+        ),
     )
     return position, fee, price
 
@@ -532,13 +576,24 @@ def _require_open(p: Position) -> None:
 
 
 def check_close(
-    conn: sqlite3.Connection, ctx: Ctx, *, agent_id: str | None, position_id: str, pct: int
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    *,
+    agent_id: str | None,
+    position_id: str,
+    pct: int,
+    consent: CloseConsent | None = None,
 ) -> tuple[Position, int]:
     """Everything `close` refuses, without changing anything: (position, price)."""
     p = _get_position(conn, position_id)
     if agent_id is not None and agent_id != p.requester:
         raise Forbidden("only the requester can close a position")
     _require_open(p)
+    if consent is not None and consent.closes != p.closes:
+        raise Unauthorized(
+            f"the close consent names close {consent.closes}, but position {position_id} "
+            f"has had {p.closes}: sign it again"
+        )
     min_size = ctx.limits.min_size_of(p.market)
     left = p.state.notional - p.state.notional * pct // 100
     if pct < 100 and left < min_size:
@@ -565,9 +620,15 @@ def close(
     agent_id: str | None,
     position_id: str,
     pct: int,
+    consent: CloseConsent | None = None,
 ) -> Closed:
-    """Close ``pct`` percent at the oracle price (``agent_id`` None: the term-expiry timer)."""
-    p, price = check_close(conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct)
+    """Close ``pct`` percent at the oracle price (``agent_id`` None: the term-expiry timer).
+
+    Every close advances the position's ``closes``; a ``consent`` verified for another
+    count (a replay, or a close that raced it) is refused (401)."""
+    p, price = check_close(
+        conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct, consent=consent
+    )
     result = money.close_position(p.state, pct, price, ctx.ts, ctx.funding_period_s)
     funded = result.funding.state
     _move_funding(conn, p, result.funding.transfer)
@@ -577,6 +638,7 @@ def close(
     q.adjust_account(conn, p.requester, result.requester_release, -cr_c)
     q.adjust_account(conn, p.maker, result.maker_release, -cm_c)
     common = {
+        "closes": p.closes + 1,
         "funding_total": p.funding_total + result.funding.transfer,
         # exact in the response and the event; the stored total saturates (`bounds`)
         "realized_pnl": saturate_pnl(p.realized_pnl + result.pnl),

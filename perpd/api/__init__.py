@@ -9,7 +9,7 @@ from quart import jsonify
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from perpd.api import _dev, _limits, _reads, _trade, _ws
+from perpd.api import _chain, _dev, _limits, _reads, _trade, _ws
 from perpd.api._common import MAX_BODY, error_response, http_error_response
 from perpd.api._openapi import document
 from perpd.errors import ApiError
@@ -52,6 +52,7 @@ def create_app(
     app.register_blueprint(_trade.bp)
     app.register_blueprint(_reads.bp)
     app.register_blueprint(_ws.bp)
+    app.register_blueprint(_chain.bp)
     if dev:
         app.register_blueprint(_dev.bp)
     app.before_request(_limits.limit_address)

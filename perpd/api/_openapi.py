@@ -57,6 +57,9 @@ def document() -> dict[str, Any]:
                     "max_funding_rate",
                     "duration",
                     "expires_in",
+                    "expires_at",
+                    "nonce",
+                    "consent",
                 ],
             )
         },
@@ -65,7 +68,15 @@ def document() -> dict[str, Any]:
                 "Quote a funding rate",
                 signed=True,
                 ok=201,
-                body=["request_id", "agent_id", "funding_rate", "collateral_usdc", "valid_for"],
+                body=[
+                    "request_id",
+                    "agent_id",
+                    "funding_rate",
+                    "collateral_usdc",
+                    "valid_for",
+                    "valid_until",
+                    "consent",
+                ],
             )
         },
         "/trade/accept": {
@@ -73,7 +84,9 @@ def document() -> dict[str, Any]:
         },
         "/trade/close": {
             "post": _op(
-                "Close (part of) a position", signed=True, body=["position_id", "size_percent"]
+                "Close (part of) a position",
+                signed=True,
+                body=["position_id", "size_percent", "expires_at", "consent"],
             )
         },
         "/trade/liquidate": {
@@ -91,13 +104,18 @@ def document() -> dict[str, Any]:
         "/markets": {"get": _op("Markets and oracle prices")},
         "/accounts/{agent_id}": {"get": _op("Balances", signed=True)},
         "/accounts/{agent_id}/withdraw": {
-            "post": _op("Withdraw free collateral", signed=True, body=["amount_usdc"])
+            "post": _op(
+                "Withdraw free collateral",
+                signed=True,
+                body=["amount_usdc", "destination", "expires_at", "consent"],
+            )
         },
         "/events": {
             "get": _op(
                 "Events visible to the caller", signed=True, query=["since", "limit", "cursor"]
             )
         },
+        "/chain": {"get": _op("Chain mode and the program id consents name")},
         "/health": {"get": _op("Health")},
         "/metrics": {"get": _op("Prometheus metrics")},
         "/dev/faucet": {"post": _op("Dev: credit an agent", body=["agent_id", "amount_usdc"])},

@@ -9,9 +9,23 @@ import hashlib
 from functools import cache
 from importlib import resources
 
-__all__ = ["PROGRAM_FILE", "elf_length", "packaged_program", "packaged_sha256"]
+from solders.keypair import Keypair
+
+__all__ = [
+    "LOCAL_PROGRAM_ID",
+    "PROGRAM_FILE",
+    "elf_length",
+    "packaged_program",
+    "packaged_sha256",
+]
 
 PROGRAM_FILE = "escrow.so"
+
+# The program id of the in-process local chain: a fixed keypair's public key, so that
+# consents signed against a local daemon stay valid across restarts and machines.
+LOCAL_PROGRAM_ID = Keypair.from_seed(
+    hashlib.sha256(b"perpd local escrow program").digest()
+).pubkey()
 
 
 @cache

@@ -71,7 +71,6 @@ async def close_expired_terms(venue: Venue, quarantine: Quarantine | None = None
                         agent_id=None,
                         position_id=p.position_id,
                         pct=100,
-                        expires_at=0,
                         consent=None,
                     )
                 )

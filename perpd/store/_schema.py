@@ -183,6 +183,33 @@ def m003_limits(conn: sqlite3.Connection) -> None:
     )
 
 
+def m005_consents(conn: sqlite3.Connection) -> None:
+    """Consents (SPEC §6): what each request, quote and position was signed for, the
+    counters the next close and withdraw consents name, and one nonce per requester.
+
+    Nonces are u64 and SQLite integers i64: `queries` stores a nonce as its
+    two's-complement i64 (2^63 and above wrap negative), so the UNIQUE indexes hold."""
+    _execute_script(
+        conn,
+        """
+        ALTER TABLE requests ADD COLUMN nonce INTEGER;
+        ALTER TABLE requests ADD COLUMN consent TEXT;
+        ALTER TABLE requests ADD COLUMN consent_expires_at INTEGER;
+        ALTER TABLE requests ADD COLUMN request_hash TEXT;
+        ALTER TABLE quotes ADD COLUMN consent TEXT;
+        ALTER TABLE quotes ADD COLUMN valid_until INTEGER;
+        ALTER TABLE positions ADD COLUMN nonce INTEGER;
+        ALTER TABLE positions ADD COLUMN position_address TEXT;
+        ALTER TABLE positions ADD COLUMN closes INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE accounts ADD COLUMN withdrawals INTEGER NOT NULL DEFAULT 0;
+        CREATE UNIQUE INDEX requests_nonce ON requests (agent_id, nonce)
+            WHERE nonce IS NOT NULL;
+        CREATE UNIQUE INDEX positions_nonce ON positions (requester, nonce)
+            WHERE nonce IS NOT NULL;
+        """,
+    )
+
+
 def m006_outbox(conn: sqlite3.Connection) -> None:
     """The chain outbox (one row per chain action, written with the change that asks
     for it) and, on positions, the signatures of the transactions that moved them.
@@ -216,7 +243,14 @@ def m006_outbox(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_integer_money, m003_limits, m006_outbox)
+# m004 is chain-local's (m004_chain); the lead orders them on merge.
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_initial,
+    m002_integer_money,
+    m003_limits,
+    m005_consents,
+    m006_outbox,
+)
 
 
 def status(conn: sqlite3.Connection) -> list[tuple[int, str, bool]]:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from perpd.chain_mirror import MirrorBooks
@@ -22,9 +23,9 @@ from perpd.records import Account, Event, Position, Quote, TradeRequest
 
 def get_account(conn: sqlite3.Connection, agent_id: str) -> Account:
     row = conn.execute(
-        "SELECT free, locked FROM accounts WHERE agent_id = ?", (agent_id,)
+        "SELECT free, locked, withdrawals FROM accounts WHERE agent_id = ?", (agent_id,)
     ).fetchone()
-    return Account(agent_id, row[0], row[1]) if row else Account(agent_id, 0, 0)
+    return Account(agent_id, *row) if row else Account(agent_id, 0, 0)
 
 
 def adjust_account(conn: sqlite3.Connection, agent_id: str, free: int, locked: int) -> None:
@@ -45,8 +46,15 @@ def record_deposit(conn: sqlite3.Connection, agent_id: str, amount: int) -> None
     conn.execute("UPDATE ledger SET deposits = deposits + ? WHERE id = 1", (amount,))
 
 
-def record_withdrawal(conn: sqlite3.Connection, agent_id: str, amount: int) -> None:
+def record_withdrawal(
+    conn: sqlite3.Connection, agent_id: str, amount: int, *, consented: bool = False
+) -> None:
+    """Debit a withdrawal; a consented one advances the agent's ``withdrawals`` count."""
     adjust_account(conn, agent_id, -amount, 0)
+    if consented:
+        conn.execute(
+            "UPDATE accounts SET withdrawals = withdrawals + 1 WHERE agent_id = ?", (agent_id,)
+        )
     conn.execute("UPDATE ledger SET withdrawals = withdrawals + ? WHERE id = 1", (amount,))
 
 
@@ -78,17 +86,49 @@ def ledger(conn: sqlite3.Connection) -> dict[str, int]:
     }
 
 
+# ---------------------------------------------------------------- nonces
+
+_U64 = 1 << 64
+
+
+def _nonce_in(nonce: int | None) -> int | None:
+    """A u64 nonce as the i64 SQLite stores (two's complement: 2^63.. wrap negative)."""
+    return None if nonce is None else (nonce - _U64 if nonce >= 1 << 63 else nonce)
+
+
+def _nonce_out(stored: int | None) -> int | None:
+    return None if stored is None else stored % _U64
+
+
+def nonce_used(conn: sqlite3.Connection, agent_id: str, nonce: int) -> bool:
+    """Whether ``agent_id`` named ``nonce`` in a request, or has a position with it
+    (positions are kept forever; a request row may have been pruned)."""
+    stored = _nonce_in(nonce)
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM requests WHERE agent_id = ? AND nonce = ?) "
+        "OR EXISTS (SELECT 1 FROM positions WHERE requester = ? AND nonce = ?)",
+        (agent_id, stored, agent_id, stored),
+    ).fetchone()
+    return bool(row[0])
+
+
 # ---------------------------------------------------------------- requests
 
 _REQUEST_COLS = (
     "request_id, agent_id, market, side, size, leverage, max_rate, duration_s, "
-    "created_at, expires_at, status, position_id"
+    "created_at, expires_at, status, position_id, nonce, consent, consent_expires_at, "
+    "request_hash"
 )
+
+
+def _request(row: tuple[Any, ...]) -> TradeRequest:
+    r = TradeRequest(*row)
+    return replace(r, nonce=_nonce_out(r.nonce)) if r.nonce is not None else r
 
 
 def insert_request(conn: sqlite3.Connection, r: TradeRequest) -> None:
     conn.execute(
-        f"INSERT INTO requests ({_REQUEST_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO requests ({_REQUEST_COLS}) VALUES ({','.join('?' * 16)})",
         (
             r.request_id,
             r.agent_id,
@@ -102,6 +142,10 @@ def insert_request(conn: sqlite3.Connection, r: TradeRequest) -> None:
             r.expires_at,
             r.status,
             r.position_id,
+            _nonce_in(r.nonce),
+            r.consent,
+            r.consent_expires_at,
+            r.request_hash,
         ),
     )
 
@@ -110,7 +154,7 @@ def get_request(conn: sqlite3.Connection, request_id: str) -> TradeRequest | Non
     row = conn.execute(
         f"SELECT {_REQUEST_COLS} FROM requests WHERE request_id = ?", (request_id,)
     ).fetchone()
-    return TradeRequest(*row) if row else None
+    return _request(row) if row else None
 
 
 def set_request_status(
@@ -129,7 +173,7 @@ def requests_due(conn: sqlite3.Connection, now: float, limit: int = -1) -> list[
         "ORDER BY expires_at LIMIT ?",
         (now, limit),
     )
-    return [TradeRequest(*r) for r in rows]
+    return [_request(r) for r in rows]
 
 
 def open_requests_of(
@@ -158,7 +202,7 @@ def page_open_requests(
         sql += " AND market = ?"
         args += (market,)
     rows = conn.execute(sql + " ORDER BY rowid LIMIT ?", (*args, limit))
-    return [(r[0], TradeRequest(*r[1:])) for r in rows]
+    return [(r[0], _request(r[1:])) for r in rows]
 
 
 def next_request_deadline(conn: sqlite3.Connection) -> int | None:
@@ -168,12 +212,15 @@ def next_request_deadline(conn: sqlite3.Connection) -> int | None:
 
 # ---------------------------------------------------------------- quotes
 
-_QUOTE_COLS = "quote_id, request_id, agent_id, rate, collateral, created_at, expires_at, status"
+_QUOTE_COLS = (
+    "quote_id, request_id, agent_id, rate, collateral, created_at, expires_at, status, "
+    "consent, valid_until"
+)
 
 
 def insert_quote(conn: sqlite3.Connection, q: Quote) -> None:
     conn.execute(
-        f"INSERT INTO quotes ({_QUOTE_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+        f"INSERT INTO quotes ({_QUOTE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (
             q.quote_id,
             q.request_id,
@@ -183,6 +230,8 @@ def insert_quote(conn: sqlite3.Connection, q: Quote) -> None:
             q.created_at,
             q.expires_at,
             q.status,
+            q.consent,
+            q.valid_until,
         ),
     )
 
@@ -230,7 +279,8 @@ def quotes_due_with_request(
         "WHERE q.status = 'live' AND q.expires_at <= ? ORDER BY q.expires_at LIMIT ?",
         (now, limit),
     )
-    return [(Quote(*r[:8]), r[8], r[9]) for r in rows]
+    n = len(_QUOTE_COLS.split(", "))
+    return [(Quote(*r[:n]), r[n], r[n + 1]) for r in rows]
 
 
 def live_quotes_of_agent(
@@ -313,13 +363,15 @@ _POSITION_COLS = (
     "position_id, request_id, quote_id, market, requester, maker, leverage, "
     "side, notional, entry_price, cr, cm, imr, imm, rate, t_base, funding_paid, "
     "funding_total, realized_pnl, status, opened_at, expires_at, next_funding_at, "
-    "closed_at, exit_price, liquidator, lock_signature, settle_signature, close_signature"
+    "closed_at, exit_price, liquidator, nonce, position_address, closes, "
+    "lock_signature, settle_signature, close_signature"
 )
 
 
 def _position(row: tuple[Any, ...]) -> Position:
     state = PositionState(*row[7:17])
-    return Position(*row[:7], state, *row[17:])  # type: ignore[arg-type, call-arg]
+    p = Position(*row[:7], state, *row[17:])  # type: ignore[arg-type, call-arg]
+    return replace(p, nonce=_nonce_out(p.nonce)) if p.nonce is not None else p
 
 
 def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[Any, ...]:
@@ -351,6 +403,9 @@ def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[A
         p.closed_at,
         p.exit_price,
         p.liquidator,
+        _nonce_in(p.nonce),
+        p.position_address,
+        p.closes,
         p.lock_signature,
         p.settle_signature,
         p.close_signature,
