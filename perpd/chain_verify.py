@@ -29,9 +29,9 @@ def _config_address(program_id: Pubkey) -> Pubkey:
 def local_problems(conn: sqlite3.Connection) -> list[str] | None:
     """The differences between the mirror and the local chain saved in this file; None
     if the file holds no local chain (``--chain none`` or rpc)."""
-    from perpd.store import chain as chain_store
+    from perpd.chain_persist import load_local_chain
 
-    saved, _secret = chain_store.load_local_chain(conn)
+    saved, _secret = load_local_chain(conn)
     if not saved:
         return None
     accounts = dict(saved)

@@ -60,10 +60,10 @@ async def _start_chain(
         return None
     pins = chain_submitter.ChainPins(clock, book)
     if config.chain == "local":
+        from perpd import chain_persist
         from perpd.chain._local import LocalChain
-        from perpd.store import chain as chain_store
 
-        saved, secret = await venue.store.read(chain_store.load_local_chain)
+        saved, secret = await venue.store.read(chain_persist.load_local_chain)
         chain: Any = LocalChain.create(
             clock=pins,
             oracle=pins.oracle,
@@ -74,7 +74,7 @@ async def _start_chain(
         if not saved:
             genesis = chain.genesis_accounts()
             await venue.store.write(
-                lambda conn: chain_store.save_local_chain(conn, genesis, chain.secret)
+                lambda conn: chain_persist.save_genesis(conn, genesis, chain.secret)
             )
     else:
         chain = await _connect_rpc(config)

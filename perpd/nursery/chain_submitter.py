@@ -37,13 +37,14 @@ from typing import Any, TypeVar
 import outcome
 import trio
 
-from perpd import chain_actions, custody, engine
+from perpd import chain_actions, chain_persist, custody, engine
 from perpd.auth import Verified
 from perpd.chain_mirror import chain_books, differences
 from perpd.errors import ApiError, ChainUnconfirmed, Conflict, Unavailable
 from perpd.markets import MARKETS
 from perpd.oracle import Price, PriceBook
 from perpd.retry import Backoff
+from perpd.store import chain as chain_store
 from perpd.store import on_rollback, outbox
 from perpd.store import queries as q
 from perpd.venue import Venue
@@ -229,7 +230,7 @@ class ChainSubmitter:
             )
         else:
             ixs, prices = chain_actions.instructions(chain, row.kind, row.payload)
-            pre = chain.pre_images(ixs)
+            pre = chain.pre_images(ixs, prices=prices)
             ctx = self.pins.pin(ctx, row.kind, prices)
             try:
                 landed = chain.execute(ixs, prices=prices)
@@ -243,9 +244,7 @@ class ChainSubmitter:
         if problems:
             self.stats.mismatches += 1
             raise MirrorMismatch(f"row {row.id} ({row.kind}): " + "; ".join(problems))
-        from perpd.store import chain as chain_store
-
-        chain_store.save_chain_accounts(conn, landed.accounts)
+        chain_persist.save_accounts(conn, landed.accounts)
         chain_store.record_chain_tx(conn, landed.signature, landed.slot, row.kind, row.ref)
         outbox.mark_done(conn, row.id, landed.signature, landed.slot, ctx.ts)
         self._note(landed.signature)
