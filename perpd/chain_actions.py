@@ -15,6 +15,10 @@ from typing import Any, Protocol
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 from solders.signature import Signature
+from spl.token.instructions import (
+    create_idempotent_associated_token_account,
+    get_associated_token_address,
+)
 
 from perpd.errors import (
     ApiError,
@@ -109,7 +113,16 @@ def instructions(
         )
         return [ix], [payload["market"]]
     if kind == "withdraw":
-        ixs = client.withdraw_with_consent_ixs(
+        agent, destination = _key(payload["agent"]), _key(payload["destination"])
+        wallet: list[Instruction] = []
+        if destination == get_associated_token_address(agent, client.usdc_mint):
+            # to the agent's own USDC wallet: the router opens it if it is not there yet
+            wallet.append(
+                create_idempotent_associated_token_account(
+                    chain.router.pubkey(), agent, client.usdc_mint
+                )
+            )
+        ixs = wallet + client.withdraw_with_consent_ixs(
             agent=_key(payload["agent"]),
             destination=_key(payload["destination"]),
             amount=payload["amount"],

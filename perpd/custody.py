@@ -15,7 +15,7 @@ from typing import Any
 
 from perpd import engine
 from perpd.consents import CloseConsent, WithdrawConsent
-from perpd.errors import ApiError, InsufficientCollateral, Unauthorized
+from perpd.errors import ApiError, InsufficientCollateral, InvalidRequest, Unauthorized
 from perpd.markets import get_market
 from perpd.records import Position
 from perpd.store import outbox
@@ -93,6 +93,8 @@ def ask_close(
     p, _price = engine.check_close(
         conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct, consent=consent
     )
+    if agent_id is not None and consent is None:
+        raise InvalidRequest("with a chain, a close needs the requester's consent (SPEC §6)")
     payload = {
         **_position_payload(p),
         "size_percent": pct,

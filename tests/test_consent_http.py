@@ -18,6 +18,7 @@ import pytest
 import trio
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from spl.token.instructions import get_associated_token_address
 
 from perpd.chain import _consent as c
 from perpd.chain._program import LOCAL_PROGRAM_ID
@@ -162,6 +163,11 @@ class Book:
             "consent": sign(signer, c.close_consent(**terms)),
         }
 
+    def wallet(self, agent: Agent) -> Pubkey:
+        """The agent's own USDC token account (withdrawals to it open it if needed)."""
+        mint = self.server.venue.backend.client.usdc_mint
+        return get_associated_token_address(agent.keypair.pubkey(), mint)
+
     def withdraw_body(
         self, agent: Agent, amount: int, withdrawals: int, destination: Pubkey, /, **sign_as: Any
     ) -> dict[str, Any]:
@@ -237,7 +243,8 @@ async def test_signed_lifecycle_shows_consents_addresses_and_counters(book: Book
     full = await requester.ok("/trade/close", book.close_body(half["position"], 100))
     assert full["position"]["closes"] == 2 and full["position"]["status"] == "closed"
 
-    dest = Keypair().pubkey()
+    # the requester's own USDC wallet: the router opens it with the first withdrawal
+    dest = book.wallet(requester)
     for n in range(2):
         account = await requester.ok(
             f"/accounts/{requester.id}/withdraw", book.withdraw_body(requester, 5 * M, n, dest)
@@ -420,7 +427,7 @@ async def test_withdraw_consent_for_other_terms_is_401(book: Book, term: dict[st
 
 async def test_replayed_withdraw_consent_is_401(book: Book) -> None:
     path = f"/accounts/{book.maker.id}/withdraw"
-    body = book.withdraw_body(book.maker, M, 0, Keypair().pubkey())
+    body = book.withdraw_body(book.maker, M, 0, book.wallet(book.maker))
     assert (await book.maker.ok(path, body))["withdrawals"] == 1
     await book.refused(book.maker, path, body, 401, "unauthorized")
     assert (await book.maker.balances())[0] == 9999 * M

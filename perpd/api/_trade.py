@@ -323,7 +323,6 @@ async def post_close() -> Any:
     consent = await _close_consent(agent_id, position_id, pct, sig, expires_at)
     submitter = venue().submitter
     if submitter is not None:
-        assert consent is not None  # required with a chain (`_consent`)
         closed = await submitter.submit(
             lambda conn, ctx: custody.ask_close(
                 conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct, consent=consent

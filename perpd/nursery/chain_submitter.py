@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import outcome
 import trio
+from solders.pubkey import Pubkey
 
 from perpd import chain_actions, chain_persist, custody, engine
 from perpd.auth import Verified
@@ -224,10 +225,25 @@ class ChainSubmitter:
         if row is None or row.finished:
             return _SKIPPED
         chain = self.chain
-        if row.kind == "deposit":
-            landed = chain.mint_to_and_deposit_unit(
-                conn, row.payload["agent"], row.payload["amount"]
+        if row.kind == "deposit":  # the dev faucet: mint test USDC and deposit it
+            agent = Pubkey.from_string(row.payload["agent"])
+            client = chain.client
+            touched = (
+                client.usdc_mint,
+                chain.faucet,
+                client.collateral_address(agent),
+                client.vault,
+                chain.router.pubkey(),
             )
+            pre = {a: chain.account(a) for a in touched}
+            ctx = self.pins.pin(ctx, row.kind, ())
+            try:
+                landed = chain.mint_to_and_deposit(agent, row.payload["amount"])
+            except ChainRefused as exc:
+                raise _Refused(chain_actions.refusal(exc.name, exc.code, row.kind)) from exc
+            finally:
+                self.pins.unpin()
+            on_rollback(conn, lambda: chain.revert(pre))
         else:
             ixs, prices = chain_actions.instructions(chain, row.kind, row.payload)
             pre = chain.pre_images(ixs, prices=prices)
