@@ -171,6 +171,21 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def refused_by(exc: Any, kind: str, ixs: Sequence[Instruction] = ()) -> ApiError:
+    """The API's error for a `ChainRefused` of the transaction ``ixs``: the Ed25519
+    precompile's own refusal (a consent whose signature does not verify over the terms
+    the router relays) is 401 like the daemon's check; else `refusal`."""
+    from perpd.chain._client import ED25519_PROGRAM_ID
+
+    at = getattr(exc, "instruction", None)
+    if at is not None and 0 <= at < len(ixs) and ixs[at].program_id == ED25519_PROGRAM_ID:
+        return Unauthorized(
+            f"the chain refused the {kind}: a consent's signature does not verify over "
+            f"the terms relayed (Ed25519 precompile error {exc.code})"
+        )
+    return refusal(exc.name, exc.code, kind)
+
+
 def refusal(name: str | None, code: int | None, kind: str) -> ApiError:
     """The API's error for the program's refusal ``name`` (custom ``code``) of a ``kind``."""
     label = name or (f"error {code}" if code is not None else "an error")

@@ -98,6 +98,10 @@ def position_view(p: Position, price: int | None) -> dict[str, Any]:
         "nonce": p.nonce,
         "position_address": p.position_address,
         "closes": p.closes,
+        # with a chain: the transactions that locked, last settled and last closed it
+        "lock_signature": p.lock_signature,
+        "settle_signature": p.settle_signature,
+        "close_signature": p.close_signature,
         "mark_price": None,
         "unrealized_pnl_usdc": None,
         "margin_ratio_requester": None,

@@ -20,6 +20,7 @@ from perpd.auth import sign_headers
 from perpd.config import Config
 from perpd.store import queries as q
 from perpd.venue import Venue
+from tests.chain_books import assert_chain_matches
 
 
 def usdc(text: str) -> int:
@@ -127,8 +128,11 @@ class Server:
         return await self.venue.read(q.state_digest)
 
     async def assert_balanced(self) -> None:
-        """Conservation, per-agent locked = open collateral, no hole in the event log."""
+        """Conservation, per-agent locked = open collateral, no hole in the event log;
+        with a local chain, the mirror equals the program's accounts too."""
         assert await self.venue.read(q.verify) == []
+        if self.venue.backend is not None and self.venue.backend.mode == "local":
+            await assert_chain_matches(self.venue)
 
 
 def base_config(tmp_path: Path, **changes: Any) -> Config:

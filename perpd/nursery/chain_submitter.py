@@ -128,7 +128,18 @@ class ChainSubmitter:
         self._wake = trio.Event()
         self._finished: dict[int, outcome.Outcome[Any]] = {}
         self._waiters: dict[int, trio.Event] = {}
-        self._hang = os.environ.get(HANG_ENV) == "1"
+        self._resumed = trio.Event()
+        self.paused = False
+        if os.environ.get(HANG_ENV) == "1":
+            self.pause()
+
+    def pause(self) -> None:
+        """Stop before sending the next row (tests: stop between an accept's two units)."""
+        self.paused, self._resumed = True, trio.Event()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._resumed.set()
 
     # ------------------------------------------------------------ for callers
 
@@ -188,9 +199,9 @@ class ChainSubmitter:
             if not rows:
                 return done
             for row in rows:
-                if self._hang:
-                    log.warning("%s=1: the submitter stops before row %d", HANG_ENV, row.id)
-                    await trio.sleep_forever()
+                if self.paused:
+                    log.warning("submitter paused before outbox row %d (%s)", row.id, row.kind)
+                    await self._resumed.wait()
                 if not await self._send(row):
                     return done  # the chain is unavailable: later, in order
                 done += 1
@@ -251,7 +262,7 @@ class ChainSubmitter:
             try:
                 landed = chain.execute(ixs, prices=prices)
             except ChainRefused as exc:
-                raise _Refused(chain_actions.refusal(exc.name, exc.code, row.kind)) from exc
+                raise _Refused(chain_actions.refused_by(exc, row.kind, ixs)) from exc
             finally:
                 self.pins.unpin()
             on_rollback(conn, lambda: chain.revert(pre))
@@ -296,7 +307,7 @@ class ChainSubmitter:
                 landed = await chain.send(ixs, prices=prices)
                 signature, slot = landed.signature, landed.slot
         except ChainRefused as exc:
-            await self._refuse(row, chain_actions.refusal(exc.name, exc.code, row.kind))
+            await self._refuse(row, chain_actions.refused_by(exc, row.kind, ixs))
             return True
         except _Refused as exc:
             await self._refuse(row, exc.error)
@@ -361,7 +372,7 @@ class ChainSubmitter:
         while True:
             await self.backoff.call(self.drain)
             self._wake = trio.Event()
-            with trio.move_on_after(POLL_S if not self._hang else 3600):
+            with trio.move_on_after(POLL_S):
                 await self._wake.wait()
 
     def statistics(self) -> dict[str, Any]:
