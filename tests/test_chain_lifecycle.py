@@ -1,3 +1,4 @@
+# ruff: noqa: F811, ASYNC110  (the fixtures come from test_consent_http; polls wait on the chain)
 """The venue on its default local chain, over real HTTP: every trade lands in the escrow
 program (LiteSVM in the daemon), and each test reads the money back from the SVM.
 
