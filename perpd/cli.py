@@ -72,6 +72,24 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="live WebSockets per agent",
     )
+    # chain-local: chain
+    run.add_argument(
+        "--chain",
+        choices=("local", "rpc", "none"),
+        default=Config.chain,
+        help="where the money lives: the in-process SVM, a cluster over RPC, or none",
+    )
+    run.add_argument("--program-id", default=Config.program_id, metavar="ADDRESS")
+    run.add_argument("--rpc-url", default=Config.rpc_url, metavar="URL")
+    run.add_argument("--authority-keypair", default=Config.authority_keypair, metavar="FILE")
+    run.add_argument("--router-keypair", default=Config.router_keypair, metavar="FILE")
+    run.add_argument(
+        "--priority-fee",
+        type=int,
+        default=Config.priority_fee_micro_lamports,
+        metavar="MICROLAMPORTS",
+        help="compute-unit price of every rpc transaction",
+    )
     run.add_argument(
         "--db-busy-timeout",
         type=int,
@@ -167,6 +185,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         db_wal_limit_bytes=args.db_wal_limit,
         chain=args.chain,
         program_id=args.program_id,
+        rpc_url=args.rpc_url,
+        authority_keypair=args.authority_keypair,
+        router_keypair=args.router_keypair,
+        priority_fee_micro_lamports=args.priority_fee,
     )
 
 

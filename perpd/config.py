@@ -66,10 +66,13 @@ class Config:
     # consent-api: chain mode
     chain: str = "none"  # local | rpc | none (SPEC §6): with a chain, consents are required
     program_id: str = str(LOCAL_PROGRAM_ID)  # the escrow program the consents name
+    # chain-local: rpc
+    rpc_url: str = ""  # --chain rpc: the cluster's JSON-RPC URL
+    authority_keypair: str = ""  # --chain rpc: the upgrade authority's keypair file
+    router_keypair: str = ""  # --chain rpc: the router's keypair file ("" = the authority)
+    priority_fee_micro_lamports: int = 0  # compute-unit price of every rpc transaction
     # submitter: how long a call waits for its chain transaction, then 503 chain_unavailable
     chain_confirm_timeout_s: float = 30.0
-    rpc_url: str = ""  # --chain rpc: the cluster's JSON-RPC endpoint
-    authority_keypair: str = ""  # --chain rpc: the router's keypair file (signs and pays)
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -93,8 +96,14 @@ class Config:
         if self.chain not in CHAIN_MODES:
             raise ValueError(f"chain must be one of {', '.join(CHAIN_MODES)}, not {self.chain!r}")
         self.program_pubkey()
-        if self.chain == "rpc" and not (self.rpc_url and self.authority_keypair):
-            raise ValueError("--chain rpc needs --rpc-url and --authority-keypair")
+        if self.chain == "rpc" and not (
+            self.rpc_url and (self.router_keypair or self.authority_keypair)
+        ):
+            raise ValueError(
+                "--chain rpc needs --rpc-url and --authority-keypair (or a router keypair)"
+            )
+        if self.priority_fee_micro_lamports < 0:
+            raise ValueError("priority fee must be >= 0")
         if not 0 < self.chain_confirm_timeout_s <= 600:
             raise ValueError("chain confirm timeout must lie in (0, 600] s")
         self.trade_limits()  # validates the caps and minimum sizes

@@ -1,6 +1,6 @@
 """The supervisor: opens the store, starts every service in order, stops them cleanly.
 
-Order (STYLE): store → oracle → timers/funding/watcher → HTTP. The HTTP service runs in
+Order (STYLE): store → chain → oracle → timers/funding/watcher → HTTP. The HTTP service runs in
 an inner nursery so that on shutdown it drains first (in-flight requests finish within
 the graceful timeout); the other services are cancelled after it, and the store closes
 last, after every unit of work has committed or rolled back. A service that crashes
@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from perpd.api import create_app
+from perpd.chain._open import open_chain
 from perpd.config import Config
 from perpd.markets import MARKETS
 from perpd.nursery import (
@@ -46,56 +47,23 @@ from perpd.venue import Venue
 log = logging.getLogger("perpd")
 
 
-async def _start_chain(
+async def _start_submitter(
     config: Config,
     services: trio.Nursery,
     venue: Venue,
-    book: PriceBook,
-    clock: Callable[[], float],
+    chain: Any,
+    pins: chain_submitter.ChainPins,
 ) -> chain_submitter.ChainSubmitter | None:
-    """Open the chain (local: rebuilt from the accounts saved in the database, or a
-    genesis saved at once; rpc: the cluster) and start the submitter, which first sends
-    what a previous run left in the outbox. None with ``--chain none``."""
-    if config.chain == "none":
+    """Start the chain submitter, which first sends what a previous run left in the
+    outbox (None with ``--chain none``)."""
+    if chain is None:
         return None
-    pins = chain_submitter.ChainPins(clock, book)
-    if config.chain == "local":
-        from perpd import chain_persist
-        from perpd.chain._local import LocalChain
-
-        saved, secret = await venue.store.read(chain_persist.load_local_chain)
-        chain: Any = LocalChain.create(
-            clock=pins,
-            oracle=pins.oracle,
-            saved=saved,
-            secret=secret,
-            funding_period_s=config.funding_period_s,
-        )
-        if not saved:
-            genesis = chain.genesis_accounts()
-            await venue.store.write(
-                lambda conn: chain_persist.save_genesis(conn, genesis, chain.secret)
-            )
-    else:
-        chain = await _connect_rpc(config)
     submitter = chain_submitter.ChainSubmitter(
         venue, chain, pins=pins, confirm_timeout_s=config.chain_confirm_timeout_s
     )
     venue.backend, venue.submitter = chain, submitter
     await services.start(chain_submitter.run, submitter)
     return submitter
-
-
-async def _connect_rpc(config: Config) -> Any:
-    from solders.pubkey import Pubkey
-
-    from perpd.chain._backend import RpcChain
-    from perpd.chain._keyfile import read_keyfile
-    from perpd.chain._rpc import RpcTransport
-
-    router = read_keyfile(config.authority_keypair)
-    transport = RpcTransport(config.rpc_url)
-    return await RpcChain.connect(transport, Pubkey.from_string(config.program_id), router)
 
 
 async def run(
@@ -119,7 +87,11 @@ async def run(
     await store.open()
     try:
         book = PriceBook(MARKETS, clock=clock)
-        async with trio.open_nursery() as services:
+        chain_pins = chain_submitter.ChainPins(clock, book)
+        async with (
+            open_chain(config, store, book, chain_pins, oracle=chain_pins.oracle) as chain,
+            trio.open_nursery() as services,
+        ):
             feed = None
             if config.oracle == "sim":
                 pins = await store.read(q.pinned_prices)
@@ -137,7 +109,7 @@ async def run(
                 chain=config.chain,
                 program_id=config.program_pubkey(),
             )
-            submitter = await _start_chain(config, services, venue, book, clock)
+            submitter = await _start_submitter(config, services, venue, chain, chain_pins)
             await services.start(
                 partial(
                     checkpointer.run,
@@ -194,6 +166,7 @@ async def run(
                 limiter=limiter,
                 pages=(config.page_default, config.page_max),
                 sockets=sockets,
+                chain=chain,
             )
             async with trio.open_nursery() as front:
                 binds = await front.start(

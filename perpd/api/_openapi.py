@@ -115,7 +115,7 @@ def document() -> dict[str, Any]:
                 "Events visible to the caller", signed=True, query=["since", "limit", "cursor"]
             )
         },
-        "/chain": {"get": _op("Chain mode and the program id consents name")},
+        "/chain": {"get": _op("Which chain holds the money: mode, program id, mint, vault, slot")},
         "/health": {"get": _op("Health")},
         "/metrics": {"get": _op("Prometheus metrics")},
         "/dev/faucet": {"post": _op("Dev: credit an agent", body=["agent_id", "amount_usdc"])},

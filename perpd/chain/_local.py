@@ -32,10 +32,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import sqlite3
 import struct
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from solders.account import Account
 from solders.clock import Clock
@@ -68,8 +69,20 @@ from perpd.chain._client import EscrowClient, error_names
 from perpd.chain._program import LOCAL_PROGRAM_ID, packaged_program
 from perpd.chain._pyth_account import PYTH_RECEIVER_ID, price_update_v2
 from perpd.markets import DEFAULT_FUNDING_PERIOD_S, MARKETS
+from perpd.store import chain as qc
 
-__all__ = ["LocalChain", "LocalKeys", "Oracle", "accounts_from_rows", "account_rows"]
+if TYPE_CHECKING:
+    from perpd.store import Store
+
+__all__ = [
+    "LocalChain",
+    "LocalKeys",
+    "Oracle",
+    "account_rows",
+    "accounts_from_rows",
+    "open_local_chain",
+    "record_landed",
+]
 
 # market index -> (price e-8, conf e-8, publish_time unix s)
 Oracle = Callable[[int], tuple[int, int, int]]
@@ -427,3 +440,38 @@ def accounts_from_rows(
         account = Account(lamports, data, Pubkey.from_string(owner), bool(executable), epoch)
         out.append((Pubkey.from_string(address), account))
     return out
+
+
+# ---------------------------------------------------------------- the daemon's side
+
+
+async def open_local_chain(
+    store: Store,
+    *,
+    clock: Callable[[], float],
+    oracle: Oracle,
+    funding_period_s: int = DEFAULT_FUNDING_PERIOD_S,
+) -> LocalChain:
+    """The database's local chain: restored from its saved accounts, or (a database
+    that never had one) a genesis whose secret and accounts are saved in one commit."""
+    secret = await store.read(lambda conn: qc.get_chain_meta(conn, "secret"))
+    if secret is not None:
+        rows = await store.read(qc.load_chain_accounts)
+        return LocalChain.create(
+            clock=clock, oracle=oracle, saved=accounts_from_rows(rows), secret=bytes.fromhex(secret)
+        )
+    chain = LocalChain.create(clock=clock, oracle=oracle, funding_period_s=funding_period_s)
+    rows_now = account_rows(chain.genesis_accounts())
+
+    def unit(conn: sqlite3.Connection) -> None:
+        qc.set_chain_meta(conn, "secret", chain.secret.hex())
+        qc.save_chain_accounts(conn, rows_now)
+
+    await store.write(unit)
+    return chain
+
+
+def record_landed(conn: sqlite3.Connection, landed: Landed, kind: str, ref: str | None) -> None:
+    """In the store unit that applies a transaction: its accounts and its record."""
+    qc.save_chain_accounts(conn, account_rows(landed.accounts))
+    qc.record_chain_tx(conn, landed.signature, landed.slot, kind, ref)

@@ -38,14 +38,14 @@ import outcome
 import trio
 from solders.pubkey import Pubkey
 
-from perpd import chain_actions, chain_persist, custody, engine
+from perpd import chain_actions, custody, engine
 from perpd.auth import Verified
+from perpd.chain._local import record_landed
 from perpd.chain_mirror import chain_books, differences
 from perpd.errors import ApiError, ChainUnconfirmed, Conflict, Unavailable
 from perpd.markets import MARKETS
 from perpd.oracle import Price, PriceBook
 from perpd.retry import Backoff
-from perpd.store import chain as chain_store
 from perpd.store import on_rollback, outbox
 from perpd.store import queries as q
 from perpd.venue import Venue
@@ -271,8 +271,7 @@ class ChainSubmitter:
         if problems:
             self.stats.mismatches += 1
             raise MirrorMismatch(f"row {row.id} ({row.kind}): " + "; ".join(problems))
-        chain_persist.save_accounts(conn, landed.accounts)
-        chain_store.record_chain_tx(conn, landed.signature, landed.slot, row.kind, row.ref)
+        record_landed(conn, landed, row.kind, row.ref)
         outbox.mark_done(conn, row.id, landed.signature, landed.slot, ctx.ts)
         self._note(landed.signature)
         return result
