@@ -75,11 +75,23 @@ def _parser() -> argparse.ArgumentParser:
     # chain-local: chain
     run.add_argument(
         "--chain",
-        choices=("local", "rpc", "none"),
+        choices=CHAIN_MODES,
         default=Config.chain,
         help="where the money lives: the in-process SVM, a cluster over RPC, or none",
     )
-    run.add_argument("--program-id", default=Config.program_id, metavar="ADDRESS")
+    run.add_argument(
+        "--program-id",
+        default=Config.program_id,
+        metavar="ADDRESS",
+        help="the escrow program consents name (default: the local program's)",
+    )
+    run.add_argument(
+        "--chain-confirm-timeout",
+        type=float,
+        default=Config.chain_confirm_timeout_s,
+        metavar="S",
+        help="how long a call waits for its chain transaction before 503 chain_unavailable",
+    )
     run.add_argument("--rpc-url", default=Config.rpc_url, metavar="URL")
     run.add_argument("--authority-keypair", default=Config.authority_keypair, metavar="FILE")
     run.add_argument("--router-keypair", default=Config.router_keypair, metavar="FILE")
@@ -103,17 +115,6 @@ def _parser() -> argparse.ArgumentParser:
         default=Config.db_wal_limit_bytes,
         metavar="BYTES",
         help="WAL size the file is cut back to after a checkpoint (default 16 MiB)",
-    )
-    run.add_argument(
-        "--chain",
-        choices=CHAIN_MODES,
-        default=Config.chain,
-        help="where custody lives: local SVM, a cluster over RPC, or none (off-chain)",
-    )
-    run.add_argument(
-        "--program-id",
-        default=Config.program_id,
-        help="the escrow program id that consents name (default: the local program's)",
     )
     run.add_argument("--log-level", default="INFO")
     demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
@@ -189,6 +190,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         authority_keypair=args.authority_keypair,
         router_keypair=args.router_keypair,
         priority_fee_micro_lamports=args.priority_fee,
+        chain_confirm_timeout_s=args.chain_confirm_timeout,
     )
 
 
