@@ -68,6 +68,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="live WebSockets per agent",
     )
+    # chain-local: chain
+    run.add_argument(
+        "--chain",
+        choices=CHAIN_MODES,
+        default=Config.chain,
+        help="where the money lives: the in-process SVM, a cluster over RPC, or none",
+    )
+    run.add_argument(
+        "--program-id",
+        default=Config.program_id,
+        metavar="ADDRESS",
+        help="the escrow program consents name (default: the local chain's)",
+    )
+    run.add_argument("--rpc-url", default=Config.rpc_url, metavar="URL")
+    run.add_argument("--authority-keypair", default=Config.authority_keypair, metavar="FILE")
+    run.add_argument("--router-keypair", default=Config.router_keypair, metavar="FILE")
+    run.add_argument(
+        "--priority-fee",
+        type=int,
+        default=Config.priority_fee_micro_lamports,
+        metavar="MICROLAMPORTS",
+        help="compute-unit price of every rpc transaction",
+    )
     run.add_argument(
         "--db-busy-timeout",
         type=int,
@@ -81,17 +104,6 @@ def _parser() -> argparse.ArgumentParser:
         default=Config.db_wal_limit_bytes,
         metavar="BYTES",
         help="WAL size the file is cut back to after a checkpoint (default 16 MiB)",
-    )
-    run.add_argument(
-        "--chain",
-        choices=CHAIN_MODES,
-        default=Config.chain,
-        help="where custody lives: local SVM, a cluster over RPC, or none (off-chain)",
-    )
-    run.add_argument(
-        "--program-id",
-        default=Config.program_id,
-        help="the escrow program id that consents name (default: the local program's)",
     )
     run.add_argument("--log-level", default="INFO")
     demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
@@ -144,6 +156,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         db_wal_limit_bytes=args.db_wal_limit,
         chain=args.chain,
         program_id=args.program_id,
+        rpc_url=args.rpc_url,
+        authority_keypair=args.authority_keypair,
+        router_keypair=args.router_keypair,
+        priority_fee_micro_lamports=args.priority_fee,
     )
 
 

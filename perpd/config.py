@@ -66,6 +66,12 @@ class Config:
     # consent-api: chain mode
     chain: str = "none"  # local | rpc | none (SPEC §6): with a chain, consents are required
     program_id: str = str(LOCAL_PROGRAM_ID)  # the escrow program the consents name
+    # chain-local: rpc
+    rpc_url: str = ""  # --chain rpc: the cluster's JSON-RPC URL
+    authority_keypair: str = ""  # --chain rpc: the upgrade authority's keypair file
+    router_keypair: str = ""  # --chain rpc: the router's keypair file ("" = the authority)
+    priority_fee_micro_lamports: int = 0  # compute-unit price of every rpc transaction
+    chain_confirm_timeout_s: float = 30.0  # rpc: how long a transaction may take to confirm
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -89,6 +95,14 @@ class Config:
         if self.chain not in CHAIN_MODES:
             raise ValueError(f"chain must be one of {', '.join(CHAIN_MODES)}, not {self.chain!r}")
         self.program_pubkey()
+        if self.chain == "rpc" and not (
+            self.rpc_url and (self.router_keypair or self.authority_keypair)
+        ):
+            raise ValueError(
+                "--chain rpc needs --rpc-url and --authority-keypair (or a router keypair)"
+            )
+        if self.priority_fee_micro_lamports < 0 or self.chain_confirm_timeout_s <= 0:
+            raise ValueError("priority fee must be >= 0 and the confirm timeout > 0")
         self.trade_limits()  # validates the caps and minimum sizes
         self.rate_limits()
 

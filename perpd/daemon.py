@@ -1,6 +1,6 @@
 """The supervisor: opens the store, starts every service in order, stops them cleanly.
 
-Order (STYLE): store → oracle → timers/funding/watcher → HTTP. The HTTP service runs in
+Order (STYLE): store → chain → oracle → timers/funding/watcher → HTTP. The HTTP service runs in
 an inner nursery so that on shutdown it drains first (in-flight requests finish within
 the graceful timeout); the other services are cancelled after it, and the store closes
 last, after every unit of work has committed or rolled back. A service that crashes
@@ -19,6 +19,7 @@ from functools import partial
 import trio
 
 from perpd.api import create_app
+from perpd.chain._open import open_chain
 from perpd.config import Config
 from perpd.markets import MARKETS
 from perpd.nursery import (
@@ -65,7 +66,7 @@ async def run(
     await store.open()
     try:
         book = PriceBook(MARKETS, clock=clock)
-        async with trio.open_nursery() as services:
+        async with open_chain(config, store, book, clock) as chain, trio.open_nursery() as services:
             feed = None
             if config.oracle == "sim":
                 pins = await store.read(q.pinned_prices)
@@ -137,6 +138,7 @@ async def run(
                 limiter=limiter,
                 pages=(config.page_default, config.page_max),
                 sockets=sockets,
+                chain=chain,
             )
             async with trio.open_nursery() as front:
                 binds = await front.start(

@@ -9,9 +9,11 @@ from quart import jsonify
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from perpd.api import _chain, _dev, _limits, _reads, _trade, _ws
+from perpd.api import _dev, _limits, _reads, _trade, _ws
+from perpd.api._chain import chain_blueprint
 from perpd.api._common import MAX_BODY, error_response, http_error_response
 from perpd.api._openapi import document
+from perpd.chain._backend import Chain
 from perpd.errors import ApiError
 from perpd.nursery.event_hub import Hub
 from perpd.ratelimit import Limiter
@@ -30,6 +32,7 @@ def create_app(
     limiter: Limiter | None = None,
     pages: tuple[int, int] = (100, 500),
     sockets: SocketGate | None = None,
+    chain: Chain | None = None,
 ) -> QuartTrio:
     """The router. ``dev`` adds ``/dev/*``; without it those paths are 404.
 
@@ -38,6 +41,7 @@ def create_app(
 
     ``shutdown`` is the daemon's stop signal: open WebSockets close with 1001 on it
     (hypercorn's trio server does not close them itself). ``sockets`` caps them.
+    ``chain`` is the escrow's chain (None: ``--chain none``), shown by ``GET /chain``.
     """
     app = QuartTrio("perpd")
     app.config["PERPD_VENUE"] = venue
@@ -52,7 +56,7 @@ def create_app(
     app.register_blueprint(_trade.bp)
     app.register_blueprint(_reads.bp)
     app.register_blueprint(_ws.bp)
-    app.register_blueprint(_chain.bp)
+    app.register_blueprint(chain_blueprint(chain))
     if dev:
         app.register_blueprint(_dev.bp)
     app.before_request(_limits.limit_address)

@@ -1,9 +1,4 @@
-"""``GET /chain`` (SPEC §6): which chain holds custody, and the program consents name.
-
-Minimal until the chain backends land (chain-local's ``GET /chain`` adds the cluster,
-USDC mint, vault and slot): ``{"mode": "none"}`` off chain, else the mode and the
-program id, which is all an agent needs to build its consents.
-"""
+"""``GET /chain`` (SPEC §6): which chain holds the money, and where on it."""
 
 from __future__ import annotations
 
@@ -11,14 +6,26 @@ from typing import Any
 
 from quart import Blueprint, jsonify
 
-from perpd.api._common import venue
+from perpd.chain._backend import Chain
+from perpd.chain._errors import ChainUnavailable
+from perpd.errors import Unavailable
 
-bp = Blueprint("chain", __name__)
+__all__ = ["chain_blueprint"]
 
 
-@bp.get("/chain")
-async def get_chain() -> Any:
-    v = venue()
-    if v.chain == "none":
-        return jsonify({"mode": "none"})
-    return jsonify({"mode": v.chain, "program_id": str(v.program_id)})
+def chain_blueprint(chain: Chain | None) -> Blueprint:
+    """The route bound to ``chain`` (None: ``--chain none``, the custodial venue)."""
+    bp = Blueprint("chain", __name__)
+
+    @bp.get("/chain")
+    async def get_chain() -> Any:
+        if chain is None:
+            return jsonify({"mode": "none"})
+        info = chain.info()
+        try:
+            info["slot"] = await chain.slot()
+        except ChainUnavailable as exc:
+            raise Unavailable(f"the chain is unavailable: {exc}", code="chain_unavailable") from exc
+        return jsonify(info)
+
+    return bp

@@ -20,9 +20,8 @@ __all__ = [
 ]
 
 PROGRAM_FILE = "escrow.so"
-
-# The program id of the in-process local chain: a fixed keypair's public key, so that
-# consents signed against a local daemon stay valid across restarts and machines.
+# Where the local chain deploys the program (the default `Config.program_id`): a fixed
+# address, so agents' consents (which sign the program id) are the same on every run.
 LOCAL_PROGRAM_ID = Keypair.from_seed(
     hashlib.sha256(b"perpd local escrow program").digest()
 ).pubkey()

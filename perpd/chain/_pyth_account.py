@@ -28,9 +28,11 @@ __all__ = [
     "ETH_USD_FEED_ID",
     "PRICE_UPDATE_V2_DISCRIMINATOR",
     "PRICE_UPDATE_V2_LEN",
+    "PYTH_PUSH_ORACLE_ID",
     "PYTH_RECEIVER_ID",
     "SOL_USD_FEED_ID",
     "Verification",
+    "price_feed_account",
     "price_update_v2",
 ]
 
@@ -110,3 +112,14 @@ def price_update_v2(
         )
     )
     return data.ljust(PRICE_UPDATE_V2_LEN, b"\x00")
+
+
+PYTH_PUSH_ORACLE_ID = Pubkey.from_string("pythWSnswVUd12oZpeFP8e9CVaEqJg25g1Vtc2biRsT")
+
+
+def price_feed_account(feed_id: bytes, shard: int = 0) -> Pubkey:
+    """Where Pyth's push oracle keeps ``feed_id``'s `PriceUpdateV2` on every cluster
+    (PDA ``[shard u16 LE, feed_id]`` of the push oracle; the account is owned by the
+    receiver). The local chain writes its prices at the same addresses."""
+    seeds = [_int("shard", shard, 2), bytes(feed_id)]
+    return Pubkey.find_program_address(seeds, PYTH_PUSH_ORACLE_ID)[0]

@@ -1,7 +1,7 @@
 """The store: the only code that runs SQL. `Store` runs units of work; `queries` names them."""
 
-from perpd.store import queries
+from perpd.store import chain, queries
 from perpd.store._schema import MIGRATIONS, migrate, status
 from perpd.store._store import Store, connect
 
-__all__ = ["MIGRATIONS", "Store", "connect", "migrate", "queries", "status"]
+__all__ = ["MIGRATIONS", "chain", "Store", "connect", "migrate", "queries", "status"]

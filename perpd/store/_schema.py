@@ -183,6 +183,37 @@ def m003_limits(conn: sqlite3.Connection) -> None:
     )
 
 
+def m004_chain(conn: sqlite3.Connection) -> None:
+    """The local chain's persistence: every account as the SVM holds it (saved in the
+    commit that records the transaction that wrote it), the chain's own key material,
+    and the transactions that landed."""
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE chain_accounts (
+            address TEXT PRIMARY KEY,
+            lamports INTEGER NOT NULL CHECK (lamports >= 0),
+            owner TEXT NOT NULL,
+            executable INTEGER NOT NULL CHECK (executable IN (0, 1)),
+            rent_epoch INTEGER NOT NULL,
+            data BLOB NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE chain_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE chain_txs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            signature TEXT NOT NULL UNIQUE,
+            slot INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            ref TEXT
+        );
+        CREATE INDEX chain_txs_ref ON chain_txs (ref, seq);
+        """,
+    )
+
+
 def m005_consents(conn: sqlite3.Connection) -> None:
     """Consents (SPEC §6): what each request, quote and position was signed for, the
     counters the next close and withdraw consents name, and one nonce per requester.
@@ -210,11 +241,11 @@ def m005_consents(conn: sqlite3.Connection) -> None:
     )
 
 
-# m004 is chain-local's (m004_chain); the lead orders them on merge.
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_integer_money,
     m003_limits,
+    m004_chain,
     m005_consents,
 )
 

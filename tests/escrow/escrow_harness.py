@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from anchorpy import Coder, Idl, NamedInstruction
+from anchorpy import Coder, Idl
 from solders.account import Account
 from solders.clock import Clock
 from solders.instruction import AccountMeta, Instruction
@@ -24,7 +24,6 @@ from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import Message
 from solders.pubkey import Pubkey
-from solders.sysvar import INSTRUCTIONS as INSTRUCTIONS_SYSVAR
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 from solders.transaction_status import InstructionErrorCustom, TransactionErrorInstructionError
@@ -38,23 +37,24 @@ from perpd.chain import (
     SOL_USD_FEED_ID,
     close_consent,
     price_update_v2,
-    quote_consent,
-    request_consent,
-    request_hash,
     withdraw_consent,
+)
+from perpd.chain._client import (
+    EscrowClient,
+    QuoteTerms,
+    RequestTerms,
+    ed25519_verify_ix,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 ESCROW_DIR = ROOT / "escrow-program"
 PROGRAM_SO = ESCROW_DIR / "target" / "escrow.so"
 IDL_PATH = ESCROW_DIR / "idl" / "escrow.json"
-SYSTEM_PROGRAM_ID = Pubkey.default()
 USDC = 1_000_000  # micro-USDC per USDC
 
 # A fixed program id keeps PDA bumps, and so compute units, identical run to run.
 PROGRAM_ID = Keypair.from_seed(bytes([7] * 32)).pubkey()
 UPGRADEABLE_LOADER_ID = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
-ED25519_PROGRAM_ID = Pubkey.from_string("Ed25519SigVerify111111111111111111111111111")
 T0 = 1_700_000_000  # the Clock's unix time when a test starts
 PERIOD = 28_800  # funding period (SPEC §2)
 # SPEC §2 markets: (Pyth feed id, maximum leverage), by index.
@@ -180,24 +180,10 @@ def position_data(requester: Pubkey, maker: Pubkey, state: dict, **fields: int) 
 
 
 def ed25519_ix(signed: list[tuple[Keypair, bytes]], *, data_in: int = 0xFFFF) -> Instruction:
-    """A call of the Ed25519 signature-verify precompile over `signed` (key,
-    message) pairs, signature n for pair n. By default each signature's bytes
-    are inside this call (instruction index u16::MAX); `data_in=i` makes every
-    offset point into instruction `i` instead, leaving this call only the
-    offsets (instruction i must then hold the same layout)."""
-    header = 2 + 14 * len(signed)
-    offsets, payload = b"", b""
-    for keypair, message in signed:
-        key_at = header + len(payload)
-        payload += bytes(keypair.pubkey())
-        sig_at = header + len(payload)
-        payload += bytes(keypair.sign_message(message))
-        msg_at = header + len(payload)
-        payload += message
-        fields = (sig_at, data_in, key_at, data_in, msg_at, len(message), data_in)
-        offsets += b"".join(f.to_bytes(2, "little") for f in fields)
-    data = bytes([len(signed), 0]) + offsets + (payload if data_in == 0xFFFF else b"")
-    return Instruction(ED25519_PROGRAM_ID, data, [])
+    """The Ed25519 precompile call over `signed` (key, message) pairs, each signed
+    here by its key (`EscrowClient`'s builder; `data_in` as there)."""
+    entries = [(k.pubkey(), bytes(k.sign_message(m)), m) for k, m in signed]
+    return ed25519_verify_ix(entries, data_in=data_in)
 
 
 @dataclass(frozen=True)
@@ -220,8 +206,15 @@ class Trade:
     valid_until: int = T0 + 10
 
     def request(self, program: Pubkey = PROGRAM_ID) -> bytes:
-        return request_consent(
-            program,
+        return self.terms()[0].consent(program)
+
+    def quote(self, program: Pubkey = PROGRAM_ID) -> bytes:
+        request, quote = self.terms()
+        return quote.consent(program, request)
+
+    def terms(self) -> tuple[RequestTerms, QuoteTerms]:
+        """The two consents' terms as the program client takes them."""
+        request = RequestTerms(
             self.requester.pubkey(),
             self.nonce,
             self.market,
@@ -232,15 +225,8 @@ class Trade:
             self.duration,
             self.expires_at,
         )
-
-    def quote(self, program: Pubkey = PROGRAM_ID) -> bytes:
-        return quote_consent(
-            program,
-            self.maker.pubkey(),
-            request_hash(self.request(program)),
-            self.rate,
-            self.collateral,
-            self.valid_until,
+        return request, QuoteTerms(
+            self.maker.pubkey(), self.rate, self.collateral, self.valid_until
         )
 
     def consents(self, program: Pubkey = PROGRAM_ID) -> Instruction:
@@ -385,15 +371,14 @@ class Escrow:
         return int.from_bytes(bytes(self.svm.get_account(address).data)[64:72], "little")
 
     def collateral_address(self, agent: Pubkey) -> Pubkey:
-        return Pubkey.find_program_address([b"collateral", bytes(agent)], self.program_id)[0]
+        return self.client.collateral_address(agent)
 
     def position_address(self, requester: Pubkey, nonce: int) -> Pubkey:
         return self.position_pda(requester, nonce)[0]
 
     def position_pda(self, requester: Pubkey, nonce: int) -> tuple[Pubkey, int]:
         """The position's address and canonical bump, found off chain."""
-        seeds = [b"position", bytes(requester), nonce.to_bytes(8, "little")]
-        return Pubkey.find_program_address(seeds, self.program_id)
+        return self.client.position_address(requester, nonce)
 
     def decode(self, address: Pubkey):
         """An account of this program decoded by anchorpy, or None."""
@@ -485,18 +470,15 @@ class Escrow:
 
     # ---- sending ------------------------------------------------------------
 
-    def instruction(
-        self, name: str, args: dict, accounts: dict[str, Pubkey], extra: list[AccountMeta] = ()
-    ) -> Instruction:
-        """`name` built from the IDL: data by anchorpy's coder, metas from the
-        IDL's `isMut`/`isSigner` flags; `accounts` uses the IDL's names."""
-        idl_ix = next(ix for ix in self.idl.instructions if ix.name == name)
-        metas = [
-            AccountMeta(accounts[acc.name], is_signer=acc.is_signer, is_writable=acc.is_mut)
-            for acc in idl_ix.accounts
-        ]
-        data = self.coder.instruction.build(NamedInstruction(name=name, data=args))
-        return Instruction(self.program_id, data, metas + list(extra))
+    @property
+    def client(self) -> EscrowClient:
+        """The program client for this chain (tests may move the program id)."""
+        return EscrowClient(
+            self.program_id,
+            usdc_mint=self.usdc_mint,
+            vault=self.vault,
+            fee_account=self.fee_account,
+        )
 
     def send(self, ix: Instruction, *signers: Keypair) -> Outcome:
         """Sends one instruction; the first signer pays the fee."""
@@ -521,31 +503,22 @@ class Escrow:
     # ---- part 1: initialize, deposit, withdraw ------------------------------
 
     def initialize_ix(self, **overrides: Pubkey) -> Instruction:
-        accounts = {
-            "admin": self.admin.pubkey(),
-            "config": self.config,
-            "vault": self.vault,
-            "usdcMint": self.usdc_mint,
-            "feeAccount": self.fee_account,
-            "tokenProgram": TOKEN_PROGRAM_ID,
-            "systemProgram": SYSTEM_PROGRAM_ID,
-            "program": self.program_id,
-            "programData": self.programdata,
-        }
-        accounts.update(overrides)
-        args = {
-            "router_authority": self.router.pubkey(),
-            "pyth_receiver": PYTH_RECEIVER_ID,
-            "funding_period_s": PERIOD,
-        }
-        return self.instruction("initialize", args, accounts)
+        ix = self.client.initialize_ix(
+            admin=self.admin.pubkey(),
+            router_authority=self.router.pubkey(),
+            funding_period_s=PERIOD,
+        )
+        return EscrowClient.with_accounts(ix, "initialize", **overrides)
 
     def set_market_ix(
         self, market: int, feed_id: bytes, max_leverage: int, admin: Pubkey | None = None
     ) -> Instruction:
-        accounts = {"admin": admin or self.admin.pubkey(), "config": self.config}
-        args = {"market": market, "feed_id": list(feed_id), "max_leverage": max_leverage}
-        return self.instruction("set_market", args, accounts)
+        return self.client.set_market_ix(
+            admin=admin or self.admin.pubkey(),
+            market=market,
+            feed_id=feed_id,
+            max_leverage=max_leverage,
+        )
 
     def initialize(self, *, list_markets: bool = True) -> Outcome:
         """Initializes the escrow as its upgrade authority and lists SPEC §2's markets."""
@@ -562,35 +535,16 @@ class Escrow:
     ) -> Instruction:
         if agent not in self.agents:
             self.agents.append(agent)
-        accounts = {
-            "depositor": depositor.pubkey(),
-            "source": source,
-            "vault": self.vault,
-            "collateral": self.collateral_address(agent),
-            "agent": agent,
-            "config": self.config,
-            "tokenProgram": TOKEN_PROGRAM_ID,
-            "systemProgram": SYSTEM_PROGRAM_ID,
-        }
-        accounts.update(overrides)
-        return self.instruction("deposit", {"amount": amount}, accounts)
+        ix = self.client.deposit_ix(
+            depositor=depositor.pubkey(), source=source, agent=agent, amount=amount
+        )
+        return EscrowClient.with_accounts(ix, "deposit", **overrides)
 
     def withdraw_ix(
         self, agent: Pubkey, destination: Pubkey, amount: int, **overrides: Pubkey
     ) -> Instruction:
-        accounts = {"agent": agent} | self._payout_accounts(agent, destination) | overrides
-        return self.instruction("withdraw", {"amount": amount}, accounts)
-
-    def _payout_accounts(self, agent: Pubkey, destination: Pubkey) -> dict[str, Pubkey]:
-        """The accounts of a withdrawal of `agent`'s collateral to `destination`."""
-        return {
-            "collateral": self.collateral_address(agent),
-            "vault": self.vault,
-            "destination": destination,
-            "vaultAuthority": self.vault_authority,
-            "config": self.config,
-            "tokenProgram": TOKEN_PROGRAM_ID,
-        }
+        ix = self.client.withdraw_ix(agent=agent, destination=destination, amount=amount)
+        return EscrowClient.with_accounts(ix, "withdraw", **overrides)
 
     def funded_agent(self, usdc: int, seed: int | None = None) -> tuple[Keypair, Pubkey]:
         """An agent with `usdc` micro-USDC deposited and an empty token account."""
@@ -603,36 +557,18 @@ class Escrow:
     # ---- part 2: positions --------------------------------------------------
 
     def lock_ix(self, trade: Trade, bump: int | None = None, **overrides: Pubkey) -> Instruction:
-        requester = trade.requester.pubkey()
-        position, canonical = self.position_pda(requester, trade.nonce)
+        request, quote = trade.terms()
+        position = self.position_address(request.requester, request.nonce)
         if position not in self.positions:
             self.positions.append(position)
-        accounts = {
-            "router": self.router.pubkey(),
-            "config": self.config,
-            "position": position,
-            "requesterCollateral": self.collateral_address(requester),
-            "makerCollateral": self.collateral_address(trade.maker.pubkey()),
-            "priceUpdate": self.price_accounts[trade.market % len(MARKETS)],
-            "instructions": INSTRUCTIONS_SYSVAR,
-            "systemProgram": SYSTEM_PROGRAM_ID,
-        }
-        accounts.update(overrides)
-        args = {
-            "nonce": trade.nonce,
-            "market": trade.market,
-            "side": trade.side,
-            "size": trade.size,
-            "leverage": trade.leverage,
-            "max_rate": trade.max_rate,
-            "duration": trade.duration,
-            "expires_at": trade.expires_at,
-            "rate": trade.rate,
-            "collateral": trade.collateral,
-            "valid_until": trade.valid_until,
-            "position_bump": canonical if bump is None else bump,
-        }
-        return self.instruction("lock_position", args, accounts)
+        ix = self.client.lock_position_ix(
+            router=self.router.pubkey(),
+            request=request,
+            quote=quote,
+            price_account=self.price_accounts[trade.market % len(MARKETS)],
+            position_bump=bump,
+        )
+        return EscrowClient.with_accounts(ix, "lock_position", **overrides)
 
     def lock(self, trade: Trade, *, consents: Instruction | None = None) -> Outcome:
         """Relays `trade` as the router: both consents, then `lock_position`."""
@@ -646,26 +582,24 @@ class Escrow:
         return self.position_address(trade.requester.pubkey(), trade.nonce)
 
     def settle_ix(self, positions: list[Pubkey]) -> Instruction:
-        extra = [AccountMeta(p, is_signer=False, is_writable=True) for p in positions]
-        return self.instruction("settle_funding", {}, {"config": self.config}, extra)
+        return self.client.settle_funding_ix(positions)
 
-    def _position_accounts(self, position: Pubkey) -> dict[str, Pubkey]:
+    def _parties(self, position: Pubkey) -> dict[str, Pubkey]:
         state = self.position(position)
         return {
-            "config": self.config,
             "position": position,
-            "requesterCollateral": self.collateral_address(state.requester),
-            "makerCollateral": self.collateral_address(state.maker),
-            "priceUpdate": self.price_accounts[state.market],
+            "requester": state.requester,
+            "maker": state.maker,
+            "price_account": self.price_accounts[state.market],
         }
 
     def close_ix(
         self, address: Pubkey, pct: int, closes: int, expires_at: int, **overrides: Pubkey
     ) -> Instruction:
-        accounts = self._position_accounts(address) | {"instructions": INSTRUCTIONS_SYSVAR}
-        accounts.update(overrides)
-        args = {"size_percent": pct, "closes": closes, "expires_at": expires_at}
-        return self.instruction("close_position", args, accounts)
+        ix = self.client.close_position_ix(
+            **self._parties(address), size_percent=pct, closes=closes, expires_at=expires_at
+        )
+        return EscrowClient.with_accounts(ix, "close_position", **overrides)
 
     def close_consent_ix(
         self, signer: Keypair, position: Pubkey, pct: int, closes: int, expires_at: int
@@ -685,28 +619,24 @@ class Escrow:
         )
 
     def liquidate_ix(self, liquidator: Pubkey, position: Pubkey, reward: Pubkey) -> Instruction:
-        accounts = self._position_accounts(position)
-        accounts |= {"liquidator": liquidator, "rewardAccount": reward}
-        return self.instruction("liquidate", {}, accounts)
+        return self.client.liquidate_ix(
+            **self._parties(position), liquidator=liquidator, reward_to=reward
+        )
 
     def collect_fees_ix(self, admin: Pubkey | None = None, **overrides: Pubkey) -> Instruction:
-        accounts = {
-            "admin": admin or self.admin.pubkey(),
-            "config": self.config,
-            "vault": self.vault,
-            "feeAccount": self.fee_account,
-            "vaultAuthority": self.vault_authority,
-            "tokenProgram": TOKEN_PROGRAM_ID,
-        }
-        accounts.update(overrides)
-        return self.instruction("collect_fees", {}, accounts)
+        ix = self.client.collect_fees_ix(admin=admin or self.admin.pubkey())
+        return EscrowClient.with_accounts(ix, "collect_fees", **overrides)
 
     def withdraw_with_consent_ix(
         self, agent: Pubkey, destination: Pubkey, amount: int, withdrawals: int, expires_at: int
     ) -> Instruction:
-        accounts = self._payout_accounts(agent, destination) | {"instructions": INSTRUCTIONS_SYSVAR}
-        args = {"amount": amount, "withdrawals": withdrawals, "expires_at": expires_at}
-        return self.instruction("withdraw_with_consent", args, accounts)
+        return self.client.withdraw_with_consent_ix(
+            agent=agent,
+            destination=destination,
+            amount=amount,
+            withdrawals=withdrawals,
+            expires_at=expires_at,
+        )
 
     def withdraw_consent_ix(
         self, agent: Keypair, destination: Pubkey, amount: int, withdrawals: int, expires_at: int
