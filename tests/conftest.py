@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -135,8 +136,14 @@ class Server:
             await assert_chain_matches(self.venue)
 
 
+# The chain mode of every test daemon unless a test sets its own: run a suite twice
+# (PERPD_TEST_CHAIN=local and none) to show it passes both ways (SDK tests: consents).
+TEST_CHAIN = os.environ.get("PERPD_TEST_CHAIN", Config.chain)
+
+
 def base_config(tmp_path: Path, **changes: Any) -> Config:
     cfg = Config(
+        chain=TEST_CHAIN,
         db=str(tmp_path / "perpd.db"),
         port=0,
         dev=True,

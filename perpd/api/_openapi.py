@@ -57,9 +57,6 @@ def document() -> dict[str, Any]:
                     "max_funding_rate",
                     "duration",
                     "expires_in",
-                    "expires_at",
-                    "nonce",
-                    "consent",
                 ],
             )
         },
@@ -68,15 +65,7 @@ def document() -> dict[str, Any]:
                 "Quote a funding rate",
                 signed=True,
                 ok=201,
-                body=[
-                    "request_id",
-                    "agent_id",
-                    "funding_rate",
-                    "collateral_usdc",
-                    "valid_for",
-                    "valid_until",
-                    "consent",
-                ],
+                body=["request_id", "agent_id", "funding_rate", "collateral_usdc", "valid_for"],
             )
         },
         "/trade/accept": {
@@ -84,9 +73,7 @@ def document() -> dict[str, Any]:
         },
         "/trade/close": {
             "post": _op(
-                "Close (part of) a position",
-                signed=True,
-                body=["position_id", "size_percent", "expires_at", "consent"],
+                "Close (part of) a position", signed=True, body=["position_id", "size_percent"]
             )
         },
         "/trade/liquidate": {
@@ -104,11 +91,7 @@ def document() -> dict[str, Any]:
         "/markets": {"get": _op("Markets and oracle prices")},
         "/accounts/{agent_id}": {"get": _op("Balances", signed=True)},
         "/accounts/{agent_id}/withdraw": {
-            "post": _op(
-                "Withdraw free collateral",
-                signed=True,
-                body=["amount_usdc", "destination", "expires_at", "consent"],
-            )
+            "post": _op("Withdraw free collateral", signed=True, body=["amount_usdc"])
         },
         "/events": {
             "get": _op(

@@ -26,12 +26,6 @@ LOCAL_PROGRAM_ID = Keypair.from_seed(
     hashlib.sha256(b"perpd local escrow program").digest()
 ).pubkey()
 
-# The program id of the in-process local chain: a fixed keypair's public key, so that
-# consents signed against a local daemon stay valid across restarts and machines.
-LOCAL_PROGRAM_ID = Keypair.from_seed(
-    hashlib.sha256(b"perpd local escrow program").digest()
-).pubkey()
-
 
 @cache
 def packaged_program() -> bytes:
