@@ -184,3 +184,31 @@ async def test_term_end_is_closed_on_chain_by_the_scheduler(book: Book, pct: int
         while (await chain_position(v, position["position_address"])).status != 1:
             await trio.sleep(0.05)
     await book.server.assert_balanced()
+
+
+async def test_perpd_verify_compares_the_mirror_with_the_saved_chain(
+    book: Book, tmp_path: Any, capsys: Any
+) -> None:
+    """`perpd verify` is clean after trading, and names the difference when a balance in
+    the mirror no longer equals the collateral account on chain."""
+    import shutil
+    import sqlite3
+
+    from perpd import cli
+
+    position = await book.open()
+    await book.requester.ok("/trade/close", book.close_body(position, 50))
+    db = book.server.venue.store.path
+    assert cli.verify(db) == 0
+    assert "compared every balance and position with the chain" in capsys.readouterr().out
+    copy = tmp_path / "tampered.db"
+    await book.server.venue.store.checkpoint()
+    shutil.copy(db, copy)
+    conn = sqlite3.connect(copy)
+    conn.execute("UPDATE accounts SET free = free + 1 WHERE agent_id = ?", (book.maker.id,))
+    conn.execute("UPDATE ledger SET deposits = deposits + 1")
+    conn.commit()
+    conn.close()
+    assert cli.verify(str(copy)) == 1
+    out = capsys.readouterr().out
+    assert f"agent {book.maker.id}: free" in out and "on chain" in out
