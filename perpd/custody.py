@@ -34,7 +34,21 @@ def ask_lock(
     request_id: str,
     quote_id: str,
 ) -> tuple[Position, int]:
-    """Unit 1 of a chain accept: reserve (free -> locked) and queue the lock."""
+    """Unit 1 of a chain accept: reserve (free -> locked) and queue the lock.
+
+    A retried accept of the same quote, after a 503 or while its lock is on its way,
+    gets the same position and lock row (never a second one)."""
+    held = q.get_request(conn, request_id)
+    if (
+        held is not None
+        and held.agent_id == agent_id
+        and held.status in ("pending", "filled")
+        and held.position_id is not None
+    ):
+        earlier = q.get_position(conn, held.position_id)
+        locks = outbox.of_ref(conn, held.position_id, "lock")
+        if earlier is not None and earlier.quote_id == quote_id and locks:
+            return earlier, locks[-1].id
     position = engine.reserve_accept(
         conn, ctx, agent_id=agent_id, request_id=request_id, quote_id=quote_id
     )
