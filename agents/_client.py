@@ -9,6 +9,14 @@ translated in `Client._send`, the one boundary.
 
 Amounts are ``int`` micro-USDC and rates ``int`` ppm (use `parse_usdc` / `parse_rate`
 to write ``"1000"`` or ``"0.001"``); they go on the wire as exact decimal strings.
+
+Consents (SPEC §6): when the daemon has a chain (``GET /chain``, read once), the client
+signs every request, quote, close and withdrawal itself: it picks request nonces,
+sends ``expires_at`` / ``valid_until`` (its clock + ``expires_in`` / ``valid_for``), and
+keeps each position's ``closes`` and its own ``withdrawals`` from the objects the
+daemon returns, so code written on it does not change. Before quoting, it checks that
+the request's consent is the requester's and matches the terms shown: a maker never
+signs a quote on terms the requester did not sign.
 """
 
 from __future__ import annotations
@@ -24,10 +32,23 @@ from typing import Any
 
 import httpx
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.token.associated import get_associated_token_address
 
-from agents._errors import ProtocolError, TransportError, error_from_wire
+from agents._consent import (
+    close_consent,
+    pick_nonce,
+    quote_consent,
+    request_consent,
+    request_hash,
+    sign_consent,
+    withdraw_consent,
+)
+from agents._errors import NotFound, ProtocolError, TransportError, Unauthorized, error_from_wire
 from agents._models import (
     Balances,
+    ChainInfo,
     CloseResult,
     Event,
     LiquidationResult,
@@ -36,6 +57,7 @@ from agents._models import (
     Quote,
     Side,
     TradeRequest,
+    duration_seconds,
     format_price,
     format_rate,
     format_usdc,
@@ -46,6 +68,8 @@ from agents._signing import Signer
 from agents._ws import Session, open_session
 
 __all__ = ["Client", "ClientStatistics"]
+
+CONSENT_S = 30  # how long a close or withdraw consent stays good (the daemon allows 60)
 
 
 @dataclass(frozen=True)
@@ -131,6 +155,9 @@ class Client:
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(base_url=self.url, timeout=timeout)
         self._calls = self._refused = self._transport_errors = 0
+        self._chain: ChainInfo | None = None
+        self._closes: dict[str, tuple[str, int]] = {}  # open position -> (address, closes)
+        self._withdrawals = 0  # the highest count seen: counters only grow
 
     @property
     def agent_id(self) -> str:
@@ -233,6 +260,7 @@ class Client:
         max_funding_rate: int,
         duration: str = "perpetual",
         expires_in: int = 30,
+        nonce: int | None = None,
     ) -> TradeRequest:
         """Ask makers for a position (``POST /trade/request``).
 
@@ -242,39 +270,85 @@ class Client:
                 in ppm.
             duration: ``"perpetual"`` or ``"<n>h"``.
             expires_in: seconds (1–300) the request stays open for quotes.
+            nonce: the request's u64 nonce (unique per agent); with a chain the client
+                picks a random one when None.
         """
-        data = await self._send(
-            "POST",
-            "/trade/request",
-            body={
-                "agent_id": self.agent_id,
-                "market": market,
-                "side": side,
-                "size_usdc": format_usdc(size),
-                "leverage": leverage,
-                "max_funding_rate": format_rate(max_funding_rate),
-                "duration": duration,
-                "expires_in": expires_in,
-            },
-        )
+        body: dict[str, Any] = {
+            "agent_id": self.agent_id,
+            "market": market,
+            "side": side,
+            "size_usdc": format_usdc(size),
+            "leverage": leverage,
+            "max_funding_rate": format_rate(max_funding_rate),
+            "duration": duration,
+        }
+        program = await self._program()
+        if program is None:
+            body["expires_in"] = expires_in
+            if nonce is not None:
+                body["nonce"] = nonce
+        else:
+            nonce = pick_nonce(program, self.keypair.pubkey()) if nonce is None else nonce
+            expires_at = self._deadline(expires_in)
+            consent = request_consent(
+                program,
+                self.keypair.pubkey(),
+                nonce,
+                market,
+                side,
+                size,
+                leverage,
+                max_funding_rate,
+                duration_seconds(duration),
+                expires_at,
+            )
+            body |= {"nonce": nonce, "expires_at": expires_at, "consent": self._sign(consent)}
+        data = await self._send("POST", "/trade/request", body=body)
         return TradeRequest.from_wire(data)
 
     async def quote(
-        self, request_id: str, *, funding_rate: int, collateral: int, valid_for: int = 10
+        self,
+        request: str | TradeRequest,
+        *,
+        funding_rate: int,
+        collateral: int,
+        valid_for: int = 10,
     ) -> Quote:
-        """Quote a request (``POST /trade/quote``): ``funding_rate`` ppm, ``collateral`` micro."""
-        data = await self._send(
-            "POST",
-            "/trade/quote",
-            body={
-                "request_id": request_id,
-                "agent_id": self.agent_id,
-                "funding_rate": format_rate(funding_rate),
-                "collateral_usdc": format_usdc(collateral),
-                "valid_for": valid_for,
-            },
-        )
+        """Quote a request (``POST /trade/quote``): ``funding_rate`` ppm, ``collateral`` micro.
+
+        ``request`` is its id or the `TradeRequest` itself (with a chain, an id costs one
+        ``GET /requests/{id}`` for the terms the quote consent names)."""
+        body = await self.quote_body(request, funding_rate, collateral, valid_for)
+        data = await self._send("POST", "/trade/quote", body=body)
         return Quote.from_wire(data)
+
+    async def quote_body(
+        self, request: str | TradeRequest, funding_rate: int, collateral: int, valid_for: int
+    ) -> dict[str, Any]:
+        """The fields of a quote (HTTP or socket), with its consent when there is a chain."""
+        request_id = request if isinstance(request, str) else request.request_id
+        body: dict[str, Any] = {
+            "request_id": request_id,
+            "agent_id": self.agent_id,
+            "funding_rate": format_rate(funding_rate),
+            "collateral_usdc": format_usdc(collateral),
+        }
+        program = await self._program()
+        if program is None:
+            body["valid_for"] = valid_for
+            return body
+        if isinstance(request, str):
+            request = await self.trade_request(request)
+        valid_until = self._deadline(valid_for)
+        consent = quote_consent(
+            program,
+            self.keypair.pubkey(),
+            _checked_request_hash(program, request),
+            funding_rate,
+            collateral,
+            valid_until,
+        )
+        return body | {"valid_until": valid_until, "consent": self._sign(consent)}
 
     async def accept(self, request_id: str, quote_id: str) -> Position:
         """Take a quote on this agent's request (``POST /trade/accept``): the new position."""
@@ -283,20 +357,47 @@ class Client:
             "/trade/accept",
             body={"request_id": request_id, "quote_id": quote_id, "agent_id": self.agent_id},
         )
-        return Position.from_wire(_object(data, "position", "accept"))
+        return self.note_position(Position.from_wire(_object(data, "position", "accept")))
 
-    async def close(self, position_id: str, size_percent: int = 100) -> CloseResult:
-        """Close ``size_percent`` (1–100) of a position this agent requested."""
-        data = await self._send(
-            "POST",
-            "/trade/close",
-            body={
-                "position_id": position_id,
-                "size_percent": size_percent,
-                "agent_id": self.agent_id,
-            },
-        )
-        return CloseResult.from_wire(data)
+    async def close(self, position: str | Position, size_percent: int = 100) -> CloseResult:
+        """Close ``size_percent`` (1–100) of a position this agent requested.
+
+        With a chain the close consent names the position's ``closes``, as this client
+        last saw it; if another close advanced it meanwhile (401), the position is read
+        again and the close signed once more."""
+        position_id = position if isinstance(position, str) else position.position_id
+        if not isinstance(position, str):
+            self.note_position(position)
+        body: dict[str, Any] = {
+            "position_id": position_id,
+            "size_percent": size_percent,
+            "agent_id": self.agent_id,
+        }
+        program = await self._program()
+        if program is None:
+            return self._closed(await self._send("POST", "/trade/close", body=body))
+        for fresh in (False, True):
+            terms = None if fresh else self._closes.get(position_id)
+            if terms is None:  # not seen open yet, or stale: as the daemon has it now
+                current = await self.position(position_id)
+                if current.position_address is None:
+                    raise ProtocolError(f"position {position_id} shows no position_address")
+                terms = (current.position_address, current.closes)
+            address, closes = terms
+            expires_at = self._deadline(CONSENT_S)
+            consent = close_consent(program, address, size_percent, closes, expires_at)
+            signed = body | {"expires_at": expires_at, "consent": self._sign(consent)}
+            try:
+                return self._closed(await self._send("POST", "/trade/close", body=signed))
+            except Unauthorized:
+                if fresh:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _closed(self, data: Any) -> CloseResult:
+        result = CloseResult.from_wire(data)
+        self.note_position(result.position)
+        return result
 
     async def liquidate(self, position_id: str) -> LiquidationResult:
         """Liquidate an under-margined position; this agent earns the liquidator's reward."""
@@ -305,16 +406,93 @@ class Client:
             "/trade/liquidate",
             body={"position_id": position_id, "agent_id": self.agent_id},
         )
-        return LiquidationResult.from_wire(data)
+        result = LiquidationResult.from_wire(data)
+        self.note_position(result.position)
+        return result
 
-    async def withdraw(self, amount: int) -> Balances:
-        """Withdraw ``amount`` micro-USDC of free collateral."""
-        data = await self._send(
-            "POST",
-            f"/accounts/{self.agent_id}/withdraw",
-            body={"amount_usdc": format_usdc(amount), "agent_id": self.agent_id},
-        )
-        return Balances.from_wire(data)
+    async def withdraw(self, amount: int, *, destination: str | Pubkey | None = None) -> Balances:
+        """Withdraw ``amount`` micro-USDC of free collateral.
+
+        With a chain the money goes to ``destination``, a USDC token account (default:
+        this agent's associated token account for the chain's USDC mint), and the
+        consent names this agent's ``withdrawals`` count (read again once if stale)."""
+        path = f"/accounts/{self.agent_id}/withdraw"
+        body: dict[str, Any] = {"amount_usdc": format_usdc(amount), "agent_id": self.agent_id}
+        program = await self._program()
+        if program is None:
+            if destination is not None:
+                body["destination"] = str(destination)
+            return self._balances(await self._send("POST", path, body=body))
+        to = Pubkey.from_string(destination) if isinstance(destination, str) else destination
+        to = to or await self._usdc_account()
+        for fresh in (False, True):
+            if fresh:
+                await self.balances()
+            expires_at = self._deadline(CONSENT_S)
+            consent = withdraw_consent(
+                program, self.keypair.pubkey(), to, amount, self._withdrawals, expires_at
+            )
+            signed = body | {
+                "destination": str(to),
+                "expires_at": expires_at,
+                "consent": self._sign(consent),
+            }
+            try:
+                return self._balances(await self._send("POST", path, body=signed))
+            except Unauthorized:
+                if fresh:
+                    raise
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------ consents
+
+    async def chain(self) -> ChainInfo:
+        """``GET /chain``, read once: the chain mode and the program id consents name."""
+        if self._chain is None:
+            try:
+                self._chain = ChainInfo.from_wire(await self._send("GET", "/chain", signed=False))
+            except NotFound:  # a daemon from before custody on chain
+                self._chain = ChainInfo("none", None, None, {})
+        return self._chain
+
+    async def _program(self) -> Pubkey | None:
+        """The program id to sign consents for, or None when the daemon has no chain."""
+        info = await self.chain()
+        if not info.signs:
+            return None
+        assert info.program_id is not None
+        try:
+            return Pubkey.from_string(info.program_id)
+        except ValueError as exc:
+            raise ProtocolError(f"GET /chain: program_id {info.program_id!r}") from exc
+
+    async def _usdc_account(self) -> Pubkey:
+        mint = (await self.chain()).usdc_mint
+        if mint is None:
+            raise ValueError("withdraw needs a destination: GET /chain names no USDC mint")
+        return get_associated_token_address(self.keypair.pubkey(), Pubkey.from_string(mint))
+
+    def _deadline(self, seconds: int) -> int:
+        """A consent deadline ``seconds`` from now, in whole seconds of this client's clock."""
+        return int(self.signer.clock()) + seconds
+
+    def _sign(self, consent: bytes) -> str:
+        return sign_consent(self.keypair, consent)
+
+    def note_position(self, position: Position) -> Position:
+        """Keep what the next close consent names: the position's address and ``closes``."""
+        pid = position.position_id
+        if not position.is_open or position.position_address is None:
+            self._closes.pop(pid, None)
+        elif position.closes >= self._closes.get(pid, ("", -1))[1]:
+            self._closes[pid] = (position.position_address, position.closes)
+        return position
+
+    def _balances(self, data: Any) -> Balances:
+        balances = Balances.from_wire(data)
+        if balances.agent_id == self.agent_id:
+            self._withdrawals = max(self._withdrawals, balances.withdrawals)
+        return balances
 
     # ------------------------------------------------------------ reads
 
@@ -351,7 +529,10 @@ class Client:
         data = await self._send(
             "GET", "/positions", params={"agent_id": agent_id, "status": status}, signed=False
         )
-        return [Position.from_wire(p) for p in _list(data, "positions", "GET /positions")]
+        return [
+            self.note_position(Position.from_wire(p))
+            for p in _list(data, "positions", "GET /positions")
+        ]
 
     async def my_positions(self, status: str | None = "open") -> list[Position]:
         """This agent's positions (as requester or maker), open ones by default."""
@@ -359,11 +540,11 @@ class Client:
 
     async def position(self, position_id: str) -> Position:
         data = await self._send("GET", f"/positions/{position_id}", signed=False)
-        return Position.from_wire(data)
+        return self.note_position(Position.from_wire(data))
 
     async def balances(self) -> Balances:
         """This agent's free and locked collateral (a signed read)."""
-        return Balances.from_wire(await self._send("GET", f"/accounts/{self.agent_id}"))
+        return self._balances(await self._send("GET", f"/accounts/{self.agent_id}"))
 
     async def events(self, since: int = 0, *, limit: int | None = None) -> list[Event]:
         """Events after ``since`` visible to this agent, in ``seq`` order (a signed read)."""
@@ -398,7 +579,7 @@ class Client:
             body={"agent_id": agent_id or self.agent_id, "amount_usdc": format_usdc(amount)},
             signed=False,
         )
-        return Balances.from_wire(data)
+        return self._balances(data)
 
     async def set_price(self, market: str, price: int) -> int:
         """Dev mode only: pin the simulated oracle of ``market`` at ``price`` (exponent -8).
@@ -423,3 +604,33 @@ class Client:
         ``async with client.subscribe(["BTC-PERP"]) as session: async for ev in session``.
         """
         return open_session(self, markets, since=since, **options)
+
+
+def _checked_request_hash(program: Pubkey, request: TradeRequest) -> bytes:
+    """The request consent's hash, after checking that the consent is the requester's
+    signature of exactly the terms the daemon shows (`ProtocolError` otherwise)."""
+    rid = request.request_id
+    if request.consent is None or request.nonce is None or request.request_hash is None:
+        raise ProtocolError(f"request {rid} carries no consent: the daemon must not relay it")
+    message = request_consent(
+        program,
+        request.agent_id,
+        request.nonce,
+        request.market,
+        request.side,
+        request.size,
+        request.leverage,
+        request.max_funding_rate,
+        request.duration_s,
+        request.expires_at,
+    )
+    digest = request_hash(message)
+    try:
+        signed = Signature.from_string(request.consent).verify(
+            Pubkey.from_string(request.agent_id), message
+        )
+    except ValueError:
+        signed = False
+    if digest.hex() != request.request_hash or not signed:
+        raise ProtocolError(f"request {rid}: its consent does not match its terms; not quoting")
+    return digest

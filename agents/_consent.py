@@ -17,12 +17,15 @@ not fit its field is a `ValueError`, never wrapped.
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 __all__ = [
     "close_consent",
+    "pick_nonce",
+    "position_address",
     "quote_consent",
     "request_consent",
     "request_hash",
@@ -176,3 +179,20 @@ def withdraw_consent(
 def sign_consent(keypair: Keypair, consent: bytes) -> str:
     """The base58 ed25519 signature of ``consent`` by ``keypair``: the wire ``consent``."""
     return str(keypair.sign_message(consent))
+
+
+def position_address(program: Address, requester: Address, nonce: int) -> tuple[Pubkey, int]:
+    """The position's on-chain address and bump: the program's ``["position", requester,
+    nonce u64 LE]``, which the request consent's nonce fixes."""
+    seeds = [b"position", _address("requester", requester), _le("nonce", nonce, 8)]
+    return Pubkey.find_program_address(seeds, Pubkey(_address("program", program)))
+
+
+def pick_nonce(program: Address, requester: Address) -> int:
+    """A fresh random u64 nonce whose position address has bump 255 (half of all
+    nonces, so two tries on average): each lower bump costs the program's
+    ``lock_position`` another 1,500 compute units."""
+    while True:
+        nonce = secrets.randbits(64)
+        if position_address(program, requester, nonce)[1] == 255:
+            return nonce

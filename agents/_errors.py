@@ -15,7 +15,8 @@
     │   │   ├── QuoteExpired        409 quote_expired
     │   │   ├── RequestFilled       409 request_filled
     │   │   ├── PositionNotOpen     409 position_not_open
-    │   │   └── NotLiquidatable     409 not_liquidatable
+    │   │   ├── NotLiquidatable     409 not_liquidatable
+    │   │   └── NonceUsed           409 nonce_used
     │   ├── InsufficientCollateral  422 insufficient_collateral
     │   └── OracleUnavailable       503 oracle_unavailable
     ├── TransportError              the daemon could not be reached, or the link broke
@@ -115,6 +116,12 @@ class NotLiquidatable(Conflict):
     code = "not_liquidatable"
 
 
+class NonceUsed(Conflict):
+    """The request's nonce was used before by this agent (pick another)."""
+
+    code = "nonce_used"
+
+
 class InsufficientCollateral(ApiError):
     status, code = 422, "insufficient_collateral"
 
@@ -155,6 +162,7 @@ _BY_CODE: dict[str, type[ApiError]] = {
         RequestFilled,
         PositionNotOpen,
         NotLiquidatable,
+        NonceUsed,
         InsufficientCollateral,
         OracleUnavailable,
     )

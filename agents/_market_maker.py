@@ -358,7 +358,7 @@ class MarketMaker:
                 return
             try:
                 q = await self.client.quote(
-                    request.request_id,
+                    request,
                     funding_rate=rate,
                     collateral=collateral,
                     valid_for=valid_for,

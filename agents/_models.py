@@ -26,6 +26,7 @@ __all__ = [
     "PPM",
     "PRICE_SCALE",
     "Balances",
+    "ChainInfo",
     "CloseResult",
     "Event",
     "FundingSettledEvent",
@@ -130,6 +131,16 @@ def format_rate(ppm: int) -> str:
 def format_price(price: int) -> str:
     """An exponent -8 integer as a decimal string: ``6_500_000_000_000`` → ``"65000.00000000"``."""
     return _fixed(price, 8)
+
+
+def duration_seconds(duration: str) -> int:
+    """``"perpetual"`` → 0, ``"<n>h"`` → n × 3600: a term as the request consent signs it."""
+    if duration == "perpetual":
+        return 0
+    hours = duration.removesuffix("h")
+    if not duration.endswith("h") or not hours.isdigit() or not hours.isascii():
+        raise ValueError(f"{duration!r} is not 'perpetual' or '<n>h'")
+    return int(hours) * 3600
 
 
 # ---------------------------------------------------------------- field reader
@@ -263,7 +274,18 @@ class TradeRequest:
     status: str
     created_at: int | None
     position_id: str | None
+    nonce: int | None  # with a consent: the position's on-chain seed (SPEC §6)
+    consent: str | None  # the requester's base58 request consent
+    request_hash: str | None  # hex sha256 of the request consent bytes
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def duration_s(self) -> int:
+        """The term in seconds, 0 for perpetual (as the request consent signs it)."""
+        try:
+            return duration_seconds(self.duration)
+        except ValueError as exc:
+            raise ProtocolError(f"request.duration: {exc}") from None
 
     @classmethod
     def from_wire(cls, data: object) -> TradeRequest:
@@ -281,6 +303,9 @@ class TradeRequest:
             status=f.opt_text("status") or "open",
             created_at=f.opt_integer("created_at"),
             position_id=f.opt_text("position_id"),
+            nonce=f.opt_integer("nonce"),
+            consent=f.opt_text("consent"),
+            request_hash=f.opt_text("request_hash"),
             raw=f.data,
         )
 
@@ -297,6 +322,7 @@ class Quote:
     expires_at: int
     status: str
     created_at: int | None
+    consent: str | None  # the maker's base58 quote consent, if it gave one
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -311,6 +337,7 @@ class Quote:
             expires_at=f.integer("expires_at"),
             status=f.opt_text("status") or "live",
             created_at=f.opt_integer("created_at"),
+            consent=f.opt_text("consent"),
             raw=f.data,
         )
 
@@ -349,6 +376,8 @@ class Position:
     unrealized_pnl: int | None
     margin_ratio_requester: int | None
     margin_ratio_maker: int | None
+    position_address: str | None  # its on-chain account (its request had a nonce)
+    closes: int  # closes so far: what the next close consent names
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -380,6 +409,8 @@ class Position:
             unrealized_pnl=f.opt_usdc("unrealized_pnl_usdc"),
             margin_ratio_requester=f.opt_rate("margin_ratio_requester"),
             margin_ratio_maker=f.opt_rate("margin_ratio_maker"),
+            position_address=f.opt_text("position_address"),
+            closes=f.opt_integer("closes") or 0,
             raw=f.data,
         )
 
@@ -435,16 +466,45 @@ class Balances:
     agent_id: str
     free: int
     locked: int
+    withdrawals: int  # consented withdrawals so far: what the next withdraw consent names
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
     def from_wire(cls, data: object) -> Balances:
         f = _Fields(data, "account")
-        return cls(f.text("agent_id"), f.usdc("free_usdc"), f.usdc("locked_usdc"), f.data)
+        return cls(
+            f.text("agent_id"),
+            f.usdc("free_usdc"),
+            f.usdc("locked_usdc"),
+            f.opt_integer("withdrawals") or 0,
+            f.data,
+        )
 
     @property
     def total(self) -> int:
         return self.free + self.locked
+
+
+@dataclass(frozen=True, slots=True)
+class ChainInfo:
+    """``GET /chain``: where custody lives and the program id that consents name.
+
+    ``mode`` is ``local``, ``rpc`` or ``none`` (off chain: nothing to sign for)."""
+
+    mode: str
+    program_id: str | None
+    usdc_mint: str | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> ChainInfo:
+        f = _Fields(data, "chain")
+        return cls(f.text("mode"), f.opt_text("program_id"), f.opt_text("usdc_mint"), f.data)
+
+    @property
+    def signs(self) -> bool:
+        """Whether calls carry consents: with a chain, every money-moving one must."""
+        return self.mode != "none" and self.program_id is not None
 
 
 @dataclass(frozen=True, slots=True)

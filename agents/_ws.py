@@ -46,7 +46,7 @@ from agents._errors import (
     TransportError,
     error_from_wire,
 )
-from agents._models import Event, format_rate, format_usdc, parse_event
+from agents._models import Event, Position, TradeRequest, parse_event
 
 if TYPE_CHECKING:
     from agents._client import Client
@@ -205,7 +205,12 @@ class Session:
     # ------------------------------------------------------------ quoting
 
     async def quote(
-        self, request_id: str, *, funding_rate: int, collateral: int, valid_for: int = 10
+        self,
+        request: str | TradeRequest,
+        *,
+        funding_rate: int,
+        collateral: int,
+        valid_for: int = 10,
     ) -> str:
         """Quote on the socket; returns the ``quote_id`` from ``quote_ack``.
 
@@ -217,15 +222,8 @@ class Session:
         """
         self._quote_ids += 1
         client_id = f"q{self._quote_ids}"
-        message = {
-            "type": "quote",
-            "client_id": client_id,
-            "request_id": request_id,
-            "agent_id": self.client.agent_id,
-            "funding_rate": format_rate(funding_rate),
-            "collateral_usdc": format_usdc(collateral),
-            "valid_for": valid_for,
-        }
+        fields = await self.client.quote_body(request, funding_rate, collateral, valid_for)
+        message = {"type": "quote", "client_id": client_id, **fields}
         send, recv = anyio.create_memory_object_stream[dict[str, Any] | AgentError](1)
         with send, recv, anyio.fail_after(self._reply_timeout):
             link = await self._wait_link()
@@ -370,6 +368,9 @@ class Session:
             if self._last_seq is not None and event.seq <= self._last_seq:
                 self._duplicates += 1
                 continue
+            position = getattr(event, "position", None)
+            if isinstance(position, Position):  # what the next close consent names
+                self.client.note_position(position)
             await self._send.send(event)
             self._last_seq = event.seq
             self._events += 1

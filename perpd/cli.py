@@ -9,14 +9,18 @@ import os
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
-from perpd import daemon, demo
+from perpd import chain_verify, daemon, demo
 from perpd.chain import command as chain_command
-from perpd.config import Config
+from perpd.config import CHAIN_MODES, Config
 from perpd.store import queries
+
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,11 +75,23 @@ def _parser() -> argparse.ArgumentParser:
     # chain-local: chain
     run.add_argument(
         "--chain",
-        choices=("local", "rpc", "none"),
+        choices=CHAIN_MODES,
         default=Config.chain,
         help="where the money lives: the in-process SVM, a cluster over RPC, or none",
     )
-    run.add_argument("--program-id", default=Config.program_id, metavar="ADDRESS")
+    run.add_argument(
+        "--program-id",
+        default=Config.program_id,
+        metavar="ADDRESS",
+        help="the escrow program consents name (default: the local program's)",
+    )
+    run.add_argument(
+        "--chain-confirm-timeout",
+        type=float,
+        default=Config.chain_confirm_timeout_s,
+        metavar="S",
+        help="how long a call waits for its chain transaction before 503 chain_unavailable",
+    )
     run.add_argument("--rpc-url", default=Config.rpc_url, metavar="URL")
     run.add_argument("--authority-keypair", default=Config.authority_keypair, metavar="FILE")
     run.add_argument("--router-keypair", default=Config.router_keypair, metavar="FILE")
@@ -105,13 +121,18 @@ def _parser() -> argparse.ArgumentParser:
     chain_command.add_arguments(
         sub.add_parser("chain", help=chain_command.HELP, description=chain_command.__doc__)
     )
-    verify = sub.add_parser("verify", help="check that the books in a database balance")
+    verify = sub.add_parser(
+        "verify", help="check that the books balance, and that they equal the chain's"
+    )
     verify.add_argument("--db", default=Config.db)
+    verify.add_argument("--rpc-url", default="", help="compare with this cluster (--chain rpc)")
+    verify.add_argument("--program-id", default="", help="the escrow program on that cluster")
     return parser
 
 
-def verify(db: str) -> int:
-    """Read-only check of a database's books; prints the totals and any problem."""
+def verify(db: str, rpc_url: str = "", program_id: str = "") -> int:
+    """Read-only check of a database's books, and of the mirror against the chain (the
+    local chain saved in the file, or ``rpc_url``'s); prints the totals and any problem."""
     if not os.path.exists(db):
         print(f"perpd verify: no database at {db}", file=sys.stderr)
         return 2
@@ -123,9 +144,23 @@ def verify(db: str) -> int:
         conn.execute("BEGIN")
         print(json.dumps(queries.ledger(conn)))
         problems = queries.verify(conn)
+        on_chain = chain_verify.local_problems(conn) if not rpc_url else None
         conn.execute("COMMIT")
+        if rpc_url:
+
+            def reader(fn: Callable[[sqlite3.Connection], T]) -> T:
+                conn.execute("BEGIN")
+                try:
+                    return fn(conn)
+                finally:
+                    conn.execute("COMMIT")
+
+            on_chain = trio.run(chain_verify.rpc_problems, reader, rpc_url, program_id)
     finally:
         conn.close()
+    if on_chain is not None:
+        print("chain: compared every balance and position with the chain")
+        problems += on_chain
     for problem in problems:
         print(f"PROBLEM {problem}")
     print("books balance" if not problems else f"{len(problems)} problem(s)")
@@ -155,6 +190,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         authority_keypair=args.authority_keypair,
         router_keypair=args.router_keypair,
         priority_fee_micro_lamports=args.priority_fee,
+        chain_confirm_timeout_s=args.chain_confirm_timeout,
     )
 
 
@@ -177,7 +213,7 @@ async def _serve(config: Config) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "verify":
-        return verify(args.db)
+        return verify(args.db, args.rpc_url, args.program_id)
     if args.command == "demo":
         return demo.main(args)
     if args.command == "chain":

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from solders.pubkey import Pubkey
+
+from perpd.chain._program import LOCAL_PROGRAM_ID
 from perpd.limits import TradeLimits
 from perpd.markets import DEFAULT_FUNDING_PERIOD_S
 from perpd.ratelimit import Rate, RateLimits
+
+CHAIN_MODES = ("local", "rpc", "none")
 
 
 @dataclass(frozen=True)
@@ -58,14 +63,16 @@ class Config:
     # the GIL hand-over interval: the database threads wait at most this for the GIL after
     # each SQLite call while the trio thread is busy (CPython's default is 5 ms)
     gil_switch_interval_s: float = 0.0002
-    # chain-local: chain
-    chain: str = "none"  # local | rpc | none (consent-api owns this key and program_id)
-    program_id: str = ""  # "" = the local chain's LOCAL_PROGRAM_ID
+    # consent-api: chain mode
+    chain: str = "none"  # local | rpc | none (SPEC §6): with a chain, consents are required
+    program_id: str = str(LOCAL_PROGRAM_ID)  # the escrow program the consents name
+    # chain-local: rpc
     rpc_url: str = ""  # --chain rpc: the cluster's JSON-RPC URL
     authority_keypair: str = ""  # --chain rpc: the upgrade authority's keypair file
     router_keypair: str = ""  # --chain rpc: the router's keypair file ("" = the authority)
     priority_fee_micro_lamports: int = 0  # compute-unit price of every rpc transaction
-    chain_confirm_timeout_s: float = 30.0  # rpc: how long a transaction may take to confirm
+    # submitter: how long a call waits for its chain transaction, then 503 chain_unavailable
+    chain_confirm_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -86,18 +93,27 @@ class Config:
             raise ValueError("db readers must be 1..64")
         if self.db_wal_limit_bytes < 0 or self.db_checkpoint_interval_s <= 0:
             raise ValueError("db WAL limit must be >= 0 and the checkpoint interval > 0")
-        if self.chain not in ("local", "rpc", "none"):
-            raise ValueError(f"chain must be 'local', 'rpc' or 'none', not {self.chain!r}")
+        if self.chain not in CHAIN_MODES:
+            raise ValueError(f"chain must be one of {', '.join(CHAIN_MODES)}, not {self.chain!r}")
+        self.program_pubkey()
         if self.chain == "rpc" and not (
             self.rpc_url and (self.router_keypair or self.authority_keypair)
         ):
             raise ValueError(
                 "--chain rpc needs --rpc-url and --authority-keypair (or a router keypair)"
             )
-        if self.priority_fee_micro_lamports < 0 or self.chain_confirm_timeout_s <= 0:
-            raise ValueError("priority fee must be >= 0 and the confirm timeout > 0")
+        if self.priority_fee_micro_lamports < 0:
+            raise ValueError("priority fee must be >= 0")
+        if not 0 < self.chain_confirm_timeout_s <= 600:
+            raise ValueError("chain confirm timeout must lie in (0, 600] s")
         self.trade_limits()  # validates the caps and minimum sizes
         self.rate_limits()
+
+    def program_pubkey(self) -> Pubkey:
+        try:
+            return Pubkey.from_string(self.program_id)
+        except ValueError:
+            raise ValueError(f"program id {self.program_id!r} is not a base58 address") from None
 
     def trade_limits(self) -> TradeLimits:
         return TradeLimits(

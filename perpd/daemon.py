@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -23,6 +24,7 @@ from perpd.chain._open import open_chain
 from perpd.config import Config
 from perpd.markets import MARKETS
 from perpd.nursery import (
+    chain_submitter,
     checkpointer,
     event_hub,
     expiry,
@@ -43,6 +45,25 @@ from perpd.store import queries as q
 from perpd.venue import Venue
 
 log = logging.getLogger("perpd")
+
+
+async def _start_submitter(
+    config: Config,
+    services: trio.Nursery,
+    venue: Venue,
+    chain: Any,
+    pins: chain_submitter.ChainPins,
+) -> chain_submitter.ChainSubmitter | None:
+    """Start the chain submitter, which first sends what a previous run left in the
+    outbox (None with ``--chain none``)."""
+    if chain is None:
+        return None
+    submitter = chain_submitter.ChainSubmitter(
+        venue, chain, pins=pins, confirm_timeout_s=config.chain_confirm_timeout_s
+    )
+    venue.backend, venue.submitter = chain, submitter
+    await services.start(chain_submitter.run, submitter)
+    return submitter
 
 
 async def run(
@@ -66,7 +87,11 @@ async def run(
     await store.open()
     try:
         book = PriceBook(MARKETS, clock=clock)
-        async with open_chain(config, store, book, clock) as chain, trio.open_nursery() as services:
+        chain_pins = chain_submitter.ChainPins(clock, book)
+        async with (
+            open_chain(config, store, book, chain_pins, oracle=chain_pins.oracle) as chain,
+            trio.open_nursery() as services,
+        ):
             feed = None
             if config.oracle == "sim":
                 pins = await store.read(q.pinned_prices)
@@ -81,7 +106,10 @@ async def run(
                 clock=clock,
                 sim_feed=feed,
                 limits=config.trade_limits(),
+                chain=config.chain,
+                program_id=config.program_pubkey(),
             )
+            submitter = await _start_submitter(config, services, venue, chain, chain_pins)
             await services.start(
                 partial(
                     checkpointer.run,
@@ -128,6 +156,8 @@ async def run(
                 "expiry": timer,
                 "funding": scheduler,
             }
+            if submitter is not None:
+                venue.services["chain"] = submitter
             app = create_app(
                 venue,
                 hub=hub,

@@ -14,8 +14,12 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from solders.pubkey import Pubkey
+
 from perpd import money
 from perpd.bounds import MAX_BALANCE, MAX_TOTAL_DEPOSITS, saturate_pnl
+from perpd.chain._program import LOCAL_PROGRAM_ID
+from perpd.consents import CloseConsent, QuoteConsent, WithdrawConsent, position_address
 from perpd.errors import (
     Conflict,
     Forbidden,
@@ -25,6 +29,7 @@ from perpd.errors import (
     RateAboveMax,
     RateLimited,
     SelfQuote,
+    Unauthorized,
 )
 from perpd.limits import TradeLimits
 from perpd.markets import get_market
@@ -44,6 +49,7 @@ class Ctx:
     funding_period_s: int
     price_of: Callable[[str], int]  # the usable oracle price now, or OracleUnavailable
     limits: TradeLimits = field(default_factory=TradeLimits)
+    program_id: Pubkey = LOCAL_PROGRAM_ID  # the escrow program consents and addresses name
 
     @property
     def ts(self) -> int:
@@ -69,6 +75,13 @@ def next_funding_time(t: int, period_s: int) -> int:
 
 def deposit(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> Account:
     """Credit ``amount``, within the ceilings that keep every balance in 64 bits (`bounds`)."""
+    check_deposit(conn, agent_id, amount)
+    q.record_deposit(conn, agent_id, amount)
+    return q.get_account(conn, agent_id)
+
+
+def check_deposit(conn: sqlite3.Connection, agent_id: str, amount: int) -> None:
+    """The ceilings a deposit must stay under (400 past them); changes nothing."""
     account = q.get_account(conn, agent_id)
     if account.free + account.locked + amount > MAX_BALANCE:
         raise InvalidRequest(
@@ -80,17 +93,28 @@ def deposit(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> A
             f"the venue's deposits would pass their ceiling of "
             f"{format_usdc(MAX_TOTAL_DEPOSITS)} USDC"
         )
-    q.record_deposit(conn, agent_id, amount)
-    return q.get_account(conn, agent_id)
 
 
-def withdraw(conn: sqlite3.Connection, ctx: Ctx, agent_id: str, amount: int) -> Account:
+def withdraw(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    agent_id: str,
+    amount: int,
+    consent: WithdrawConsent | None = None,
+) -> Account:
+    """Debit free collateral; a consented withdrawal advances ``withdrawals``, and is
+    refused (401) if another one advanced it after its consent was verified."""
     account = q.get_account(conn, agent_id)
+    if consent is not None and consent.withdrawals != account.withdrawals:
+        raise Unauthorized(
+            f"the withdraw consent names withdrawal {consent.withdrawals}, but "
+            f"{agent_id} has made {account.withdrawals}: sign it again"
+        )
     if account.free < amount:
         raise InsufficientCollateral(
             f"free balance {format_usdc(account.free)} is below {format_usdc(amount)}"
         )
-    q.record_withdrawal(conn, agent_id, amount)
+    q.record_withdrawal(conn, agent_id, amount, consented=consent is not None)
     return q.get_account(conn, agent_id)
 
 
@@ -116,17 +140,25 @@ def create_request(
     leverage: int,
     max_rate: int,
     duration_s: int | None,
-    expires_in: int,
+    expires_in: int = 30,
+    expires_at: int | None = None,
+    nonce: int | None = None,
+    consent: str | None = None,
+    request_hash: str | None = None,
 ) -> TradeRequest:
     """Open a request for quotes; the requester must be able to fund IM + open fee now.
 
-    Refused below the market's minimum size (400) and past the agent's cap on open
-    requests (429, Retry-After = until its earliest open request expires).
+    ``expires_at`` (a signed deadline) replaces ``expires_in``; ``consent`` and
+    ``request_hash`` come verified (`perpd.consents`). Refused below the market's
+    minimum size (400), with a nonce used before (409 ``nonce_used``), and past the
+    agent's cap on open requests (429, Retry-After = until its earliest one expires).
     """
     lim = ctx.limits
     min_size = lim.min_size_of(market)
     if size < min_size:
         raise InvalidRequest(f"size_usdc must be at least {format_usdc(min_size)} on {market}")
+    if nonce is not None and q.nonce_used(conn, agent_id, nonce):
+        raise Conflict(f"{agent_id} has used nonce {nonce} before", code="nonce_used")
     cap = lim.max_open_requests_per_agent
     count, earliest = q.open_requests_of(conn, agent_id, ctx.now, cap)
     if count >= cap:
@@ -146,8 +178,12 @@ def create_request(
         max_rate=max_rate,
         duration_s=duration_s,
         created_at=ctx.ts,
-        expires_at=deadline(ctx.now, expires_in),
+        expires_at=deadline(ctx.now, expires_in) if expires_at is None else expires_at,
         status="open",
+        nonce=nonce,
+        consent=consent,
+        consent_expires_at=expires_at if consent is not None else None,
+        request_hash=request_hash,
     )
     q.insert_request(conn, r)
     q.append_event(conn, ctx.ts, "trade_request", request_view(r), market=market, public=True)
@@ -196,6 +232,11 @@ def _require_live(ctx: Ctx, r: TradeRequest) -> None:
     """`request_filled` / `request_expired` unless ``r`` can still be quoted and filled."""
     if r.status == "filled":
         raise Conflict(f"request {r.request_id} is already filled", code="request_filled")
+    if r.status == "pending":
+        raise Conflict(
+            f"request {r.request_id} is being filled (its lock is on its way to the chain)",
+            code="request_filled",
+        )
     if r.status != "open" or ctx.now >= r.expires_at:
         raise Conflict(f"request {r.request_id} has expired", code="request_expired")
 
@@ -208,10 +249,17 @@ def create_quote(
     agent_id: str,
     rate: int,
     collateral: int,
-    valid_for: int,
+    valid_for: int = 10,
+    valid_until: int | None = None,
+    consent: QuoteConsent | None = None,
 ) -> Quote:
-    """A maker's firm quote on a live request. Nothing is locked until it is accepted."""
+    """A maker's firm quote on a live request. Nothing is locked until it is accepted.
+
+    ``valid_until`` (a signed deadline) replaces ``valid_for``; a ``consent`` was
+    verified against the request consent hash it names, which must be this request's."""
     r = _get_request(conn, request_id)
+    if consent is not None and r.request_hash != consent.request_hash:
+        raise Unauthorized(f"the quote consent names another request than {request_id}")
     _require_live(ctx, r)
     if agent_id == r.agent_id:
         raise SelfQuote("a maker cannot quote its own request")
@@ -232,8 +280,10 @@ def create_quote(
         rate=rate,
         collateral=collateral,
         created_at=ctx.ts,
-        expires_at=deadline(ctx.now, valid_for),
+        expires_at=deadline(ctx.now, valid_for) if valid_until is None else valid_until,
         status="live",
+        consent=None if consent is None else consent.signature,
+        valid_until=valid_until,
     )
     q.insert_quote(conn, quote)
     q.append_event(conn, ctx.ts, "quote", quote_view(quote), market=r.market, audience=[r.agent_id])
@@ -241,6 +291,52 @@ def create_quote(
 
 
 # ---------------------------------------------------------------- accept
+
+
+def _check_accept(
+    conn: sqlite3.Connection, ctx: Ctx, agent_id: str, request_id: str, quote_id: str
+) -> tuple[TradeRequest, Quote]:
+    r = _get_request(conn, request_id)
+    if r.agent_id != agent_id:
+        raise Forbidden("only the requester can accept quotes on its request")
+    _require_live(ctx, r)
+    quote = q.get_quote(conn, quote_id)
+    if quote is None or quote.request_id != request_id:
+        raise NotFound(f"no quote {quote_id!r} on request {request_id}")
+    if quote.status != "live" or ctx.now >= quote.expires_at:
+        raise Conflict(f"quote {quote_id} is no longer live", code="quote_expired")
+    return r, quote
+
+
+def _new_position(
+    ctx: Ctx, r: TradeRequest, quote: Quote, position_id: str, status: str
+) -> tuple[Position, int, int]:
+    """The position ``quote`` fills at the oracle price now: (position, fee, price)."""
+    price = ctx.price_of(r.market)
+    state, fee = money.open_position(
+        r.side, r.size, price, r.leverage, quote.collateral, quote.rate, ctx.ts
+    )
+    position = Position(
+        position_id=position_id,
+        request_id=r.request_id,
+        quote_id=quote.quote_id,
+        market=r.market,
+        requester=r.agent_id,
+        maker=quote.agent_id,
+        leverage=r.leverage,
+        state=state,
+        funding_total=0,
+        realized_pnl=0,
+        status=status,
+        opened_at=ctx.ts,
+        expires_at=None if r.duration_s is None else ctx.ts + r.duration_s,
+        next_funding_at=next_funding_time(ctx.ts, ctx.funding_period_s),
+        nonce=r.nonce,
+        position_address=(
+            None if r.nonce is None else str(position_address(ctx.program_id, r.agent_id, r.nonce))
+        ),
+    )
+    return position, fee, price
 
 
 def accept(
@@ -252,44 +348,32 @@ def accept(
     quote_id: str,
 ) -> Position:
     """Fill a request with one of its quotes at the oracle price: all of it or none of it."""
-    r = _get_request(conn, request_id)
-    if r.agent_id != agent_id:
-        raise Forbidden("only the requester can accept quotes on its request")
-    _require_live(ctx, r)
-    quote = q.get_quote(conn, quote_id)
-    if quote is None or quote.request_id != request_id:
-        raise NotFound(f"no quote {quote_id!r} on request {request_id}")
-    if quote.status != "live" or ctx.now >= quote.expires_at:
-        raise Conflict(f"quote {quote_id} is no longer live", code="quote_expired")
-    price = ctx.price_of(r.market)
-    state, fee = money.open_position(
-        r.side, r.size, price, r.leverage, quote.collateral, quote.rate, ctx.ts
-    )
+    r, quote = _check_accept(conn, ctx, agent_id, request_id, quote_id)
+    position, fee, price = _new_position(ctx, r, quote, new_id("pos"), "open")
+    state = position.state
     _require_free(conn, r.agent_id, state.cr + fee, "requester")
     _require_free(conn, quote.agent_id, state.cm, "maker")
-
-    position = Position(
-        position_id=new_id("pos"),
-        request_id=request_id,
-        quote_id=quote_id,
-        market=r.market,
-        requester=r.agent_id,
-        maker=quote.agent_id,
-        leverage=r.leverage,
-        state=state,
-        funding_total=0,
-        realized_pnl=0,
-        status="open",
-        opened_at=ctx.ts,
-        expires_at=None if r.duration_s is None else ctx.ts + r.duration_s,
-        next_funding_at=next_funding_time(ctx.ts, ctx.funding_period_s),
-    )
     q.adjust_account(conn, r.agent_id, -(state.cr + fee), state.cr)
     q.add_fees(conn, fee)
     q.adjust_account(conn, quote.agent_id, -state.cm, state.cm)
     q.save_position(conn, position, money.liquidation_price_bounds(state))
-    q.set_request_status(conn, request_id, "filled", position.position_id)
     q.set_quote_status(conn, quote_id, "accepted")
+    _filled(conn, ctx, r, quote, position, fee, price)
+    return position
+
+
+def _filled(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    r: TradeRequest,
+    quote: Quote,
+    position: Position,
+    fee: int,
+    price: int,
+) -> None:
+    """The request is filled: its other quotes rejected, the events of SPEC §3."""
+    request_id, quote_id = r.request_id, quote.quote_id
+    q.set_request_status(conn, request_id, "filled", position.position_id)
     ids = {"quote_id": quote_id, "request_id": request_id}
     q.append_event(
         conn,
@@ -310,6 +394,8 @@ def accept(
             audience=[other_maker],
         )
     opened = {**position_view(position, price), "open_fee_usdc": format_usdc(fee)}
+    if position.lock_signature is not None:
+        opened["lock_signature"] = position.lock_signature
     q.append_event(
         conn,
         ctx.ts,
@@ -318,7 +404,84 @@ def accept(
         market=r.market,
         audience=[position.requester, position.maker],
     )
+
+
+# With a chain, accept is two units: `reserve_accept` (the HTTP call: free -> locked for
+# both collaterals and the fee, a pending position, and the caller's lock row in the
+# outbox) and, once the lock has landed, `open_reserved`; a refused lock is undone by
+# `release_reserved`. Between the two nothing else can fill the request.
+
+
+def reserve_accept(
+    conn: sqlite3.Connection, ctx: Ctx, *, agent_id: str, request_id: str, quote_id: str
+) -> Position:
+    """Unit 1 of a chain accept: check it all as `accept` does and reserve the money."""
+    r, quote = _check_accept(conn, ctx, agent_id, request_id, quote_id)
+    position, fee, _ = _new_position(ctx, r, quote, new_id("pos"), "pending")
+    state = position.state
+    _require_free(conn, r.agent_id, state.cr + fee, "requester")
+    _require_free(conn, quote.agent_id, state.cm, "maker")
+    q.adjust_account(conn, r.agent_id, -(state.cr + fee), state.cr + fee)
+    q.adjust_account(conn, quote.agent_id, -state.cm, state.cm)
+    q.save_position(conn, position, (None, None))
+    q.set_request_status(conn, request_id, "pending", position.position_id)
+    q.set_quote_status(conn, quote_id, "accepted")
     return position
+
+
+def open_reserved(
+    conn: sqlite3.Connection, ctx: Ctx, *, position_id: str, signature: str
+) -> Position:
+    """Unit 2 of a chain accept, with the landed lock: the position opens at the price
+    the lock read (the oracle's now), the fee leaves the reservation for the fee account."""
+    pending = _get_position(conn, position_id)
+    if pending.status != "pending":
+        raise Conflict(f"position {position_id} is {pending.status}", code="position_not_open")
+    r = _get_request(conn, pending.request_id)
+    quote = q.get_quote(conn, pending.quote_id)
+    assert quote is not None, "a pending position's quote is never pruned"
+    position, fee, price = _new_position(ctx, r, quote, position_id, "open")
+    position = replace(position, lock_signature=signature)
+    if position.state.cr != pending.state.cr or position.state.cm != pending.state.cm:
+        raise AssertionError("collateral of a reserved position changed with the price")
+    q.adjust_account(conn, r.agent_id, 0, -fee)
+    q.add_fees(conn, fee)
+    q.save_position(conn, position, money.liquidation_price_bounds(position.state))
+    _filled(conn, ctx, r, quote, position, fee, price)
+    return position
+
+
+def release_reserved(
+    conn: sqlite3.Connection, ctx: Ctx, *, position_id: str, code: str, message: str
+) -> Position:
+    """A lock the chain refused: the reservation goes back to free, the request may be
+    accepted again (with another quote) while it lives, and both sides are told."""
+    pending = _get_position(conn, position_id)
+    if pending.status != "pending":
+        raise Conflict(f"position {position_id} is {pending.status}", code="position_not_open")
+    s = pending.state
+    fee = money.open_fee(s.notional)
+    q.adjust_account(conn, pending.requester, s.cr + fee, -(s.cr + fee))
+    q.adjust_account(conn, pending.maker, s.cm, -s.cm)
+    failed = replace(pending, status="failed", closed_at=ctx.ts)
+    q.save_position(conn, failed, (None, None))
+    q.set_request_status(conn, pending.request_id, "open", None)
+    q.set_quote_status(conn, pending.quote_id, "failed")
+    q.append_event(
+        conn,
+        ctx.ts,
+        "position_failed",
+        {
+            "position_id": position_id,
+            "request_id": pending.request_id,
+            "quote_id": pending.quote_id,
+            "code": code,
+            "message": message,
+        },
+        market=pending.market,
+        audience=[pending.requester, pending.maker],
+    )
+    return failed
 
 
 # ---------------------------------------------------------------- funding
@@ -368,19 +531,24 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     return len(due)
 
 
-def settle_funding_of(conn: sqlite3.Connection, ctx: Ctx, position_id: str) -> bool:
+def settle_funding_of(
+    conn: sqlite3.Connection, ctx: Ctx, position_id: str, *, at: int | None = None
+) -> bool:
     """Settle one position if its funding time has come (the scheduler's fallback when
     a batch fails: one bad position must not hold back the others); True if settled."""
     p = q.get_position(conn, position_id)
     if p is None or p.status != "open" or p.next_funding_at > ctx.ts:
         return False
-    _settle_funding(conn, ctx, p)
+    _settle_funding(conn, ctx, p, at)
     return True
 
 
-def _settle_funding(conn: sqlite3.Connection, ctx: Ctx, p: Position) -> None:
+def _settle_funding(conn: sqlite3.Connection, ctx: Ctx, p: Position, at: int | None = None) -> None:
+    """Settle to the last period boundary, or to ``at`` (with a chain: the program
+    settles to its Clock, which is the unit's time; the result differs only by what
+    accrued since the boundary, paid now rather than next period)."""
     period = ctx.funding_period_s
-    boundary = ctx.ts // period * period
+    boundary = ctx.ts // period * period if at is None else at
     result = money.settle_funding(p.state, boundary, period)
     updated = p.with_state(
         result.state,
@@ -407,6 +575,36 @@ def _require_open(p: Position) -> None:
         raise Conflict(f"position {p.position_id} is {p.status}", code="position_not_open")
 
 
+def check_close(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    *,
+    agent_id: str | None,
+    position_id: str,
+    pct: int,
+    consent: CloseConsent | None = None,
+) -> tuple[Position, int]:
+    """Everything `close` refuses, without changing anything: (position, price)."""
+    p = _get_position(conn, position_id)
+    if agent_id is not None and agent_id != p.requester:
+        raise Forbidden("only the requester can close a position")
+    _require_open(p)
+    if consent is not None and consent.closes != p.closes:
+        raise Unauthorized(
+            f"the close consent names close {consent.closes}, but position {position_id} "
+            f"has had {p.closes}: sign it again"
+        )
+    min_size = ctx.limits.min_size_of(p.market)
+    left = p.state.notional - p.state.notional * pct // 100
+    if pct < 100 and left < min_size:
+        # No dust positions: the per-close floors would outweigh what moves (decisions.md).
+        raise InvalidRequest(
+            f"a partial close must leave at least {format_usdc(min_size)} on {p.market} "
+            f"(it would leave {format_usdc(left)}); close 100 percent instead"
+        )
+    return p, ctx.price_of(p.market)
+
+
 @dataclass(frozen=True)
 class Closed:
     position: Position
@@ -422,21 +620,15 @@ def close(
     agent_id: str | None,
     position_id: str,
     pct: int,
+    consent: CloseConsent | None = None,
 ) -> Closed:
-    """Close ``pct`` percent at the oracle price (``agent_id`` None: the term-expiry timer)."""
-    p = _get_position(conn, position_id)
-    if agent_id is not None and agent_id != p.requester:
-        raise Forbidden("only the requester can close a position")
-    _require_open(p)
-    min_size = ctx.limits.min_size_of(p.market)
-    left = p.state.notional - p.state.notional * pct // 100
-    if pct < 100 and left < min_size:
-        # No dust positions: the per-close floors would outweigh what moves (decisions.md).
-        raise InvalidRequest(
-            f"a partial close must leave at least {format_usdc(min_size)} on {p.market} "
-            f"(it would leave {format_usdc(left)}); close 100 percent instead"
-        )
-    price = ctx.price_of(p.market)
+    """Close ``pct`` percent at the oracle price (``agent_id`` None: the term-expiry timer).
+
+    Every close advances the position's ``closes``; a ``consent`` verified for another
+    count (a replay, or a close that raced it) is refused (401)."""
+    p, price = check_close(
+        conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct, consent=consent
+    )
     result = money.close_position(p.state, pct, price, ctx.ts, ctx.funding_period_s)
     funded = result.funding.state
     _move_funding(conn, p, result.funding.transfer)
@@ -446,6 +638,7 @@ def close(
     q.adjust_account(conn, p.requester, result.requester_release, -cr_c)
     q.adjust_account(conn, p.maker, result.maker_release, -cm_c)
     common = {
+        "closes": p.closes + 1,
         "funding_total": p.funding_total + result.funding.transfer,
         # exact in the response and the event; the stored total saturates (`bounds`)
         "realized_pnl": saturate_pnl(p.realized_pnl + result.pnl),
@@ -494,10 +687,10 @@ class Liquidated:
     price: int
 
 
-def liquidate(
+def check_liquidate(
     conn: sqlite3.Connection, ctx: Ctx, *, liquidator: str, position_id: str
-) -> Liquidated:
-    """Liquidate at the oracle price if a side is under maintenance; else `not_liquidatable`."""
+) -> tuple[Position, int, money.LiquidationResult]:
+    """Everything `liquidate` refuses, without changing anything: (position, price, result)."""
     p = _get_position(conn, position_id)
     _require_open(p)
     price = ctx.price_of(p.market)
@@ -509,6 +702,14 @@ def liquidate(
     if liquidator == (p.requester if result.side == money.REQUESTER else p.maker):
         # The reward is the liquidated side's penalty: it cannot pay it to itself.
         raise Forbidden("the liquidated side cannot be its own liquidator (a requester can close)")
+    return p, price, result
+
+
+def liquidate(
+    conn: sqlite3.Connection, ctx: Ctx, *, liquidator: str, position_id: str
+) -> Liquidated:
+    """Liquidate at the oracle price if a side is under maintenance; else `not_liquidatable`."""
+    p, price, result = check_liquidate(conn, ctx, liquidator=liquidator, position_id=position_id)
     funded = result.funding.state
     _move_funding(conn, p, result.funding.transfer)
     q.adjust_account(conn, p.requester, result.requester_release, -funded.cr)

@@ -14,6 +14,7 @@
         │                            position_not_open | not_liquidatable
         ├── InsufficientCollateral 422 insufficient_collateral
         ├── OracleUnavailable    503 oracle_unavailable
+        ├── ChainUnconfirmed     503 chain_unavailable (not confirmed in time)
         ├── RateLimited          429 rate_limited (a rate limit or a cap; Retry-After)
         └── Unavailable          503 unavailable (database busy or full; Retry-After)
 
@@ -107,3 +108,12 @@ class Unavailable(ApiError):
 
     status, code = 503, "unavailable"
     retry_after_s = 1
+
+
+class ChainUnconfirmed(Unavailable):
+    """503: the chain did not confirm the action in time; nothing was applied (yet: the
+    submitter keeps at it, and a retried call answers with what landed, never twice).
+    An `Unavailable`: services back off and retry it as they do a busy database."""
+
+    status, code = 503, "chain_unavailable"
+    retry_after_s = 2

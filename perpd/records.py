@@ -17,6 +17,7 @@ class Account:
     agent_id: str
     free: int
     locked: int
+    withdrawals: int = 0  # consented withdrawals so far: the next withdraw consent's count
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class TradeRequest:
     expires_at: int
     status: str  # open | filled | expired
     position_id: str | None = None
+    nonce: int | None = None  # u64, unique per requester: the position's on-chain seed
+    consent: str | None = None  # base58 signature of the request consent (SPEC §6)
+    consent_expires_at: int | None = None  # the expires_at the consent signs
+    request_hash: str | None = None  # hex sha256 of the request consent bytes
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class Quote:
     created_at: int
     expires_at: int
     status: str  # live | accepted | rejected | expired
+    consent: str | None = None  # base58 signature of the maker's quote consent
+    valid_until: int | None = None  # the deadline the consent signs (= expires_at)
 
 
 @dataclass(frozen=True)
@@ -59,13 +66,20 @@ class Position:
     state: PositionState
     funding_total: int  # cumulative funding requester -> maker (signed), for reporting
     realized_pnl: int  # cumulative price PnL of the requester on closed parts
-    status: str  # open | closed | liquidated
+    status: str  # pending (chain lock under way) | open | closed | liquidated | failed
     opened_at: int
     expires_at: int | None  # term positions
     next_funding_at: int
     closed_at: int | None = None
     exit_price: int | None = None
     liquidator: str | None = None
+    nonce: int | None = None  # the request's nonce
+    position_address: str | None = None  # ["position", requester, nonce] of the program
+    closes: int = 0  # closes so far: the next close consent's count
+    # with a chain: the transactions that locked it, last settled it, last closed it
+    lock_signature: str | None = None
+    settle_signature: str | None = None
+    close_signature: str | None = None
 
     def with_state(self, state: PositionState, **changes: Any) -> Position:
         return replace(self, state=state, **changes)

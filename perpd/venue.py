@@ -12,8 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from solders.pubkey import Pubkey
+
 from perpd import engine
 from perpd.auth import Verified
+from perpd.chain._program import LOCAL_PROGRAM_ID
 from perpd.errors import ApiError, InvalidRequest, RateLimited, Unauthorized, Unavailable
 from perpd.limits import TradeLimits
 from perpd.nursery.sim_oracle import SimulatedFeed
@@ -39,6 +42,8 @@ class Venue:
         clock: Callable[[], float] = time.time,
         sim_feed: SimulatedFeed | None = None,
         limits: TradeLimits | None = None,
+        chain: str = "none",
+        program_id: Pubkey = LOCAL_PROGRAM_ID,
     ) -> None:
         self.store = store
         self.book = book
@@ -46,11 +51,22 @@ class Venue:
         self.clock = clock
         self.sim_feed = sim_feed
         self.limits = limits or TradeLimits()
+        self.chain = chain  # local | rpc | none: with a chain, consents are required
+        self.program_id = program_id
         self.binds: list[str] = []  # where the HTTP service listens, once it does
+        # with a chain: the backend and the submitter that lands the outbox (daemon sets)
+        self.backend: Any | None = None
+        self.submitter: Any | None = None
         self.services: dict[str, Any] = {}  # running services, for statistics
 
+    def ctx(self) -> engine.Ctx:
+        """The context a unit of work runs with: the time now, the period, the prices."""
+        return self._ctx()
+
     def _ctx(self) -> engine.Ctx:
-        return engine.Ctx(self.clock(), self.funding_period_s, self._price_of, self.limits)
+        return engine.Ctx(
+            self.clock(), self.funding_period_s, self._price_of, self.limits, self.program_id
+        )
 
     def _price_of(self, market: str) -> int:
         return self.book.usable(market).price

@@ -24,6 +24,7 @@ def account_view(a: Account) -> dict[str, Any]:
         "agent_id": a.agent_id,
         "free_usdc": format_usdc(a.free),
         "locked_usdc": format_usdc(a.locked),
+        "withdrawals": a.withdrawals,
     }
 
 
@@ -42,6 +43,10 @@ def request_view(r: TradeRequest) -> dict[str, Any]:
         "expires_at": r.expires_at,
         "expires_at_iso": iso(r.expires_at),
         "position_id": r.position_id,
+        # SPEC §6: what a maker needs to rebuild and check the request consent
+        "nonce": r.nonce,
+        "consent": r.consent,
+        "request_hash": r.request_hash,
     }
 
 
@@ -56,6 +61,7 @@ def quote_view(q: Quote) -> dict[str, Any]:
         "created_at": q.created_at,
         "expires_at": q.expires_at,
         "expires_at_iso": iso(q.expires_at),
+        "consent": q.consent,
     }
 
 
@@ -89,6 +95,13 @@ def position_view(p: Position, price: int | None) -> dict[str, Any]:
         "closed_at": p.closed_at,
         "exit_price": None if p.exit_price is None else format_price(p.exit_price),
         "liquidator": p.liquidator,
+        "nonce": p.nonce,
+        "position_address": p.position_address,
+        "closes": p.closes,
+        # with a chain: the transactions that locked, last settled and last closed it
+        "lock_signature": p.lock_signature,
+        "settle_signature": p.settle_signature,
+        "close_signature": p.close_signature,
         "mark_price": None,
         "unrealized_pnl_usdc": None,
         "margin_ratio_requester": None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from perpd.auth import sign_headers
 from perpd.config import Config
 from perpd.store import queries as q
 from perpd.venue import Venue
+from tests.chain_books import assert_chain_matches
 
 
 def usdc(text: str) -> int:
@@ -127,12 +129,21 @@ class Server:
         return await self.venue.read(q.state_digest)
 
     async def assert_balanced(self) -> None:
-        """Conservation, per-agent locked = open collateral, no hole in the event log."""
+        """Conservation, per-agent locked = open collateral, no hole in the event log;
+        with a local chain, the mirror equals the program's accounts too."""
         assert await self.venue.read(q.verify) == []
+        if self.venue.backend is not None and self.venue.backend.mode == "local":
+            await assert_chain_matches(self.venue)
+
+
+# The chain mode of every test daemon unless a test sets its own: run a suite twice
+# (PERPD_TEST_CHAIN=local and none) to show it passes both ways (SDK tests: consents).
+TEST_CHAIN = os.environ.get("PERPD_TEST_CHAIN", Config.chain)
 
 
 def base_config(tmp_path: Path, **changes: Any) -> Config:
     cfg = Config(
+        chain=TEST_CHAIN,
         db=str(tmp_path / "perpd.db"),
         port=0,
         dev=True,

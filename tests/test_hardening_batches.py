@@ -26,8 +26,13 @@ from perpd.store import queries as q
 from perpd.views import quote_view, request_view
 from tests.conftest import Agent, Clock, Server, base_config, start_server
 
-REQUEST = {"market": "BTC-PERP", "side": "long", "size_usdc": "100", "leverage": 10,
-           "max_funding_rate": "0.001"}
+REQUEST = {
+    "market": "BTC-PERP",
+    "side": "long",
+    "size_usdc": "100",
+    "leverage": 10,
+    "max_funding_rate": "0.001",
+}
 
 
 async def until(done: Callable[[], Awaitable[bool]], timeout: float) -> None:  # noqa: ASYNC109
@@ -44,8 +49,19 @@ def seed_requests(
     """``n`` open requests written directly (as if many agents had made them)."""
     ids = []
     for i in range(n):
-        r = TradeRequest(f"req_seed{i:06d}", agent, "BTC-PERP", 1, 100_000_000, 10, 1000, None,
-                         now, expires_at, "open")
+        r = TradeRequest(
+            f"req_seed{i:06d}",
+            agent,
+            "BTC-PERP",
+            1,
+            100_000_000,
+            10,
+            1000,
+            None,
+            now,
+            expires_at,
+            "open",
+        )
         q.insert_request(conn, r)
         q.append_event(conn, now, "trade_request", request_view(r), market=r.market, public=True)
         ids.append(r.request_id)
@@ -72,12 +88,14 @@ async def test_twelve_thousand_deadlines_in_one_second_expire_in_bounded_units(
     honest = server.agent()
     await honest.fund("1000")
     server.clock.advance(10)
+
     async def began() -> bool:
         return started.is_set()
 
     await until(began, 10)
     await honest.ok("/trade/request", REQUEST, 201)  # queued behind at most one unit
     units_before_honest_done = len(units)
+
     async def all_expired() -> bool:
         return sum(n for n, _ in units) == 12_000
 
@@ -96,11 +114,20 @@ async def test_twelve_thousand_deadlines_in_one_second_expire_in_bounded_units(
 def seed_quotes(conn: sqlite3.Connection, request_id: str, n: int, now: int) -> None:
     """``n`` live quotes by ``n`` makers written directly (today, nothing stops them)."""
     for i in range(n):
-        qt = Quote(f"quo_{request_id[4:]}_{i:05d}", request_id, f"maker{i}", 0, 10_000_000,
-                   now, now + 60, "live")
+        qt = Quote(
+            f"quo_{request_id[4:]}_{i:05d}",
+            request_id,
+            f"maker{i}",
+            0,
+            10_000_000,
+            now,
+            now + 60,
+            "live",
+        )
         q.insert_quote(conn, qt)
-        q.append_event(conn, now, "quote", quote_view(qt), market="BTC-PERP",
-                       audience=["requester"])
+        q.append_event(
+            conn, now, "quote", quote_view(qt), market="BTC-PERP", audience=["requester"]
+        )
 
 
 async def test_accept_writer_time_with_the_cap_against_four_thousand_quotes(
@@ -131,12 +158,15 @@ async def test_accept_writer_time_with_the_cap_against_four_thousand_quotes(
         r = await late.post("/trade/quote", quote)  # the request is full
         assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
         await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid})
-        rejected.append(await server.venue.read(
-            lambda c, rid=rid: len(q.quotes_of_request(c, rid, "rejected"))))
+        rejected.append(
+            await server.venue.read(lambda c, rid=rid: len(q.quotes_of_request(c, rid, "rejected")))
+        )
     assert rejected == [cap - 1, 3999]
     capped, flood = times
-    print(f"accept writer time: {cap} quotes {capped * 1000:.1f} ms, "
-          f"4,000 quotes {flood * 1000:.1f} ms")
+    print(
+        f"accept writer time: {cap} quotes {capped * 1000:.1f} ms, "
+        f"4,000 quotes {flood * 1000:.1f} ms"
+    )
     assert capped < flood / 5
     await server.assert_balanced()
 
@@ -153,16 +183,35 @@ async def test_finished_requests_and_quotes_are_pruned_after_the_retention(
             await a.fund("100000")
         await s.pin("BTC-PERP", "50000")
         filled = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
-        q1 = (await maker.ok("/trade/quote", {"request_id": filled, "funding_rate": "0",
-                                              "collateral_usdc": "10"}, 201))["quote_id"]
-        await other.ok("/trade/quote", {"request_id": filled, "funding_rate": "0.0001",
-                                        "collateral_usdc": "10"}, 201)  # to be rejected
+        q1 = (
+            await maker.ok(
+                "/trade/quote",
+                {"request_id": filled, "funding_rate": "0", "collateral_usdc": "10"},
+                201,
+            )
+        )["quote_id"]
+        await other.ok(
+            "/trade/quote",
+            {"request_id": filled, "funding_rate": "0.0001", "collateral_usdc": "10"},
+            201,
+        )  # to be rejected
         pos = (await requester.ok("/trade/accept", {"request_id": filled, "quote_id": q1}))[
-            "position"]
-        expired = [(await requester.ok("/trade/request", {**REQUEST, "expires_in": 5}, 201))[
-            "request_id"] for _ in range(4)]
-        await maker.ok("/trade/quote", {"request_id": expired[0], "funding_rate": "0",
-                                        "collateral_usdc": "10", "valid_for": 5}, 201)
+            "position"
+        ]
+        expired = [
+            (await requester.ok("/trade/request", {**REQUEST, "expires_in": 5}, 201))["request_id"]
+            for _ in range(4)
+        ]
+        await maker.ok(
+            "/trade/quote",
+            {
+                "request_id": expired[0],
+                "funding_rate": "0",
+                "collateral_usdc": "10",
+                "valid_for": 5,
+            },
+            201,
+        )
         clock.advance(10)
         await s.expired()
         await s.pin("BTC-PERP", "50000")
@@ -170,13 +219,19 @@ async def test_finished_requests_and_quotes_are_pruned_after_the_retention(
         clock.advance(640)  # past the retention, counted from each deadline
         await s.pin("BTC-PERP", "50000")
         young = (await requester.ok("/trade/request", {**REQUEST, "expires_in": 300}, 201))[
-            "request_id"]
-        await maker.ok("/trade/quote", {"request_id": young, "funding_rate": "0",
-                                        "collateral_usdc": "10", "valid_for": 60}, 201)
+            "request_id"
+        ]
+        await maker.ok(
+            "/trade/quote",
+            {"request_id": young, "funding_rate": "0", "collateral_usdc": "10", "valid_for": 60},
+            201,
+        )
 
         def rows(c: sqlite3.Connection) -> tuple[int, int]:
-            return (c.execute("SELECT count(*) FROM requests").fetchone()[0],
-                    c.execute("SELECT count(*) FROM quotes").fetchone()[0])
+            return (
+                c.execute("SELECT count(*) FROM requests").fetchone()[0],
+                c.execute("SELECT count(*) FROM quotes").fetchone()[0],
+            )
 
         async def pruned() -> bool:
             return await s.venue.read(rows) == (1, 1)  # the young request and its quote

@@ -20,8 +20,13 @@ from perpd.ratelimit import Buckets, Rate, address_key
 from tests.conftest import Agent, Server, base_config, start_server
 from tests.wsclient import connect
 
-REQUEST = {"market": "BTC-PERP", "side": "long", "size_usdc": "100", "leverage": 10,
-           "max_funding_rate": "0.001"}
+REQUEST = {
+    "market": "BTC-PERP",
+    "side": "long",
+    "size_usdc": "100",
+    "leverage": 10,
+    "max_funding_rate": "0.001",
+}
 
 
 @pytest.fixture
@@ -67,13 +72,17 @@ async def test_minimum_size_per_market_is_shown_and_enforced(tight: Server) -> N
     }
     (a,) = await funded(tight, 1)
     before = await tight.digest()
-    msg = refused(await a.post("/trade/request", {**REQUEST, "size_usdc": "9.999999"}),
-                  400, "invalid_request")
+    msg = refused(
+        await a.post("/trade/request", {**REQUEST, "size_usdc": "9.999999"}), 400, "invalid_request"
+    )
     assert "10.000000" in msg and "BTC-PERP" in msg
     await tight.pin("ETH-PERP", "3000")
     before = await tight.digest()
-    msg = refused(await a.post("/trade/request", {**REQUEST, "market": "ETH-PERP",
-                                                 "size_usdc": "49"}), 400, "invalid_request")
+    msg = refused(
+        await a.post("/trade/request", {**REQUEST, "market": "ETH-PERP", "size_usdc": "49"}),
+        400,
+        "invalid_request",
+    )
     assert "50.000000" in msg
     assert await tight.digest() == before
     await a.ok("/trade/request", {**REQUEST, "size_usdc": "10"}, 201)
@@ -100,8 +109,12 @@ async def test_live_quotes_are_capped_per_maker_per_request_and_per_agent(tight:
     rids = [(await r.ok("/trade/request", REQUEST, 201))["request_id"] for r in (r1, r2, r3)]
 
     def quote(rid: str, valid_for: int = 30) -> dict[str, Any]:
-        return {"request_id": rid, "funding_rate": "0.0005", "collateral_usdc": "10",
-                "valid_for": valid_for}
+        return {
+            "request_id": rid,
+            "funding_rate": "0.0005",
+            "collateral_usdc": "10",
+            "valid_for": valid_for,
+        }
 
     await m1.ok("/trade/quote", quote(rids[0], 15), 201)
     await m1.ok("/trade/quote", quote(rids[0]), 201)
@@ -147,8 +160,13 @@ async def test_one_agent_flooding_gets_429_while_another_agent_trades(
     async with trio.open_nursery() as n:
         n.start_soon(flood)
         rid = (await honest.ok("/trade/request", REQUEST, 201))["request_id"]
-        qid = (await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": "0",
-                                               "collateral_usdc": "10"}, 201))["quote_id"]
+        qid = (
+            await maker.ok(
+                "/trade/quote",
+                {"request_id": rid, "funding_rate": "0", "collateral_usdc": "10"},
+                201,
+            )
+        )["quote_id"]
         await honest.ok("/trade/accept", {"request_id": rid, "quote_id": qid})
     assert statuses.count(200) <= 5 + 2 * 10  # the burst plus what refilled meanwhile
     assert statuses.count(429) >= 10 and set(retry) <= {"1"}
@@ -158,8 +176,16 @@ async def test_one_agent_flooding_gets_429_while_another_agent_trades(
     async with connect(s.url, flooder) as (ws, _):
         codes = []
         for i in range(8):
-            await ws.send({"type": "quote", "client_id": i, "request_id": rid,
-                           "funding_rate": "0", "collateral_usdc": "10", "valid_for": 30})
+            await ws.send(
+                {
+                    "type": "quote",
+                    "client_id": i,
+                    "request_id": rid,
+                    "funding_rate": "0",
+                    "collateral_usdc": "10",
+                    "valid_for": 30,
+                }
+            )
             codes.append(await ws.recv())
     kinds = [c["type"] for c in codes]
     assert "quote_ack" in kinds
@@ -258,12 +284,15 @@ def test_ipv6_clients_share_a_bucket_per_64() -> None:
 
 async def test_a_partial_close_may_not_leave_dust(tight: Server) -> None:
     requester, maker = await funded(tight, 2)
-    rid = (await requester.ok("/trade/request", {**REQUEST, "size_usdc": "20"}, 201))[
-        "request_id"]
-    qid = (await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": "0",
-                                           "collateral_usdc": "10"}, 201))["quote_id"]
-    pid = (await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid}))[
-        "position"]["position_id"]
+    rid = (await requester.ok("/trade/request", {**REQUEST, "size_usdc": "20"}, 201))["request_id"]
+    qid = (
+        await maker.ok(
+            "/trade/quote", {"request_id": rid, "funding_rate": "0", "collateral_usdc": "10"}, 201
+        )
+    )["quote_id"]
+    pid = (await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid}))["position"][
+        "position_id"
+    ]
     await requester.ok("/trade/close", {"position_id": pid, "size_percent": 50})  # leaves 10
     before = await tight.digest()
     r = await requester.post("/trade/close", {"position_id": pid, "size_percent": 1})

@@ -16,8 +16,14 @@ import trio
 
 from tests.conftest import Agent, Server, base_config, start_server
 
-REQUEST = {"market": "BTC-PERP", "side": "long", "size_usdc": "100", "leverage": 10,
-           "max_funding_rate": "0.001", "expires_in": 300}
+REQUEST = {
+    "market": "BTC-PERP",
+    "side": "long",
+    "size_usdc": "100",
+    "leverage": 10,
+    "max_funding_rate": "0.001",
+    "expires_in": 300,
+}
 
 
 @pytest.fixture
@@ -87,9 +93,20 @@ async def test_quotes_and_positions_page_by_cursor(small_pages: Server) -> None:
     rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
     qids = []
     for m in makers[:4]:
-        qids.append((await m.ok("/trade/quote", {"request_id": rid, "funding_rate": "0",
-                                                  "collateral_usdc": "10", "valid_for": 60},
-                                 201))["quote_id"])
+        qids.append(
+            (
+                await m.ok(
+                    "/trade/quote",
+                    {
+                        "request_id": rid,
+                        "funding_rate": "0",
+                        "collateral_usdc": "10",
+                        "valid_for": 60,
+                    },
+                    201,
+                )
+            )["quote_id"]
+        )
     seen = await walk(s.http.get, f"/quotes?request_id={rid}&limit=3", "quotes")
     assert [x["quote_id"] for x in seen] == qids
 
@@ -97,10 +114,16 @@ async def test_quotes_and_positions_page_by_cursor(small_pages: Server) -> None:
     pids = []
     for m in makers[:5]:
         r = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
-        q = (await m.ok("/trade/quote", {"request_id": r, "funding_rate": "0",
-                                         "collateral_usdc": "10"}, 201))["quote_id"]
-        pids.append((await requester.ok("/trade/accept", {"request_id": r, "quote_id": q}))[
-            "position"]["position_id"])
+        q = (
+            await m.ok(
+                "/trade/quote", {"request_id": r, "funding_rate": "0", "collateral_usdc": "10"}, 201
+            )
+        )["quote_id"]
+        pids.append(
+            (await requester.ok("/trade/accept", {"request_id": r, "quote_id": q}))["position"][
+                "position_id"
+            ]
+        )
     closes = iter(pids)
 
     async def close_one() -> None:
@@ -133,8 +156,14 @@ async def test_events_page_by_cursor_or_since(small_pages: Server) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["/requests?limit=0", "/requests?limit=4", "/requests?limit=x", "/requests?cursor=@@",
-     "/requests?cursor=", "/quotes?request_id=r&cursor=cjox"],  # cjox = a /requests cursor
+    [
+        "/requests?limit=0",
+        "/requests?limit=4",
+        "/requests?limit=x",
+        "/requests?cursor=@@",
+        "/requests?cursor=",
+        "/quotes?request_id=r&cursor=cjox",
+    ],  # cjox = a /requests cursor
 )
 async def test_bad_limits_and_cursors_are_400(small_pages: Server, query: str) -> None:
     r = await small_pages.http.get(query)

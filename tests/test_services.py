@@ -13,16 +13,24 @@ from tests.conftest import T0, Agent, Clock, Server, base_config, start_server, 
 from tests.wsclient import connect
 
 M = 1_000_000
-REQUEST = {"market": "SOL-PERP", "side": "long", "size_usdc": "1000", "leverage": 10,
-           "max_funding_rate": "0.02"}
+REQUEST = {
+    "market": "SOL-PERP",
+    "side": "long",
+    "size_usdc": "1000",
+    "leverage": 10,
+    "max_funding_rate": "0.02",
+}
 
 
 async def open_position(
     s: Server, requester: Agent, maker: Agent, *, rate: str = "0.01", **extra: object
 ) -> dict[str, object]:
     rid = (await requester.ok("/trade/request", {**REQUEST, **extra}, 201))["request_id"]
-    qid = (await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": rate,
-                                           "collateral_usdc": "100"}, 201))["quote_id"]
+    qid = (
+        await maker.ok(
+            "/trade/quote", {"request_id": rid, "funding_rate": rate, "collateral_usdc": "100"}, 201
+        )
+    )["quote_id"]
     return (await requester.ok("/trade/accept", {"request_id": rid, "quote_id": qid}))["position"]
 
 
@@ -43,7 +51,8 @@ async def test_request_expires_with_nobody_quoting(live: Server) -> None:
     async with connect(live.url, watcher) as (ws, _):
         await ws.subscribe(["SOL-PERP"])
         rid = (await requester.ok("/trade/request", {**REQUEST, "expires_in": 1}, 201))[
-            "request_id"]
+            "request_id"
+        ]
         assert (await ws.until("trade_request"))["data"]["request_id"] == rid
         started = trio.current_time()
         expired = await ws.until("request_expired", timeout=4)
@@ -135,10 +144,20 @@ async def test_restart_mid_request_expires_it_and_catches_up_funding(tmp_path: P
         await s.pin("SOL-PERP", "150")
         pos = await open_position(s, requester, maker, rate="0.001")
         rid = (await requester.ok("/trade/request", {**REQUEST, "expires_in": 30}, 201))[
-            "request_id"]
-        qid = (await maker.ok("/trade/quote", {"request_id": rid, "funding_rate": "0.001",
-                                               "collateral_usdc": "100", "valid_for": 60},
-                              201))["quote_id"]
+            "request_id"
+        ]
+        qid = (
+            await maker.ok(
+                "/trade/quote",
+                {
+                    "request_id": rid,
+                    "funding_rate": "0.001",
+                    "collateral_usdc": "100",
+                    "valid_for": 60,
+                },
+                201,
+            )
+        )["quote_id"]
         await s.http.aclose()
         s.shutdown.set()
 
@@ -157,8 +176,11 @@ async def test_restart_mid_request_expires_it_and_catches_up_funding(tmp_path: P
         # funding caught up to the last boundary in one settlement, exactly:
         # opened at T0 + 100, boundary T0 + 3 × 28 800; due = 1000e6 × 1000 × (86 400 − 100)
         # / (1e6 × 28 800) = 2 996 527 (truncated)
-        settled = [e["data"] for e in (await m2.get("/events?since=0")).json()["events"]
-                   if e["type"] == "funding_settled"]
+        settled = [
+            e["data"]
+            for e in (await m2.get("/events?since=0")).json()["events"]
+            if e["type"] == "funding_settled"
+        ]
         assert len(settled) == 1
         assert settled[0]["settled_to"] == T0 + 3 * 28_800
         assert usdc(settled[0]["amount_usdc"]) == 1000 * M * 1000 * (86_400 - 100) // (M * 28_800)

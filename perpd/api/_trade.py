@@ -1,27 +1,55 @@
 """Signed trading calls (SPEC §3, §6): request, quote, accept, close, liquidate, withdraw.
 
 Each handler authenticates, parses the whole body into exact integers (any mistake is
-a 400 before anything is touched), then runs one unit of work on the venue.
+a 400 before anything is touched), verifies the call's consent (SPEC §6, `perpd.consents`:
+before the unit, reading what it names first), then runs one unit of work on the venue.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from quart import Blueprint, jsonify
+from solders.signature import Signature
 
-from perpd import engine
+from perpd import custody, engine
 from perpd.api._common import acting_agent, json_object, text_field, venue, verified
 from perpd.auth import Verified
-from perpd.errors import Forbidden, InvalidRequest, LeverageTooHigh
+from perpd.consents import (
+    LIFETIMES,
+    CloseConsent,
+    QuoteConsent,
+    WithdrawConsent,
+    check,
+    close_message,
+    parse_address,
+    parse_deadline,
+    parse_nonce,
+    parse_signature,
+    quote_message,
+    request_hash_hex,
+    request_message,
+    require,
+    withdraw_message,
+)
+from perpd.errors import (
+    ChainUnconfirmed,
+    Forbidden,
+    InvalidRequest,
+    LeverageTooHigh,
+    NotFound,
+)
 from perpd.markets import get_market
-from perpd.records import Quote
+from perpd.records import Position, Quote
+from perpd.store import queries as q
 from perpd.units import format_usdc, parse_int, parse_rate, parse_usdc
 from perpd.views import account_view, position_view, quote_view, request_view
 
 bp = Blueprint("trade", __name__)
 
+T = TypeVar("T")
 SIDES = {"long": 1, "short": -1}
 MAX_TERM_HOURS = 24 * 365
 _TERM = re.compile(r"([1-9][0-9]{0,3})h")
@@ -37,18 +65,56 @@ def parse_duration(value: object) -> int | None:
     return int(m.group(1)) * 3600
 
 
+def _optional(data: dict[str, Any], field: str, parse: Callable[[object], T]) -> T | None:
+    """A field that may be absent (or null): None, else ``parse`` of it."""
+    value = data.get(field)
+    return None if value is None else parse(value)
+
+
+def _one_of(data: dict[str, Any], signed: str, relative: str) -> None:
+    if data.get(signed) is not None and data.get(relative) is not None:
+        raise InvalidRequest(f"give {signed} or {relative}, not both")
+
+
+def _deadline(data: dict[str, Any], field: str, kind: str) -> int | None:
+    """An optional signed deadline, ``LIFETIMES[kind]`` seconds ahead at most."""
+    now = venue().clock()
+    return _optional(data, field, lambda v: parse_deadline(v, field, now, LIFETIMES[kind]))
+
+
+def _consent(data: dict[str, Any], what: str) -> Signature | None:
+    """The body's ``consent``: required with a chain (400), None if absent without one."""
+    sig = _optional(data, "consent", parse_signature)
+    require(sig, chain=venue().chain, what=what)
+    return sig
+
+
+def _signs(sig: Signature | None, what: str, **fields: object) -> None:
+    """A consent signs these fields: each must be given with it (400 otherwise)."""
+    missing = [name for name, value in fields.items() if value is None]
+    if sig is not None and missing:
+        raise InvalidRequest(
+            f"a {what} consent signs {', '.join(fields)}: send {', '.join(missing)}"
+        )
+
+
 def parse_quote_fields(data: dict[str, Any]) -> dict[str, Any]:
     """Quote fields shared by ``POST /trade/quote`` and the WebSocket ``quote`` message."""
-    return {
+    _one_of(data, "valid_until", "valid_for")
+    fields: dict[str, Any] = {
         "request_id": text_field(data, "request_id"),
         "rate": parse_rate(data["funding_rate"], "funding_rate"),
         "collateral": parse_usdc(data["collateral_usdc"], "collateral_usdc"),
+        "valid_until": _deadline(data, "valid_until", "quote"),
         "valid_for": parse_int(data.get("valid_for", 10), "valid_for", 1, 60),
+        "consent": _consent(data, "quote"),
     }
+    _signs(fields["consent"], "quote", valid_until=fields["valid_until"])
+    return fields
 
 
 QUOTE_REQUIRED = ("request_id", "funding_rate", "collateral_usdc")
-QUOTE_OPTIONAL = ("agent_id", "valid_for")
+QUOTE_OPTIONAL = ("agent_id", "valid_for", "valid_until", "consent")
 
 
 @bp.post("/trade/request")
@@ -57,7 +123,7 @@ async def post_request() -> Any:
     data = json_object(
         body,
         required=("market", "side", "size_usdc", "leverage", "max_funding_rate"),
-        optional=("agent_id", "duration", "expires_in"),
+        optional=("agent_id", "duration", "expires_in", "expires_at", "nonce", "consent"),
     )
     agent_id = acting_agent(data, v.agent_id)
     market = get_market(data["market"])
@@ -70,7 +136,29 @@ async def post_request() -> Any:
         raise LeverageTooHigh(f"{market.name} allows at most {market.max_leverage}x")
     max_rate = parse_rate(data["max_funding_rate"], "max_funding_rate")
     duration_s = parse_duration(data.get("duration"))
+    _one_of(data, "expires_at", "expires_in")
+    expires_at = _deadline(data, "expires_at", "request")
     expires_in = parse_int(data.get("expires_in", 30), "expires_in", 1, 300)
+    nonce = _optional(data, "nonce", parse_nonce)
+    sig = _consent(data, "request")
+    _signs(sig, "request", nonce=nonce, expires_at=expires_at)
+    request_hash = None
+    if sig is not None:
+        assert nonce is not None and expires_at is not None
+        message = request_message(
+            venue().program_id,
+            agent_id=agent_id,
+            nonce=nonce,
+            market=market.name,
+            side=side,
+            size=size,
+            leverage=leverage,
+            max_rate=max_rate,
+            duration_s=duration_s,
+            expires_at=expires_at,
+        )
+        check(agent_id, message, sig, "request")
+        request_hash = request_hash_hex(message)
     r = await venue().mutate(
         lambda conn, ctx: engine.create_request(
             conn,
@@ -83,15 +171,43 @@ async def post_request() -> Any:
             max_rate=max_rate,
             duration_s=duration_s,
             expires_in=expires_in,
+            expires_at=expires_at,
+            nonce=nonce,
+            consent=None if sig is None else str(sig),
+            request_hash=request_hash,
         ),
         v,
     )
     return jsonify(request_view(r)), 201
 
 
+async def _quote_consent(agent_id: str, fields: dict[str, Any]) -> QuoteConsent | None:
+    """Verify a quote consent against the stored request's consent hash (read first)."""
+    sig: Signature | None = fields["consent"]
+    if sig is None:
+        return None
+    request_id = fields["request_id"]
+    r = await venue().read(lambda conn: q.get_request(conn, request_id))
+    if r is None:
+        raise NotFound(f"no request {request_id!r}")
+    if r.request_hash is None:
+        raise InvalidRequest(f"request {request_id} has no consent for a quote consent to name")
+    message = quote_message(
+        venue().program_id,
+        maker=agent_id,
+        request_hash=r.request_hash,
+        rate=fields["rate"],
+        collateral=fields["collateral"],
+        valid_until=fields["valid_until"],
+    )
+    check(agent_id, message, sig, "quote")
+    return QuoteConsent(str(sig), fields["valid_until"], r.request_hash)
+
+
 async def submit_quote(agent_id: str, data: dict[str, Any], auth: Verified | None) -> Quote:
     """Validate and record a quote; shared with the WebSocket's ``quote`` message."""
     fields = parse_quote_fields(data)
+    consent = await _quote_consent(agent_id, fields)
     return await venue().mutate(
         lambda conn, ctx: engine.create_quote(
             conn,
@@ -101,6 +217,8 @@ async def submit_quote(agent_id: str, data: dict[str, Any], auth: Verified | Non
             rate=fields["rate"],
             collateral=fields["collateral"],
             valid_for=fields["valid_for"],
+            valid_until=fields["valid_until"],
+            consent=consent,
         ),
         auth,
     )
@@ -120,31 +238,105 @@ async def post_accept() -> Any:
     data = json_object(body, required=("request_id", "quote_id"), optional=("agent_id",))
     agent_id = acting_agent(data, v.agent_id)
     request_id, quote_id = text_field(data, "request_id"), text_field(data, "quote_id")
-    position = await venue().mutate(
-        lambda conn, ctx: engine.accept(
-            conn, ctx, agent_id=agent_id, request_id=request_id, quote_id=quote_id
+    submitter = venue().submitter
+    if submitter is not None:
+        position = await _accept_on_chain(submitter, v, agent_id, request_id, quote_id)
+    else:
+        position = await venue().mutate(
+            lambda conn, ctx: engine.accept(
+                conn, ctx, agent_id=agent_id, request_id=request_id, quote_id=quote_id
+            ),
+            v,
+            urgent=True,
+        )
+    price = position.state.entry_price
+    return jsonify({"position": position_view(position, price)}), 200
+
+
+async def _accept_on_chain(
+    submitter: Any, v: Verified, agent_id: str, request_id: str, quote_id: str
+) -> Position:
+    """Reserve and queue the lock, then wait for it (SPEC §3): the open position, the
+    refusal's error, or 503 ``chain_unavailable``. A retried accept of a fill under way
+    or done waits for, or answers with, the same position: never a second one."""
+    client = submitter.chain.client
+    pending, row_id = await venue().mutate(
+        lambda conn, ctx: custody.ask_lock(
+            conn, ctx, client=client, agent_id=agent_id, request_id=request_id, quote_id=quote_id
         ),
         v,
         urgent=True,
     )
-    price = position.state.entry_price
-    return jsonify({"position": position_view(position, price)}), 200
+    opened = await submitter.wait_row(row_id)
+    if isinstance(opened, Position):
+        return opened
+    held = await venue().read(lambda conn: q.get_position(conn, pending.position_id))
+    if held is None or held.status == "pending":
+        raise ChainUnconfirmed("the lock is still on its way to the chain; retry the accept")
+    return held
+
+
+async def _close_consent(
+    agent_id: str, position_id: str, pct: int, sig: Signature | None, expires_at: int | None
+) -> CloseConsent | None:
+    """Verify a close consent against the position's address and ``closes`` (read first).
+
+    A position the signer cannot close (not its requester, not open) is left to the
+    unit, which says so (403, 409) whatever the consent."""
+    if sig is None or expires_at is None:
+        return None
+    p = await venue().read(lambda conn: q.get_position(conn, position_id))
+    if p is None:
+        raise NotFound(f"no position {position_id!r}")
+    if p.requester != agent_id or p.status != "open":
+        return None
+    if p.position_address is None:
+        raise InvalidRequest(
+            f"position {position_id} has no on-chain address (its request had no nonce): "
+            "no close consent can name it"
+        )
+    message = close_message(
+        venue().program_id,
+        position=p.position_address,
+        size_percent=pct,
+        closes=p.closes,
+        expires_at=expires_at,
+    )
+    check(agent_id, message, sig, "close")
+    return CloseConsent(str(sig), expires_at, p.closes)
 
 
 @bp.post("/trade/close")
 async def post_close() -> Any:
     v, body = await verified()
-    data = json_object(body, required=("position_id",), optional=("agent_id", "size_percent"))
+    data = json_object(
+        body,
+        required=("position_id",),
+        optional=("agent_id", "size_percent", "expires_at", "consent"),
+    )
     agent_id = acting_agent(data, v.agent_id)
     position_id = text_field(data, "position_id")
     pct = parse_int(data.get("size_percent", 100), "size_percent", 1, 100)
-    closed = await venue().mutate(
-        lambda conn, ctx: engine.close(
-            conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct
-        ),
-        v,
-        urgent=True,
-    )
+    expires_at = _deadline(data, "expires_at", "close")
+    sig = _consent(data, "close")
+    _signs(sig, "close", expires_at=expires_at)
+    consent = await _close_consent(agent_id, position_id, pct, sig, expires_at)
+    submitter = venue().submitter
+    if submitter is not None:
+        closed = await submitter.submit(
+            lambda conn, ctx: custody.ask_close(
+                conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct, consent=consent
+            ),
+            v,
+        )
+    else:
+        closed = await venue().mutate(
+            lambda conn, ctx: engine.close(
+                conn, ctx, agent_id=agent_id, position_id=position_id, pct=pct, consent=consent
+            ),
+            v,
+            urgent=True,
+        )
     return jsonify(
         {
             "position": position_view(closed.position, closed.price),
@@ -160,11 +352,22 @@ async def post_liquidate() -> Any:
     data = json_object(body, required=("position_id",), optional=("agent_id",))
     agent_id = acting_agent(data, v.agent_id)
     position_id = text_field(data, "position_id")
-    done = await venue().mutate(
-        lambda conn, ctx: engine.liquidate(conn, ctx, liquidator=agent_id, position_id=position_id),
-        v,
-        urgent=True,
-    )
+    submitter = venue().submitter
+    if submitter is not None:
+        done = await submitter.submit(
+            lambda conn, ctx: custody.ask_liquidate(
+                conn, ctx, liquidator=agent_id, position_id=position_id
+            ),
+            v,
+        )
+    else:
+        done = await venue().mutate(
+            lambda conn, ctx: engine.liquidate(
+                conn, ctx, liquidator=agent_id, position_id=position_id
+            ),
+            v,
+            urgent=True,
+        )
     return jsonify(
         {
             "position": position_view(done.position, done.price),
@@ -179,10 +382,42 @@ async def post_withdraw(agent_id: str) -> Any:
     v, body = await verified()
     if agent_id != v.agent_id:
         raise Forbidden("an agent can only withdraw from its own account")
-    data = json_object(body, required=("amount_usdc",), optional=("agent_id",))
+    data = json_object(
+        body,
+        required=("amount_usdc",),
+        optional=("agent_id", "destination", "expires_at", "consent"),
+    )
     acting_agent(data, v.agent_id)
     amount = parse_usdc(data["amount_usdc"], "amount_usdc")
-    account = await venue().mutate(
-        lambda conn, ctx: engine.withdraw(conn, ctx, agent_id, amount), v
-    )
+    destination = _optional(data, "destination", lambda d: parse_address(d, "destination"))
+    expires_at = _deadline(data, "expires_at", "withdraw")
+    sig = _consent(data, "withdraw")
+    _signs(sig, "withdraw", destination=destination, expires_at=expires_at)
+    consent = None
+    if sig is not None:
+        assert destination is not None and expires_at is not None
+        account = await venue().read(lambda conn: q.get_account(conn, agent_id))
+        message = withdraw_message(
+            venue().program_id,
+            agent_id=agent_id,
+            destination=destination,
+            amount=amount,
+            withdrawals=account.withdrawals,
+            expires_at=expires_at,
+        )
+        check(agent_id, message, sig, "withdraw")
+        consent = WithdrawConsent(str(sig), str(destination), expires_at, account.withdrawals)
+    submitter = venue().submitter
+    if submitter is not None:
+        assert consent is not None  # required with a chain (`_consent`)
+        account = await submitter.submit(
+            lambda conn, ctx: custody.ask_withdraw(
+                conn, ctx, agent_id=agent_id, amount=amount, consent=consent
+            ),
+            v,
+        )
+    else:
+        account = await venue().mutate(
+            lambda conn, ctx: engine.withdraw(conn, ctx, agent_id, amount, consent), v
+        )
     return jsonify(account_view(account))

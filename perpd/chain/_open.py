@@ -44,8 +44,15 @@ def book_oracle(book: PriceBook) -> Callable[[int], tuple[int, int, int]]:
 
 @asynccontextmanager
 async def open_chain(
-    config: Config, store: Store, book: PriceBook, clock: Callable[[], float]
+    config: Config,
+    store: Store,
+    book: PriceBook,
+    clock: Callable[[], float],
+    *,
+    oracle: Callable[[int], tuple[int, int, int]] | None = None,
 ) -> AsyncIterator[Chain | None]:
+    """``oracle`` (submitter): the local chain's prices, instead of the book's usable
+    ones (the submitter pins the price a unit's mirror change uses)."""
     if config.chain == "none":
         yield None
         return
@@ -53,7 +60,10 @@ async def open_chain(
         if config.program_id and program_id_of(config) != LOCAL_PROGRAM_ID:
             raise ValueError(f"the local chain's program is {LOCAL_PROGRAM_ID}")
         yield await open_local_chain(
-            store, clock=clock, oracle=book_oracle(book), funding_period_s=config.funding_period_s
+            store,
+            clock=clock,
+            oracle=oracle or book_oracle(book),
+            funding_period_s=config.funding_period_s,
         )
         return
     authority = read_keyfile(config.authority_keypair) if config.authority_keypair else None

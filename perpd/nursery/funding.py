@@ -16,7 +16,8 @@ from functools import partial
 
 import trio
 
-from perpd import engine
+from perpd import custody, engine
+from perpd.chain_actions import SETTLE_BATCH
 from perpd.errors import ApiError, Unavailable
 from perpd.retry import Backoff, Quarantine
 from perpd.store import queries as q
@@ -30,8 +31,21 @@ RETRY_S = 0.25
 
 
 async def settle_due(venue: Venue) -> int:
-    """Settle every position whose funding time has come, a batch per transaction."""
+    """Settle every position whose funding time has come, a batch per transaction
+    (with a chain: a ``settle_funding`` of up to `SETTLE_BATCH` positions per row,
+    each waited for before the next, so no position is asked twice)."""
     done = 0
+    submitter = venue.submitter
+    if submitter is not None:
+        while True:
+            n, row_id = await venue.mutate(
+                partial(custody.ask_settle, limit=SETTLE_BATCH), urgent=True, wait=False
+            )
+            if row_id is not None:
+                await submitter.wait_row(row_id)
+            done += n
+            if n < SETTLE_BATCH:
+                return done
     while True:
         n = await venue.mutate(
             partial(engine.settle_funding_due, limit=BATCH), urgent=True, wait=False
@@ -50,11 +64,22 @@ async def close_expired_terms(venue: Venue, quarantine: Quarantine | None = None
         if quarantine is not None and quarantine.blocked(p.position_id):
             continue
         try:
-            await venue.mutate(
-                partial(engine.close, agent_id=None, position_id=p.position_id, pct=100),
-                urgent=True,
-                wait=False,
-            )
+            if venue.submitter is not None:  # anyone closes an ended term, in full
+                await venue.submitter.submit(
+                    partial(
+                        custody.ask_close,
+                        agent_id=None,
+                        position_id=p.position_id,
+                        pct=100,
+                        consent=None,
+                    )
+                )
+            else:
+                await venue.mutate(
+                    partial(engine.close, agent_id=None, position_id=p.position_id, pct=100),
+                    urgent=True,
+                    wait=False,
+                )
             closed += 1
         except Unavailable:
             raise  # the database, not the position: the caller backs off and retries

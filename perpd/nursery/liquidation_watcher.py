@@ -15,7 +15,7 @@ from functools import partial
 
 import trio
 
-from perpd import engine, money
+from perpd import custody, engine, money
 from perpd.errors import ApiError, Unavailable
 from perpd.records import Position
 from perpd.retry import Backoff, Quarantine
@@ -77,13 +77,20 @@ class Watcher:
 
     async def _liquidate(self, position_id: str) -> None:
         try:
-            await self.venue.mutate(
-                lambda conn, ctx: engine.liquidate(
-                    conn, ctx, liquidator=engine.KEEPER, position_id=position_id
-                ),
-                urgent=True,
-                wait=False,
-            )
+            if self.venue.submitter is not None:  # through the program; reward to the fees
+                await self.venue.submitter.submit(
+                    lambda conn, ctx: custody.ask_liquidate(
+                        conn, ctx, liquidator=engine.KEEPER, position_id=position_id
+                    )
+                )
+            else:
+                await self.venue.mutate(
+                    lambda conn, ctx: engine.liquidate(
+                        conn, ctx, liquidator=engine.KEEPER, position_id=position_id
+                    ),
+                    urgent=True,
+                    wait=False,
+                )
         except Unavailable:
             raise  # the database, not the position: the whole pass backs off
         except ApiError as exc:  # an agent was quicker, or the price moved back

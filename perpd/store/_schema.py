@@ -214,7 +214,74 @@ def m004_chain(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_integer_money, m003_limits, m004_chain)
+def m005_consents(conn: sqlite3.Connection) -> None:
+    """Consents (SPEC §6): what each request, quote and position was signed for, the
+    counters the next close and withdraw consents name, and one nonce per requester.
+
+    Nonces are u64 and SQLite integers i64: `queries` stores a nonce as its
+    two's-complement i64 (2^63 and above wrap negative), so the UNIQUE indexes hold."""
+    _execute_script(
+        conn,
+        """
+        ALTER TABLE requests ADD COLUMN nonce INTEGER;
+        ALTER TABLE requests ADD COLUMN consent TEXT;
+        ALTER TABLE requests ADD COLUMN consent_expires_at INTEGER;
+        ALTER TABLE requests ADD COLUMN request_hash TEXT;
+        ALTER TABLE quotes ADD COLUMN consent TEXT;
+        ALTER TABLE quotes ADD COLUMN valid_until INTEGER;
+        ALTER TABLE positions ADD COLUMN nonce INTEGER;
+        ALTER TABLE positions ADD COLUMN position_address TEXT;
+        ALTER TABLE positions ADD COLUMN closes INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE accounts ADD COLUMN withdrawals INTEGER NOT NULL DEFAULT 0;
+        CREATE UNIQUE INDEX requests_nonce ON requests (agent_id, nonce)
+            WHERE nonce IS NOT NULL;
+        CREATE UNIQUE INDEX positions_nonce ON positions (requester, nonce)
+            WHERE nonce IS NOT NULL;
+        """,
+    )
+
+
+def m006_outbox(conn: sqlite3.Connection) -> None:
+    """The chain outbox (one row per chain action, written with the change that asks
+    for it) and, on positions, the signatures of the transactions that moved them.
+
+    A position is ``pending`` from accept until its lock lands (``open``) or the chain
+    refuses it (``failed``): meanwhile both collaterals and the fee are reserved.
+    """
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('lock', 'settle', 'close', 'liquidate', 'withdraw', 'deposit')),
+            ref TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sent', 'done', 'failed')),
+            signature TEXT,
+            slot INTEGER,
+            error TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER
+        );
+        CREATE INDEX outbox_unfinished ON outbox (id) WHERE status IN ('pending', 'sent');
+        CREATE INDEX outbox_ref ON outbox (ref, id);
+        ALTER TABLE positions ADD COLUMN lock_signature TEXT;
+        ALTER TABLE positions ADD COLUMN settle_signature TEXT;
+        ALTER TABLE positions ADD COLUMN close_signature TEXT;
+        """,
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_initial,
+    m002_integer_money,
+    m003_limits,
+    m004_chain,
+    m005_consents,
+    m006_outbox,
+)
 
 
 def status(conn: sqlite3.Connection) -> list[tuple[int, str, bool]]:

@@ -42,6 +42,15 @@ class Connection(sqlite3.Connection):
 
     pending: list[Event] | None = None
     busy_ms: int = -1  # the busy_timeout last set on it
+    # undo steps for what a unit did outside SQLite (the local chain's SVM): run, in
+    # reverse order, when the unit does not commit (its own error or a failed COMMIT)
+    on_rollback: list[Callable[[], None]] | None = None
+
+
+def on_rollback(conn: sqlite3.Connection, undo: Callable[[], None]) -> None:
+    """Run ``undo`` if the current unit does not commit (see `Connection.on_rollback`)."""
+    assert isinstance(conn, Connection) and conn.on_rollback is not None, "inside a unit"
+    conn.on_rollback.append(undo)
 
 
 def set_busy_timeout(conn: Connection, ms: int) -> None:
@@ -220,6 +229,7 @@ class Store:
             waited_ms = int((time.monotonic() - queued) * 1000)
             set_busy_timeout(conn, max(0, budget_ms - waited_ms) // 100 * 100)
             conn.pending = []
+            conn.on_rollback = []
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 result = fn(conn)
@@ -227,8 +237,12 @@ class Store:
             except BaseException as exc:
                 conn.pending = None
                 _rollback(conn, exc)
+                undo, conn.on_rollback = conn.on_rollback or [], None
+                for step in reversed(undo):
+                    step()
                 self._raise_transient(exc, "write")
                 raise
+            conn.on_rollback = None
             events, conn.pending = conn.pending, None
             if events:
                 token.run_sync_soon(self._publish, events)

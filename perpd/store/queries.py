@@ -11,9 +11,11 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
-from perpd.money import PositionState
+from perpd.chain_mirror import MirrorBooks
+from perpd.money import PositionState, open_fee
 from perpd.records import Account, Event, Position, Quote, TradeRequest
 
 # ---------------------------------------------------------------- accounts & ledger
@@ -21,9 +23,9 @@ from perpd.records import Account, Event, Position, Quote, TradeRequest
 
 def get_account(conn: sqlite3.Connection, agent_id: str) -> Account:
     row = conn.execute(
-        "SELECT free, locked FROM accounts WHERE agent_id = ?", (agent_id,)
+        "SELECT free, locked, withdrawals FROM accounts WHERE agent_id = ?", (agent_id,)
     ).fetchone()
-    return Account(agent_id, row[0], row[1]) if row else Account(agent_id, 0, 0)
+    return Account(agent_id, *row) if row else Account(agent_id, 0, 0)
 
 
 def adjust_account(conn: sqlite3.Connection, agent_id: str, free: int, locked: int) -> None:
@@ -44,8 +46,15 @@ def record_deposit(conn: sqlite3.Connection, agent_id: str, amount: int) -> None
     conn.execute("UPDATE ledger SET deposits = deposits + ? WHERE id = 1", (amount,))
 
 
-def record_withdrawal(conn: sqlite3.Connection, agent_id: str, amount: int) -> None:
+def record_withdrawal(
+    conn: sqlite3.Connection, agent_id: str, amount: int, *, consented: bool = False
+) -> None:
+    """Debit a withdrawal; a consented one advances the agent's ``withdrawals`` count."""
     adjust_account(conn, agent_id, -amount, 0)
+    if consented:
+        conn.execute(
+            "UPDATE accounts SET withdrawals = withdrawals + 1 WHERE agent_id = ?", (agent_id,)
+        )
     conn.execute("UPDATE ledger SET withdrawals = withdrawals + ? WHERE id = 1", (amount,))
 
 
@@ -77,17 +86,49 @@ def ledger(conn: sqlite3.Connection) -> dict[str, int]:
     }
 
 
+# ---------------------------------------------------------------- nonces
+
+_U64 = 1 << 64
+
+
+def _nonce_in(nonce: int | None) -> int | None:
+    """A u64 nonce as the i64 SQLite stores (two's complement: 2^63.. wrap negative)."""
+    return None if nonce is None else (nonce - _U64 if nonce >= 1 << 63 else nonce)
+
+
+def _nonce_out(stored: int | None) -> int | None:
+    return None if stored is None else stored % _U64
+
+
+def nonce_used(conn: sqlite3.Connection, agent_id: str, nonce: int) -> bool:
+    """Whether ``agent_id`` named ``nonce`` in a request, or has a position with it
+    (positions are kept forever; a request row may have been pruned)."""
+    stored = _nonce_in(nonce)
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM requests WHERE agent_id = ? AND nonce = ?) "
+        "OR EXISTS (SELECT 1 FROM positions WHERE requester = ? AND nonce = ?)",
+        (agent_id, stored, agent_id, stored),
+    ).fetchone()
+    return bool(row[0])
+
+
 # ---------------------------------------------------------------- requests
 
 _REQUEST_COLS = (
     "request_id, agent_id, market, side, size, leverage, max_rate, duration_s, "
-    "created_at, expires_at, status, position_id"
+    "created_at, expires_at, status, position_id, nonce, consent, consent_expires_at, "
+    "request_hash"
 )
+
+
+def _request(row: tuple[Any, ...]) -> TradeRequest:
+    r = TradeRequest(*row)
+    return replace(r, nonce=_nonce_out(r.nonce)) if r.nonce is not None else r
 
 
 def insert_request(conn: sqlite3.Connection, r: TradeRequest) -> None:
     conn.execute(
-        f"INSERT INTO requests ({_REQUEST_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO requests ({_REQUEST_COLS}) VALUES ({','.join('?' * 16)})",
         (
             r.request_id,
             r.agent_id,
@@ -101,6 +142,10 @@ def insert_request(conn: sqlite3.Connection, r: TradeRequest) -> None:
             r.expires_at,
             r.status,
             r.position_id,
+            _nonce_in(r.nonce),
+            r.consent,
+            r.consent_expires_at,
+            r.request_hash,
         ),
     )
 
@@ -109,7 +154,7 @@ def get_request(conn: sqlite3.Connection, request_id: str) -> TradeRequest | Non
     row = conn.execute(
         f"SELECT {_REQUEST_COLS} FROM requests WHERE request_id = ?", (request_id,)
     ).fetchone()
-    return TradeRequest(*row) if row else None
+    return _request(row) if row else None
 
 
 def set_request_status(
@@ -128,7 +173,7 @@ def requests_due(conn: sqlite3.Connection, now: float, limit: int = -1) -> list[
         "ORDER BY expires_at LIMIT ?",
         (now, limit),
     )
-    return [TradeRequest(*r) for r in rows]
+    return [_request(r) for r in rows]
 
 
 def open_requests_of(
@@ -157,7 +202,7 @@ def page_open_requests(
         sql += " AND market = ?"
         args += (market,)
     rows = conn.execute(sql + " ORDER BY rowid LIMIT ?", (*args, limit))
-    return [(r[0], TradeRequest(*r[1:])) for r in rows]
+    return [(r[0], _request(r[1:])) for r in rows]
 
 
 def next_request_deadline(conn: sqlite3.Connection) -> int | None:
@@ -167,12 +212,15 @@ def next_request_deadline(conn: sqlite3.Connection) -> int | None:
 
 # ---------------------------------------------------------------- quotes
 
-_QUOTE_COLS = "quote_id, request_id, agent_id, rate, collateral, created_at, expires_at, status"
+_QUOTE_COLS = (
+    "quote_id, request_id, agent_id, rate, collateral, created_at, expires_at, status, "
+    "consent, valid_until"
+)
 
 
 def insert_quote(conn: sqlite3.Connection, q: Quote) -> None:
     conn.execute(
-        f"INSERT INTO quotes ({_QUOTE_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+        f"INSERT INTO quotes ({_QUOTE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (
             q.quote_id,
             q.request_id,
@@ -182,6 +230,8 @@ def insert_quote(conn: sqlite3.Connection, q: Quote) -> None:
             q.created_at,
             q.expires_at,
             q.status,
+            q.consent,
+            q.valid_until,
         ),
     )
 
@@ -229,7 +279,8 @@ def quotes_due_with_request(
         "WHERE q.status = 'live' AND q.expires_at <= ? ORDER BY q.expires_at LIMIT ?",
         (now, limit),
     )
-    return [(Quote(*r[:8]), r[8], r[9]) for r in rows]
+    n = len(_QUOTE_COLS.split(", "))
+    return [(Quote(*r[:n]), r[n], r[n + 1]) for r in rows]
 
 
 def live_quotes_of_agent(
@@ -312,13 +363,15 @@ _POSITION_COLS = (
     "position_id, request_id, quote_id, market, requester, maker, leverage, "
     "side, notional, entry_price, cr, cm, imr, imm, rate, t_base, funding_paid, "
     "funding_total, realized_pnl, status, opened_at, expires_at, next_funding_at, "
-    "closed_at, exit_price, liquidator"
+    "closed_at, exit_price, liquidator, nonce, position_address, closes, "
+    "lock_signature, settle_signature, close_signature"
 )
 
 
 def _position(row: tuple[Any, ...]) -> Position:
     state = PositionState(*row[7:17])
-    return Position(*row[:7], state, *row[17:])  # type: ignore[arg-type, call-arg]
+    p = Position(*row[:7], state, *row[17:])  # type: ignore[arg-type, call-arg]
+    return replace(p, nonce=_nonce_out(p.nonce)) if p.nonce is not None else p
 
 
 def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[Any, ...]:
@@ -350,6 +403,12 @@ def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[A
         p.closed_at,
         p.exit_price,
         p.liquidator,
+        _nonce_in(p.nonce),
+        p.position_address,
+        p.closes,
+        p.lock_signature,
+        p.settle_signature,
+        p.close_signature,
         liq[0],
         liq[1],
     )
@@ -387,6 +446,36 @@ def save_position(
             "WHERE position_id = ?",
             (*(v for _, v in changed), p.position_id),
         )
+
+
+_SIGNATURE_COLUMNS = {
+    "lock": "lock_signature",
+    "settle": "settle_signature",
+    "close": "close_signature",
+}
+
+
+def set_position_signature(
+    conn: sqlite3.Connection, position_id: str, which: str, signature: str
+) -> None:
+    """Record the chain transaction that locked, last settled or last closed a position."""
+    column = _SIGNATURE_COLUMNS[which]
+    conn.execute(
+        f"UPDATE positions SET {column} = ? WHERE position_id = ?", (signature, position_id)
+    )
+
+
+def reserved_of(conn: sqlite3.Connection, agent_id: str) -> int:
+    """What ``agent_id`` has reserved for positions whose chain lock is pending."""
+    total = 0
+    rows = conn.execute(
+        "SELECT requester, cr, cm, notional FROM positions WHERE status = 'pending' "
+        "AND (requester = ? OR maker = ?)",
+        (agent_id, agent_id),
+    )
+    for requester, cr, cm, notional in rows:
+        total += cr + open_fee(notional) if requester == agent_id else cm
+    return total
 
 
 def get_position(conn: sqlite3.Connection, position_id: str) -> Position | None:
@@ -584,6 +673,72 @@ def state_digest(conn: sqlite3.Connection) -> str:
     return h.hexdigest()
 
 
+def locked_by_positions(conn: sqlite3.Connection) -> dict[str, int]:
+    """What each agent should hold locked: its collateral in open positions, plus, for a
+    position whose chain lock is still pending, the reservation (requester: collateral and
+    open fee; maker: collateral)."""
+    out: dict[str, int] = {}
+    rows = conn.execute(
+        "SELECT requester, maker, cr, cm, notional, status FROM positions "
+        "WHERE status IN ('open', 'pending')"
+    )
+    for requester, maker, cr, cm, notional, status in rows:
+        fee = open_fee(notional) if status == "pending" else 0
+        out[requester] = out.get(requester, 0) + cr + fee
+        out[maker] = out.get(maker, 0) + cm
+    return out
+
+
+def mirror_books(
+    conn: sqlite3.Connection,
+    *,
+    agents: Iterable[str] | None = None,
+    addresses: Iterable[str] | None = None,
+) -> MirrorBooks:
+    """The mirror's side of a comparison with the chain (`perpd.chain_mirror`): each
+    agent's free balance plus its pending reservations, positions by chain address
+    (pending and failed ones excluded: the chain has none of them), accrued fees.
+    ``agents`` / ``addresses`` None: all of them (verify)."""
+    if agents is None:
+        agents = [r[0] for r in conn.execute("SELECT agent_id FROM accounts")]
+    free = {a: get_account(conn, a).free + reserved_of(conn, a) for a in agents}
+    positions: dict[str, Position] = {}
+    if addresses is None:
+        rows = conn.execute(
+            f"SELECT {_POSITION_COLS} FROM positions WHERE position_address IS NOT NULL "
+            "AND status IN ('open', 'closed', 'liquidated')"
+        )
+        positions = {p.position_address: p for p in map(_position, rows) if p.position_address}
+    else:
+        for address in addresses:
+            p = position_by_address(conn, address)
+            if p is not None:
+                positions[address] = p
+    return MirrorBooks(free, positions, ledger(conn)["fees"])
+
+
+def chain_addresses(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+    """Every agent with an account and every position address the mirror knows."""
+    agents = [r[0] for r in conn.execute("SELECT agent_id FROM accounts ORDER BY agent_id")]
+    addresses = [
+        r[0]
+        for r in conn.execute(
+            "SELECT position_address FROM positions WHERE position_address IS NOT NULL "
+            "AND status IN ('open', 'closed', 'liquidated') ORDER BY rowid"
+        )
+    ]
+    return agents, addresses
+
+
+def position_by_address(conn: sqlite3.Connection, address: str) -> Position | None:
+    row = conn.execute(
+        f"SELECT {_POSITION_COLS} FROM positions WHERE position_address = ? "
+        "AND status IN ('open', 'closed', 'liquidated')",
+        (address,),
+    ).fetchone()
+    return _position(row) if row else None
+
+
 def verify(conn: sqlite3.Connection) -> list[str]:
     """Every way the books could be wrong, as sentences; an empty list means they balance.
 
@@ -602,15 +757,12 @@ def verify(conn: sqlite3.Connection) -> list[str]:
             f"conservation: deposits − withdrawals = {led['deposits'] - led['withdrawals']} "
             f"but free + locked + fees = {held}"
         )
-    rows = conn.execute(
-        "SELECT a.agent_id, a.locked, coalesce(r.c, 0) + coalesce(m.c, 0) FROM accounts a "
-        "LEFT JOIN (SELECT requester AS who, sum(cr) AS c FROM positions WHERE status = 'open' "
-        "GROUP BY requester) r ON r.who = a.agent_id "
-        "LEFT JOIN (SELECT maker AS who, sum(cm) AS c FROM positions WHERE status = 'open' "
-        "GROUP BY maker) m ON m.who = a.agent_id "
-        "WHERE a.locked != coalesce(r.c, 0) + coalesce(m.c, 0)"
-    ).fetchall()
-    problems += [f"locked: {a} holds {lk} locked but {c} in open positions" for a, lk, c in rows]
+    expected = locked_by_positions(conn)
+    held_locked = dict(conn.execute("SELECT agent_id, locked FROM accounts WHERE locked != 0"))
+    for a in sorted(set(expected) | set(held_locked)):
+        lk, c = held_locked.get(a, 0), expected.get(a, 0)
+        if lk != c:
+            problems.append(f"locked: {a} holds {lk} locked but {c} in open positions")
     first, last, count = conn.execute("SELECT min(seq), max(seq), count(*) FROM events").fetchone()
     if count and (first != 1 or last != count):
         problems.append(f"events: {count} events but seq runs {first}..{last}")

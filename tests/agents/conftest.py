@@ -26,7 +26,7 @@ import pytest
 import trio
 
 from agents import MICRO, Client, Keypair, parse_usdc
-from tests.conftest import Clock, Server, base_config, start_server
+from tests.conftest import TEST_CHAIN, Clock, Server, base_config, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +152,8 @@ class DaemonProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "perpd", "run", "--db", str(self.db)]
-                + ["--port", str(self.port), "--dev", "--log-level", "WARNING"],
+                + ["--port", str(self.port), "--dev", "--log-level", "WARNING"]
+                + ["--chain", TEST_CHAIN],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -25,7 +25,7 @@ EXPECTED = {
     "generate_keypair", "load_keypair", "load_or_generate_keypair", "parse_event",
     "parse_price", "parse_rate", "parse_usdc", "signing_message",
     "close_consent", "quote_consent", "request_consent", "request_hash", "sign_consent",
-    "withdraw_consent",
+    "withdraw_consent", "ChainInfo", "NonceUsed", "pick_nonce", "position_address",
 }  # fmt: skip
 
 
