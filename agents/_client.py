@@ -290,7 +290,12 @@ class Client:
         else:
             nonce = pick_nonce(program, self.keypair.pubkey()) if nonce is None else nonce
             expires_at = self._deadline(expires_in)
-            consent = request_consent(
+            try:
+                term = duration_seconds(duration)
+            except ValueError:
+                term = -1  # no consent: the daemon refuses the duration with its code
+            consent = self._sign(
+                request_consent,
                 program,
                 self.keypair.pubkey(),
                 nonce,
@@ -299,10 +304,10 @@ class Client:
                 size,
                 leverage,
                 max_funding_rate,
-                duration_seconds(duration),
+                term,
                 expires_at,
             )
-            body |= {"nonce": nonce, "expires_at": expires_at, "consent": self._sign(consent)}
+            body |= {"nonce": nonce, "expires_at": expires_at, **consent}
         data = await self._send("POST", "/trade/request", body=body)
         return TradeRequest.from_wire(data)
 
@@ -340,15 +345,12 @@ class Client:
         if isinstance(request, str):
             request = await self.trade_request(request)
         valid_until = self._deadline(valid_for)
-        consent = quote_consent(
-            program,
-            self.keypair.pubkey(),
-            _checked_request_hash(program, request),
-            funding_rate,
-            collateral,
-            valid_until,
+        digest = _checked_request_hash(program, request)
+        me = self.keypair.pubkey()
+        consent = self._sign(
+            quote_consent, program, me, digest, funding_rate, collateral, valid_until
         )
-        return body | {"valid_until": valid_until, "consent": self._sign(consent)}
+        return body | {"valid_until": valid_until, **consent}
 
     async def accept(self, request_id: str, quote_id: str) -> Position:
         """Take a quote on this agent's request (``POST /trade/accept``): the new position."""
@@ -385,8 +387,8 @@ class Client:
                 terms = (current.position_address, current.closes)
             address, closes = terms
             expires_at = self._deadline(CONSENT_S)
-            consent = close_consent(program, address, size_percent, closes, expires_at)
-            signed = body | {"expires_at": expires_at, "consent": self._sign(consent)}
+            consent = self._sign(close_consent, program, address, size_percent, closes, expires_at)
+            signed = body | {"expires_at": expires_at, **consent}
             try:
                 return self._closed(await self._send("POST", "/trade/close", body=signed))
             except Unauthorized:
@@ -429,14 +431,9 @@ class Client:
             if fresh:
                 await self.balances()
             expires_at = self._deadline(CONSENT_S)
-            consent = withdraw_consent(
-                program, self.keypair.pubkey(), to, amount, self._withdrawals, expires_at
-            )
-            signed = body | {
-                "destination": str(to),
-                "expires_at": expires_at,
-                "consent": self._sign(consent),
-            }
+            me, count = self.keypair.pubkey(), self._withdrawals
+            consent = self._sign(withdraw_consent, program, me, to, amount, count, expires_at)
+            signed = body | {"destination": str(to), "expires_at": expires_at, **consent}
             try:
                 return self._balances(await self._send("POST", path, body=signed))
             except Unauthorized:
@@ -476,8 +473,14 @@ class Client:
         """A consent deadline ``seconds`` from now, in whole seconds of this client's clock."""
         return int(self.signer.clock()) + seconds
 
-    def _sign(self, consent: bytes) -> str:
-        return sign_consent(self.keypair, consent)
+    def _sign(self, build: Callable[..., bytes], *terms: Any) -> dict[str, str]:
+        """``{"consent": signature}`` of ``build(*terms)``, or ``{}`` when a term does
+        not fit its consent field (an unknown market, a negative amount...): the daemon
+        then refuses that term with its own code, as it would without a chain."""
+        try:
+            return {"consent": sign_consent(self.keypair, build(*terms))}
+        except ValueError:
+            return {}
 
     def note_position(self, position: Position) -> Position:
         """Keep what the next close consent names: the position's address and ``closes``."""

@@ -238,6 +238,7 @@ class MarketMaker:
     ) -> None:
         """Make markets until cancelled. Cancel-safe: live quotes simply expire."""
         await self._load_markets()
+        await self.client.chain()  # read once, before the first quote needs it to sign
         names = list(self.markets)
         async with self.client.subscribe(names) as session:
             await self._reconcile()

@@ -142,34 +142,26 @@ async def post_request() -> Any:
     nonce = _optional(data, "nonce", parse_nonce)
     sig = _consent(data, "request")
     _signs(sig, "request", nonce=nonce, expires_at=expires_at)
+    terms: dict[str, Any] = {
+        "agent_id": agent_id,
+        "market": market.name,
+        "side": side,
+        "size": size,
+        "leverage": leverage,
+        "max_rate": max_rate,
+        "duration_s": duration_s,
+    }
     request_hash = None
     if sig is not None:
         assert nonce is not None and expires_at is not None
-        message = request_message(
-            venue().program_id,
-            agent_id=agent_id,
-            nonce=nonce,
-            market=market.name,
-            side=side,
-            size=size,
-            leverage=leverage,
-            max_rate=max_rate,
-            duration_s=duration_s,
-            expires_at=expires_at,
-        )
+        message = request_message(venue().program_id, nonce=nonce, expires_at=expires_at, **terms)
         check(agent_id, message, sig, "request")
         request_hash = request_hash_hex(message)
     r = await venue().mutate(
         lambda conn, ctx: engine.create_request(
             conn,
             ctx,
-            agent_id=agent_id,
-            market=market.name,
-            side=side,
-            size=size,
-            leverage=leverage,
-            max_rate=max_rate,
-            duration_s=duration_s,
+            **terms,
             expires_in=expires_in,
             expires_at=expires_at,
             nonce=nonce,
