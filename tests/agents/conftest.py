@@ -143,6 +143,7 @@ class DaemonProcess:
     port: int
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    chain: str = TEST_CHAIN
 
     @property
     def url(self) -> str:
@@ -153,7 +154,7 @@ class DaemonProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "perpd", "run", "--db", str(self.db)]
                 + ["--port", str(self.port), "--dev", "--log-level", "WARNING"]
-                + ["--chain", TEST_CHAIN],
+                + ["--chain", self.chain],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

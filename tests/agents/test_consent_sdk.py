@@ -1,18 +1,23 @@
 """The SDK signs its own consents (SPEC §6) against a daemon with a chain.
 
-The daemon runs with ``chain="local"`` on the wall clock; agents reach it only through
-the SDK over real HTTP and WebSocket. Code written on the SDK (a `Trader`, the reference
-makers) is the same as without a chain: the client reads ``GET /chain`` once, picks
-nonces, signs, and keeps ``closes`` / ``withdrawals`` from the daemon's objects.
+The daemon runs as ``perpd run --dev --chain local`` in its own process (its in-process
+SVM stays out of the test process, whose later daemons are timed), on the wall clock;
+agents reach it only through the SDK over real HTTP and WebSocket. Code written on the
+SDK (a `Trader`, the reference makers) is the same as without a chain: the client
+reads ``GET /chain`` once, picks nonces, signs, and keeps ``closes`` / ``withdrawals``
+from the daemon's objects.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 import trio
 
@@ -27,18 +32,33 @@ from agents import (
 )
 from agents.conservative_mm import ConservativeMM
 from perpd.chain._program import LOCAL_PROGRAM_ID
-from tests.agents.conftest import clients, eventually, usdc
-from tests.conftest import Clock, Server, base_config, start_server
+from tests.agents.conftest import DaemonProcess, clients, eventually, free_port, usdc
+from tests.conftest import Clock, base_config, start_server
 
 
 @pytest.fixture
-async def chain_live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
-    clock = Clock(real=True, start=time.time())
-    (tmp_path / "chain").mkdir()
-    s = await start_server(nursery, base_config(tmp_path / "chain", chain="local"), clock)
-    yield s
-    await s.http.aclose()
-    s.shutdown.set()
+def chain_live(tmp_path: Path) -> Iterator[DaemonProcess]:
+    d = DaemonProcess(tmp_path / "chain.db", free_port(), tmp_path / "chain.log", chain="local")
+    d.start()
+    try:
+        yield d
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            assert d.stop() == 0
+
+
+def pin(d: DaemonProcess, market: str, price: str) -> None:
+    r = httpx.post(f"{d.url}/dev/price", json={"market": market, "price": price})
+    assert r.status_code == 200, r.text
+
+
+def assert_balanced(d: DaemonProcess) -> None:
+    """`perpd verify` on the stopped daemon's file: the books balance."""
+    assert d.stop() == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "perpd", "verify", "--db", str(d.db)], capture_output=True
+    )
+    assert done.returncode == 0, done.stdout
 
 
 async def _request(c: Client, **kw: object) -> TradeRequest:
@@ -52,8 +72,8 @@ async def _request(c: Client, **kw: object) -> TradeRequest:
     )
 
 
-async def test_the_sdk_signs_request_quote_close_and_withdraw(chain_live: Server) -> None:
-    await chain_live.pin("BTC-PERP", "50000")
+async def test_the_sdk_signs_request_quote_close_and_withdraw(chain_live: DaemonProcess) -> None:
+    pin(chain_live, "BTC-PERP", "50000")
     async with clients(chain_live.url, 3, fund=usdc(10_000)) as (requester, maker, other):
         info = await requester.chain()
         assert (info.mode, info.program_id, info.signs) == ("local", str(LOCAL_PROGRAM_ID), True)
@@ -82,13 +102,15 @@ async def test_the_sdk_signs_request_quote_close_and_withdraw(chain_live: Server
         assert info.usdc_mint is not None  # the default destination: the agent's USDC account
         second = await requester.withdraw(usdc(10))
         assert second.withdrawals == 2 and second.free == first.free - usdc(10)
-    await chain_live.assert_balanced()
+    assert_balanced(chain_live)
 
 
-async def test_stale_counters_are_read_again_and_signed_once_more(chain_live: Server) -> None:
+async def test_stale_counters_are_read_again_and_signed_once_more(
+    chain_live: DaemonProcess,
+) -> None:
     """Two clients of one agent: each close or withdrawal by one makes the other's
     counter stale; its next call is refused once (401), re-read and signed again."""
-    await chain_live.pin("BTC-PERP", "50000")
+    pin(chain_live, "BTC-PERP", "50000")
     async with clients(chain_live.url, 2, fund=usdc(10_000)) as (a, maker):
         b = Client(chain_live.url, a.keypair)
         try:
@@ -110,7 +132,7 @@ async def test_stale_counters_are_read_again_and_signed_once_more(chain_live: Se
             await b.aclose()
 
 
-async def test_a_maker_never_signs_terms_the_requester_did_not(chain_live: Server) -> None:
+async def test_a_maker_never_signs_terms_the_requester_did_not(chain_live: DaemonProcess) -> None:
     async with clients(chain_live.url, 2, fund=usdc(10_000)) as (requester, maker):
         req = await _request(requester)
         await maker.chain()
@@ -129,7 +151,7 @@ async def test_a_maker_never_signs_terms_the_requester_did_not(chain_live: Serve
 
 
 async def test_a_nonce_is_used_once_and_without_a_chain_nothing_is_signed(
-    chain_live: Server, tmp_path: Path, nursery: trio.Nursery
+    chain_live: DaemonProcess, tmp_path: Path, nursery: trio.Nursery
 ) -> None:
     async with clients(chain_live.url, 1, fund=usdc(10_000)) as (c,):
         await _request(c, nonce=12345)
@@ -145,8 +167,10 @@ async def test_a_nonce_is_used_once_and_without_a_chain_nothing_is_signed(
     none.shutdown.set()
 
 
-async def test_agents_written_on_the_sdk_trade_unchanged_on_a_chain(chain_live: Server) -> None:
-    await chain_live.pin("ETH-PERP", "3000")
+async def test_agents_written_on_the_sdk_trade_unchanged_on_a_chain(
+    chain_live: DaemonProcess,
+) -> None:
+    pin(chain_live, "ETH-PERP", "3000")
     async with clients(chain_live.url, 2, fund=usdc(50_000)) as (mm_client, trader_client):
         maker = ConservativeMM(mm_client, refresh_s=0.1)
         async with anyio.create_task_group() as tg:
@@ -162,4 +186,4 @@ async def test_agents_written_on_the_sdk_trade_unchanged_on_a_chain(chain_live: 
             assert closed.position.status == "closed" and closed.position.closes == 2
             await eventually(lambda: not maker.positions)
             tg.cancel_scope.cancel()
-    await chain_live.assert_balanced()
+    assert_balanced(chain_live)
