@@ -23,7 +23,6 @@ import trio
 
 from agents import (
     Client,
-    Keypair,
     NonceUsed,
     ProtocolError,
     Trader,
@@ -97,7 +96,7 @@ async def test_the_sdk_signs_request_quote_close_and_withdraw(chain_live: Daemon
         full = await requester.close(position.position_id)
         assert (full.position.closes, full.position.status) == (2, "closed")
 
-        first = await requester.withdraw(usdc(10), destination=Keypair().pubkey())
+        first = await requester.withdraw(usdc(10))
         assert first.withdrawals == 1
         assert info.usdc_mint is not None  # the default destination: the agent's USDC account
         second = await requester.withdraw(usdc(10))
@@ -125,8 +124,8 @@ async def test_stale_counters_are_read_again_and_signed_once_more(
             assert b.statistics().refused == refused + 1  # one 401, then a fresh consent
 
             await b.balances()  # b has seen withdrawals = 0
-            await a.withdraw(usdc(1), destination=Keypair().pubkey())
-            after = await b.withdraw(usdc(1), destination=Keypair().pubkey())
+            await a.withdraw(usdc(1))
+            after = await b.withdraw(usdc(1))
             assert after.withdrawals == 2 and b.statistics().refused == refused + 2
         finally:
             await b.aclose()
