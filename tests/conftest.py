@@ -110,6 +110,27 @@ class Agent:
         assert r.status_code == 200, r.text
 
 
+def make_agent(
+    http: httpx.AsyncClient, keypair: Keypair, clock: Clock, chain: dict[str, Any], consents: bool
+) -> Agent:
+    """An agent of the daemon whose ``GET /chain`` is ``chain``: with a chain (and
+    ``consents``) it signs SPEC §6 consents into its bodies."""
+    if not consents or chain["mode"] == "none":
+        return Agent(http, keypair, clock)
+    mint = chain.get("usdc_mint")
+    signer = Consents(
+        keypair,
+        Pubkey.from_string(chain["program_id"]),
+        Pubkey.from_string(mint) if mint else None,
+    )
+    return Agent(http, keypair, clock, signer)
+
+
+async def chain_of(http: httpx.AsyncClient) -> dict[str, Any]:
+    """The daemon's ``GET /chain``."""
+    return (await http.get("/chain")).raise_for_status().json()  # type: ignore[no-any-return]
+
+
 @dataclass
 class Server:
     venue: Venue
@@ -119,18 +140,10 @@ class Server:
     clock: Clock
     chain: dict[str, Any]  # GET /chain
 
-    def agent(self, *, consents: bool = True) -> Agent:
-        """A new agent; with a chain it signs consents unless ``consents=False``."""
-        keypair = Keypair()
-        if not consents or self.chain["mode"] == "none":
-            return Agent(self.http, keypair, self.clock)
-        mint = self.chain.get("usdc_mint")
-        signer = Consents(
-            keypair,
-            Pubkey.from_string(self.chain["program_id"]),
-            Pubkey.from_string(mint) if mint else None,
-        )
-        return Agent(self.http, keypair, self.clock, signer)
+    def agent(self, keypair: Keypair | None = None, *, consents: bool = True) -> Agent:
+        """An agent (a new one unless ``keypair``); with a chain it signs consents unless
+        ``consents=False``."""
+        return make_agent(self.http, keypair or Keypair(), self.clock, self.chain, consents)
 
     async def pin(self, market: str, price: str) -> None:
         r = await self.http.post("/dev/price", json={"market": market, "price": price})
@@ -191,8 +204,7 @@ async def start_server(nursery: trio.Nursery, config: Config, clock: Clock | Non
     venue = await nursery.start(runner)
     url = venue.binds[0]
     http = httpx.AsyncClient(base_url=url, timeout=10)
-    chain = (await http.get("/chain")).raise_for_status().json()
-    return Server(venue, url, http, shutdown, clock, chain)
+    return Server(venue, url, http, shutdown, clock, await chain_of(http))
 
 
 @pytest.fixture
