@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
         "--chain",
         choices=CHAIN_MODES,
         default=Config.chain,
-        help="where the money lives: the in-process SVM, a cluster over RPC, or none",
+        help="where the money lives: the in-process SVM (default), a cluster over RPC, or "
+        "none (custodial, SQLite the only ledger: for tests)",
     )
     run.add_argument(
         "--program-id",

@@ -64,7 +64,9 @@ class Config:
     # each SQLite call while the trio thread is busy (CPython's default is 5 ms)
     gil_switch_interval_s: float = 0.0002
     # consent-api: chain mode
-    chain: str = "none"  # local | rpc | none (SPEC §6): with a chain, consents are required
+    # local | rpc | none (SPEC §6): local is the default; none (custodial, SQLite the only
+    # ledger) is kept for tests. With a chain, consents are required.
+    chain: str = "local"
     program_id: str = str(LOCAL_PROGRAM_ID)  # the escrow program the consents name
     # chain-local: rpc
     rpc_url: str = ""  # --chain rpc: the cluster's JSON-RPC URL

@@ -182,7 +182,12 @@ async def run(
                     )
                 )
                 venue.binds = binds
-                log.info("perpd listening on %s (db %s)", ", ".join(binds), config.db)
+                log.info(
+                    "perpd listening on %s (db %s, chain %s)",
+                    ", ".join(binds),
+                    config.db,
+                    config.chain if config.chain != "none" else "none: off-chain test mode",
+                )
                 await services.start(systemd_notify.run, store)
                 systemd_notify.notify("READY=1")
                 task_status.started(venue)

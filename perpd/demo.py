@@ -22,7 +22,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -43,6 +45,7 @@ from agents.conservative_mm import ConservativeMM
 from agents.trader import RandomTrader
 from perpd import daemon
 from perpd.config import Config
+from perpd.store.chain import recent_chain_txs
 from perpd.venue import Venue
 
 HELP = "run the daemon with three market makers and two traders, and watch them trade"
@@ -51,6 +54,7 @@ log = logging.getLogger("perpd.demo")
 MAKER_FUNDS = 100_000 * MICRO
 TRADER_FUNDS = 25_000 * MICRO
 CLEAR = "\x1b[H\x1b[2J"
+CHAIN_TXS = 4  # signatures the view shows
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,6 +63,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=0, help="default: any free port")
     p.add_argument("--funding-period", type=int, default=60, metavar="S", help="default 60 s")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument(
+        "--chain",
+        choices=("local", "none"),
+        default="local",
+        help="local (default): the escrow program in an in-process SVM; none: off-chain test mode",
+    )
     p.add_argument("--no-tty", action="store_true", help="summary lines instead of a screen")
     p.add_argument("--refresh", type=float, default=1.0, metavar="S", help="view refresh")
     p.add_argument("--seed", type=int, default=7, help="seed of the oracle walk and the agents")
@@ -93,6 +103,8 @@ class Snapshot:
     maker_funding: dict[str, int]
     maker_fills: dict[str, int]
     ledger: dict[str, int]
+    chain: dict[str, Any]  # GET /chain: mode, slot, program id...
+    chain_txs: list[dict[str, Any]]  # the newest transactions the daemon landed
 
     @property
     def balanced(self) -> bool | None:
@@ -109,8 +121,15 @@ class Snapshot:
             f"fills={self.fills} unfilled={self.unfilled} open={len(self.open_positions)} "
             f"closes={self.closes} liquidations={self.liquidations} "
             f"by_maker={','.join(f'{k}:{v}' for k, v in self.maker_fills.items())} "
-            f"funding={usd(self.funding_paid)} fees={usd(fees)} books_balance={self.balanced}"
+            f"funding={usd(self.funding_paid)} fees={usd(fees)} books_balance={self.balanced} "
+            f"chain={self.chain_text()}"
         )
+
+    def chain_text(self) -> str:
+        mode = self.chain.get("mode", "?")
+        if mode == "none":
+            return "none (off-chain test mode: SQLite is the only ledger)"
+        return f"{mode} slot={self.chain.get('slot')}"
 
 
 def usd(micro: int) -> str:
@@ -184,7 +203,7 @@ async def _cast(url: str, funding_period_s: int, seed: int, stack: list[Client])
     return cast
 
 
-async def _snapshot(observer: Client, cast: Cast, started: float) -> Snapshot:
+async def _snapshot(observer: Client, cast: Cast, started: float, venue: Venue) -> Snapshot:
     markets = await observer.markets()
     positions = await observer.positions()
     balances = {}
@@ -209,7 +228,17 @@ async def _snapshot(observer: Client, cast: Cast, started: float) -> Snapshot:
         maker_funding={name: s.funding_received for name, s in maker_stats.items()},
         maker_fills={name: s.fills for name, s in maker_stats.items()},
         ledger=ledger,
+        chain=await _chain(venue),
+        chain_txs=await venue.read(partial(recent_chain_txs, limit=CHAIN_TXS)),
     )
+
+
+async def _chain(venue: Venue) -> dict[str, Any]:
+    """The chain as GET /chain shows it (mode, slot...), from the daemon in this process."""
+    backend = venue.backend
+    if backend is None:
+        return {"mode": "none"}
+    return backend.info() | {"slot": await backend.slot()}  # type: ignore[no-any-return]
 
 
 def _ledger(metrics: str) -> dict[str, int]:
@@ -247,6 +276,10 @@ def render(s: Snapshot, cast: Cast, url: str, funding_period_s: int) -> str:
             f"{names.get(p.maker, p.maker[:8]):<13} "
             f"{usd(p.unrealized_pnl or 0):>9} {usd(p.funding_paid):>8}"
         )
+    rows[5:5] = [f"chain     {s.chain_text()}"] + [
+        f"          {tx['kind']:<9} {tx['ref'] or '':<22} slot {tx['slot']:<6} {tx['signature']}"
+        for tx in s.chain_txs
+    ]
     if len(s.open_positions) > 12:
         rows.append(f"  ... and {len(s.open_positions) - 12} more")
     rows += [
@@ -263,14 +296,14 @@ def render(s: Snapshot, cast: Cast, url: str, funding_period_s: int) -> str:
 
 
 async def _view(
-    observer: Client, cast: Cast, url: str, opts: argparse.Namespace, tty: bool
+    observer: Client, cast: Cast, url: str, opts: argparse.Namespace, tty: bool, venue: Venue
 ) -> None:
     started = time.monotonic()
     last_line = 0.0
     while True:
         await trio.sleep(opts.refresh)
         try:
-            snap = await _snapshot(observer, cast, started)
+            snap = await _snapshot(observer, cast, started, venue)
         except AgentError as exc:
             log.warning("view: %s", exc)
             continue
@@ -295,6 +328,7 @@ async def run_demo(opts: argparse.Namespace, stop: trio.Event, *, tty: bool) -> 
             oracle="sim",
             sim_seed=opts.seed,
             keeper=True,
+            chain=opts.chain,
         )
         shutdown = trio.Event()
         clients: list[Client] = []
@@ -318,11 +352,11 @@ async def run_demo(opts: argparse.Namespace, stop: trio.Event, *, tty: bool) -> 
                     runners += [t for _, t in cast.traders]
                     for agent in runners:
                         await agents.start(agent.run)
-                    agents.start_soon(_view, observer, cast, url, opts, tty)
+                    agents.start_soon(_view, observer, cast, url, opts, tty, venue)
                     await stop.wait()
                     agents.cancel_scope.cancel()
                 with trio.move_on_after(5):
-                    final = await _snapshot(observer, cast, started)
+                    final = await _snapshot(observer, cast, started, venue)
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     for c in clients:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import trio
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
 from perpd import daemon
 from perpd.auth import sign_headers
@@ -22,6 +23,7 @@ from perpd.config import Config
 from perpd.store import queries as q
 from perpd.venue import Venue
 from tests.chain_books import assert_chain_matches
+from tests.consent_signing import Consents
 
 
 def usdc(text: str) -> int:
@@ -57,6 +59,7 @@ class Agent:
     http: httpx.AsyncClient
     keypair: Keypair
     clock: Clock
+    consents: Consents | None = None  # signs SPEC §6 consents into bodies (with a chain)
     _last_ms: int = 0
 
     def stamp(self) -> int:
@@ -68,8 +71,16 @@ class Agent:
     def id(self) -> str:
         return str(self.keypair.pubkey())
 
+    async def raw(self, path: str, body: Any) -> bytes:
+        """The bytes this agent would POST to ``path``: ``body`` with its consent."""
+        if isinstance(body, bytes):
+            return body
+        if self.consents is not None:
+            body = await self.consents.sign(path, body, self.clock(), self.read)
+        return json.dumps(body).encode()
+
     async def post(self, path: str, body: Any, **kw: Any) -> httpx.Response:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        raw = await self.raw(path, body)
         kw.setdefault("timestamp_ms", self.stamp())
         headers = sign_headers(self.keypair, "POST", path, raw, **kw)
         headers["Content-Type"] = "application/json"
@@ -78,6 +89,11 @@ class Agent:
     async def get(self, path: str) -> httpx.Response:
         headers = sign_headers(self.keypair, "GET", path, b"", timestamp_ms=self.stamp())
         return await self.http.get(path, headers=headers)
+
+    async def read(self, path: str) -> dict[str, Any] | None:
+        """A signed GET's JSON, or None when it is not a 200 (the consent's lookups)."""
+        r = await self.get(path)
+        return r.json() if r.status_code == 200 else None  # type: ignore[no-any-return]
 
     async def ok(self, path: str, body: Any, status: int = 200) -> dict[str, Any]:
         r = await self.post(path, body)
@@ -94,6 +110,27 @@ class Agent:
         assert r.status_code == 200, r.text
 
 
+def make_agent(
+    http: httpx.AsyncClient, keypair: Keypair, clock: Clock, chain: dict[str, Any], consents: bool
+) -> Agent:
+    """An agent of the daemon whose ``GET /chain`` is ``chain``: with a chain (and
+    ``consents``) it signs SPEC §6 consents into its bodies."""
+    if not consents or chain["mode"] == "none":
+        return Agent(http, keypair, clock)
+    mint = chain.get("usdc_mint")
+    signer = Consents(
+        keypair,
+        Pubkey.from_string(chain["program_id"]),
+        Pubkey.from_string(mint) if mint else None,
+    )
+    return Agent(http, keypair, clock, signer)
+
+
+async def chain_of(http: httpx.AsyncClient) -> dict[str, Any]:
+    """The daemon's ``GET /chain``."""
+    return (await http.get("/chain")).raise_for_status().json()  # type: ignore[no-any-return]
+
+
 @dataclass
 class Server:
     venue: Venue
@@ -101,9 +138,12 @@ class Server:
     http: httpx.AsyncClient
     shutdown: trio.Event
     clock: Clock
+    chain: dict[str, Any]  # GET /chain
 
-    def agent(self) -> Agent:
-        return Agent(self.http, Keypair(), self.clock)
+    def agent(self, keypair: Keypair | None = None, *, consents: bool = True) -> Agent:
+        """An agent (a new one unless ``keypair``); with a chain it signs consents unless
+        ``consents=False``."""
+        return make_agent(self.http, keypair or Keypair(), self.clock, self.chain, consents)
 
     async def pin(self, market: str, price: str) -> None:
         r = await self.http.post("/dev/price", json={"market": market, "price": price})
@@ -163,7 +203,8 @@ async def start_server(nursery: trio.Nursery, config: Config, clock: Clock | Non
 
     venue = await nursery.start(runner)
     url = venue.binds[0]
-    return Server(venue, url, httpx.AsyncClient(base_url=url, timeout=10), shutdown, clock)
+    http = httpx.AsyncClient(base_url=url, timeout=10)
+    return Server(venue, url, http, shutdown, clock, await chain_of(http))
 
 
 @pytest.fixture

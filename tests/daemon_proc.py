@@ -19,7 +19,7 @@ import httpx
 import trio
 from solders.keypair import Keypair
 
-from tests.conftest import Agent, Clock
+from tests.conftest import Agent, Clock, chain_of, make_agent
 
 
 def free_port() -> int:
@@ -34,9 +34,11 @@ class Daemon:
     http: httpx.AsyncClient
     log: Path
     clock: Clock
+    chain: dict[str, Any]  # GET /chain
 
     def agent(self, keypair: Keypair | None = None) -> Agent:
-        return Agent(self.http, keypair or Keypair(), self.clock)
+        """An agent on the wall clock, signing consents when the daemon has a chain."""
+        return make_agent(self.http, keypair or Keypair(), self.clock, self.chain, True)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -85,7 +87,8 @@ async def daemon(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
             await wait_ready(http, proc)
-            yield Daemon(proc, http, log, Clock(real=True, start=time.time()))
+            clock = Clock(real=True, start=time.time())
+            yield Daemon(proc, http, log, clock, await chain_of(http))
         clean = True
     finally:
         if proc.poll() is None:

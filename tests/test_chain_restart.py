@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from perpd.chain_mirror import CHAIN_STATUS
-from tests.conftest import Agent, Clock
+from tests.conftest import Clock, chain_of, make_agent
 from tests.daemon_proc import daemon, free_port, spawn, verify, wait_ready
 from tests.test_consent_http import Book
 
@@ -52,9 +52,9 @@ async def test_kill_9_between_accept_and_lock_sends_the_lock_once(
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
             await wait_ready(http, proc)
             clock = Clock(real=True, start=time.time())
+            chain = await chain_of(http)
             requester, maker = (
-                Agent(http, requester.keypair, clock),
-                Agent(http, maker.keypair, clock),
+                make_agent(http, a.keypair, clock, chain, True) for a in (requester, maker)
             )
             assert (
                 await http.post("/dev/price", json={"market": "BTC-PERP", "price": "50000"})

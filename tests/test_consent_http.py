@@ -202,7 +202,7 @@ class Book:
 
 @pytest.fixture
 async def book(chain: Server) -> Book:
-    b = Book(chain, chain.agent(), chain.agent(), chain.agent())
+    b = Book(chain, *(chain.agent(consents=False) for _ in range(3)))
     for a in (b.requester, b.maker, b.other):
         await a.fund("10000")
     await chain.pin("BTC-PERP", "50000")
@@ -452,9 +452,10 @@ async def test_socket_quote_needs_and_checks_its_consent(book: Book) -> None:
 
 
 async def test_without_a_chain_consents_are_optional_and_checked_when_present(
-    server: Server,
+    tmp_path: Path, nursery: trio.Nursery
 ) -> None:
-    b = Book(server, server.agent(), server.agent(), server.agent())
+    server = await start_server(nursery, base_config(tmp_path, chain="none"))  # off-chain
+    b = Book(server, *(server.agent(consents=False) for _ in range(3)))
     for a in (b.requester, b.maker):
         await a.fund("10000")
     await server.pin("BTC-PERP", "50000")
@@ -472,3 +473,5 @@ async def test_without_a_chain_consents_are_optional_and_checked_when_present(
     position = await b.open()
     closed = await b.requester.ok("/trade/close", b.close_body(position, 100))
     assert closed["position"]["closes"] == 1
+    await server.http.aclose()
+    server.shutdown.set()

@@ -24,7 +24,7 @@ from perpd import engine
 from perpd.records import Quote, TradeRequest
 from perpd.store import queries as q
 from perpd.views import quote_view, request_view
-from tests.conftest import Agent, Clock, Server, base_config, start_server
+from tests.conftest import Clock, Server, base_config, start_server
 
 REQUEST = {
     "market": "BTC-PERP",
@@ -254,7 +254,7 @@ async def test_finished_requests_and_quotes_are_pruned_after_the_retention(
     async with trio.open_nursery() as nursery:  # a restart on the pruned file
         s = await start_server(nursery, cfg, clock)
         await s.pin("BTC-PERP", "50000")
-        r2 = Agent(s.http, requester.keypair, clock)
+        r2 = s.agent(requester.keypair)
         closed = await r2.ok("/trade/close", {"position_id": pos["position_id"]})
         assert closed["position"]["status"] == "closed"
         await s.assert_balanced()

@@ -17,7 +17,7 @@ from solders.keypair import Keypair
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
 from bench._daemon import daemon_process, rss_kb
-from tests.conftest import Agent, Clock, Server, base_config, start_server
+from tests.conftest import Clock, Server, base_config, chain_of, make_agent, start_server
 from tests.test_bad_input_http import REQUEST
 from tests.wsclient import Ws, auth_message, connect, raw_socket
 
@@ -312,7 +312,8 @@ async def test_oversized_frames_before_login_are_refused_in_the_server() -> None
                 nursery.start_soon(flood, host, int(port), results)
         peak = rss_kb(d.pid, "VmHWM")
         async with httpx.AsyncClient(base_url=d.url) as http:
-            agent = Agent(http, Keypair(), Clock(time.time(), real=True))
+            clock = Clock(time.time(), real=True)
+            agent = make_agent(http, Keypair(), clock, await chain_of(http), True)
             async with connect(d.url, agent):  # the daemon still serves
                 pass
             metrics = (await http.get("/metrics")).text

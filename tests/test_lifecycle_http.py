@@ -118,6 +118,9 @@ async def test_liquidation_by_a_third_agent_earns_five_percent(server: Server) -
     requester, maker, liquidator = server.agent(), server.agent(), server.agent()
     await requester.fund("1000")
     await maker.fund("10000")
+    # the reward is paid into the liquidator's collateral account, which on a chain
+    # exists once it has deposited: 1 USDC opens it
+    await liquidator.fund("1")
     await server.pin("BTC-PERP", "50000")
     rid = (
         await requester.ok(
@@ -159,7 +162,7 @@ async def test_liquidation_by_a_third_agent_earns_five_percent(server: Server) -
     assert done["liquidated_side"] == "requester"
     assert done["position"]["status"] == "liquidated"
     assert done["position"]["liquidator"] == liquidator.id
-    assert await liquidator.balances() == (50 * M, 0)
+    assert await liquidator.balances() == (51 * M, 0)
     assert await requester.balances() == (499_500_000 + 150 * M, 0)
     assert await maker.balances() == (10_300 * M, 0)
     await server.assert_balanced()

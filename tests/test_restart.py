@@ -15,7 +15,7 @@ import trio
 from solders.keypair import Keypair
 
 from perpd.store import queries as q
-from tests.conftest import Agent, Clock, base_config, start_server
+from tests.conftest import Clock, base_config, chain_of, make_agent, start_server
 from tests.daemon_proc import free_port, wait_ready
 
 REQUEST = {
@@ -74,7 +74,7 @@ async def test_restart_keeps_every_record(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         s = await start_server(nursery, base_config(tmp_path), clock)
         assert await s.digest() == digest
-        r2, m2 = (Agent(s.http, a.keypair, clock) for a in (requester, maker))
+        r2, m2 = (s.agent(a.keypair) for a in (requester, maker))
         assert (await r2.balances(), await m2.balances()) == balances
         assert (await r2.get("/events?since=0")).json()["events"] == events
         pos = (await s.http.get(f"/positions/{pid}")).json()
@@ -136,7 +136,8 @@ async def test_kill_9_under_load_leaves_books_balanced(tmp_path: Path) -> None:
 
             async def trader() -> None:
                 nonlocal done
-                requester, maker = Agent(http, Keypair(), clock), Agent(http, Keypair(), clock)
+                chain = await chain_of(http)
+                requester, maker = (make_agent(http, Keypair(), clock, chain, True) for _ in "rm")
                 try:
                     await requester.fund("100000")
                     await maker.fund("100000")

@@ -165,7 +165,7 @@ async def test_restart_mid_request_expires_it_and_catches_up_funding(tmp_path: P
     clock.advance(3 * 28_800)
     async with trio.open_nursery() as nursery:
         s = await start_server(nursery, cfg, clock)
-        r2, m2 = (Agent(s.http, a.keypair, clock) for a in (requester, maker))
+        r2, m2 = (s.agent(a.keypair) for a in (requester, maker))
         assert (await s.http.get(f"/requests/{rid}")).json()["status"] == "expired"
         types = [e["type"] for e in (await r2.get("/events?since=0")).json()["events"]]
         assert "request_expired" in types and "quote_expired" in types
@@ -173,21 +173,24 @@ async def test_restart_mid_request_expires_it_and_catches_up_funding(tmp_path: P
         late = await r2.post("/trade/accept", {"request_id": rid, "quote_id": qid})
         assert late.status_code == 409 and late.json()["error"]["code"] == "request_expired"
 
-        # funding caught up to the last boundary in one settlement, exactly:
-        # opened at T0 + 100, boundary T0 + 3 × 28 800; due = 1000e6 × 1000 × (86 400 − 100)
-        # / (1e6 × 28 800) = 2 996 527 (truncated)
+        # funding caught up in one settlement, exactly: opened at T0 + 100; without a chain
+        # to the last boundary T0 + 3 × 28 800, due = 1000e6 × 1000 × (86 400 − 100)
+        # / (1e6 × 28 800) = 2 996 527 (truncated); with one to the crank's time (the
+        # program's Clock, T0 + 100 + 86 400: Chain submitter decisions), 3 000 000
+        off_chain = s.chain["mode"] == "none"
+        to, due = (T0 + 3 * 28_800, 2_996_527) if off_chain else (T0 + 86_500, 3_000_000)
         settled = [
             e["data"]
             for e in (await m2.get("/events?since=0")).json()["events"]
             if e["type"] == "funding_settled"
         ]
         assert len(settled) == 1
-        assert settled[0]["settled_to"] == T0 + 3 * 28_800
-        assert usdc(settled[0]["amount_usdc"]) == 1000 * M * 1000 * (86_400 - 100) // (M * 28_800)
-        assert usdc(settled[0]["amount_usdc"]) == 2_996_527
+        assert settled[0]["settled_to"] == to
+        assert usdc(settled[0]["amount_usdc"]) == 1000 * M * 1000 * (to - T0 - 100) // (M * 28_800)
+        assert usdc(settled[0]["amount_usdc"]) == due
         await trio.sleep(0.3)  # the scheduler runs again: nothing is charged twice
         body = (await s.http.get(f"/positions/{pos['position_id']}")).json()
-        assert body["funding_paid_usdc"] == "2.996527"
+        assert usdc(body["funding_paid_usdc"]) == due
         await s.assert_balanced()
         await s.http.aclose()
         s.shutdown.set()

@@ -74,6 +74,7 @@ async def test_two_makers_and_a_requester_trade_over_sockets(server: Server) -> 
         assert err["error"]["code"] == "request_filled"
         await ws1.send({"type": "ping"})
         assert (await ws1.until("pong"))["type"] == "pong"
+    await server.assert_balanced()  # with a chain: the mirror read back from the SVM
 
 
 async def test_private_events_are_not_broadcast(server: Server) -> None:
@@ -143,9 +144,15 @@ async def test_auth_failures_close_the_socket(server: Server) -> None:
 
 
 async def test_slow_client_is_cut_off_and_others_are_not(
-    server: Server, monkeypatch: object
+    tmp_path: Path, nursery: trio.Nursery, monkeypatch: object
 ) -> None:
+    """Off-chain on purpose: this measures the hub's queue against loopback TCP buffers.
+    With a chain each trade_request carries its consent, nonce and hash (about twice the
+    bytes), the never-reading socket's buffers fill before the queue of 4 overflows, and
+    the 4001 close frame finds no room (the client sees 1006): a test of buffer sizes."""
     from perpd.nursery import event_hub
+
+    server = await start_server(nursery, base_config(tmp_path, chain="none"))
 
     requesters = [server.agent() for _ in range(5)]  # within the cap on open requests each
     for requester in requesters:
@@ -175,6 +182,8 @@ async def test_slow_client_is_cut_off_and_others_are_not(
             except ConnectionClosed as exc:
                 assert exc.reason.code == 4001
                 assert "since=" in (exc.reason.reason or "")
+    await server.http.aclose()
+    server.shutdown.set()
 
 
 async def test_shutdown_closes_sockets_with_1001(tmp_path: Path, nursery: trio.Nursery) -> None:

@@ -15,10 +15,17 @@ from tests.conftest import Agent
 
 
 class Ws:
-    def __init__(self, conn: WebSocketConnection) -> None:
+    """A socket; logged in as ``agent``, its quotes carry the agent's consents."""
+
+    def __init__(self, conn: WebSocketConnection, agent: Agent | None = None) -> None:
         self.conn = conn
+        self.agent = agent
 
     async def send(self, msg: dict[str, Any]) -> None:
+        consents = self.agent.consents if self.agent is not None else None
+        if consents is not None and msg.get("type") == "quote":
+            assert self.agent is not None
+            msg = await consents.sign("/trade/quote", msg, self.agent.clock(), self.agent.read)
         await self.conn.send_message(json.dumps(msg))
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
@@ -70,6 +77,7 @@ async def raw_socket(url: str, path: str = "/ws") -> AsyncIterator[Ws]:
 async def connect(url: str, agent: Agent) -> AsyncIterator[tuple[Ws, int]]:
     """An authenticated socket and the ``seq`` from ``auth_ok``."""
     async with raw_socket(url) as ws:
+        ws.agent = agent
         await ws.send(auth_message(agent))
         ok = await ws.recv()
         assert ok["type"] == "auth_ok", ok

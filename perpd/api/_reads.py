@@ -21,6 +21,8 @@ bp = Blueprint("reads", __name__)
 
 POSITION_STATUSES = ("open", "closed", "liquidated")
 EVENTS_PAGE = (1000, 10_000)  # default and maximum events per page
+# --chain none shows as what it is wherever it shows (SPEC §6)
+NO_CHAIN = "--chain none: off-chain test mode, custodial, SQLite is the only ledger"
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
@@ -199,7 +201,9 @@ async def get_health() -> Any:
             "oracle_usable": prices,
             "last_seq": v.store.last_seq,
             "time": int(v.clock()),
+            "chain": v.chain,
         }
+        | ({"warning": NO_CHAIN} if v.chain == "none" else {})
     )
 
 

@@ -20,6 +20,8 @@ import anyio
 import httpx
 import pytest
 import trio
+from solders.pubkey import Pubkey
+from spl.token.instructions import get_associated_token_address
 
 from agents import (
     Client,
@@ -96,9 +98,14 @@ async def test_the_sdk_signs_request_quote_close_and_withdraw(chain_live: Daemon
         full = await requester.close(position.position_id)
         assert (full.position.closes, full.position.status) == (2, "closed")
 
-        first = await requester.withdraw(usdc(10))
+        # the destination must be a USDC token account (the program refuses anything
+        # else): first named, then the default, both the agent's own USDC account
+        assert info.usdc_mint is not None
+        mine = get_associated_token_address(
+            Pubkey.from_string(requester.agent_id), Pubkey.from_string(info.usdc_mint)
+        )
+        first = await requester.withdraw(usdc(10), destination=mine)
         assert first.withdrawals == 1
-        assert info.usdc_mint is not None  # the default destination: the agent's USDC account
         second = await requester.withdraw(usdc(10))
         assert second.withdrawals == 2 and second.free == first.free - usdc(10)
     assert_balanced(chain_live)
@@ -124,7 +131,7 @@ async def test_stale_counters_are_read_again_and_signed_once_more(
             assert b.statistics().refused == refused + 1  # one 401, then a fresh consent
 
             await b.balances()  # b has seen withdrawals = 0
-            await a.withdraw(usdc(1))
+            await a.withdraw(usdc(1))  # to the agent's USDC account (a token account)
             after = await b.withdraw(usdc(1))
             assert after.withdrawals == 2 and b.statistics().refused == refused + 2
         finally:
