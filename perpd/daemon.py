@@ -64,8 +64,9 @@ async def _start_submitter(
     )
     venue.backend, venue.submitter = chain, submitter
     await services.start(chain_submitter.run, submitter)
-    venue.deposits = deposit_watch.DepositWatch(venue, chain)
-    await services.start(deposit_watch.run, venue.deposits)
+    if chain.mode == "rpc":  # nothing outside the daemon reaches the local SVM
+        venue.deposits = deposit_watch.DepositWatch(venue, chain)
+        await services.start(deposit_watch.run, venue.deposits)
     return submitter
 
 

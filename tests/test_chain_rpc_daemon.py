@@ -273,3 +273,51 @@ async def test_a_lifecycle_on_the_rpc_chain(
     )
     out, err = capsys.readouterr()
     assert code == 0, out + err
+
+
+async def test_a_deposit_while_a_lock_is_in_flight_is_credited_once_after_it(
+    cluster: Cluster, daemon: Server
+) -> None:
+    """The pickup credits only an agent no outbox row is in flight for: the chain's
+    free then equals the mirror's plus what came in from outside, nothing else."""
+    v = daemon.venue
+    watch, submitter = v.deposits, v.submitter
+    assert watch is not None and submitter is not None
+    alice_key, bob_key = Keypair(), Keypair()
+    async with Client(daemon.url, alice_key) as alice, Client(daemon.url, bob_key) as bob:
+        await deposit_on_chain(cluster, alice_key, 2_000 * M)
+        await deposit_on_chain(cluster, bob_key, 2_000 * M)
+        assert (await alice.balances()).free == (await bob.balances()).free == 2_000 * M
+        req = await alice.request_trade(
+            "BTC-PERP", "long", 1_000 * M, leverage=10, max_funding_rate=1000
+        )
+        quote = await bob.quote(req, funding_rate=500, collateral=100 * M, valid_for=30)
+        # When the submitter holds the lock (reserved in the mirror, not yet on chain)
+        # and alice deposits 300 USDC more on chain meanwhile
+        submitter.pause()
+        opened: list[object] = []
+        async with trio.open_nursery() as nursery:
+
+            async def accept() -> None:
+                opened.append(await alice.accept(req.request_id, quote.quote_id))
+
+            nursery.start_soon(accept)
+            with trio.fail_after(10):
+                while not await v.read(lambda c: outbox.counts(c).get("pending")):  # noqa: ASYNC110
+                    await trio.sleep(0.02)
+            await deposit_on_chain(cluster, alice_key, 300 * M)
+            # Then nothing is credited while her lock is in flight (chain and mirror differ
+            # by the reservation as well as the deposit)
+            assert await watch.pick_up([alice.agent_id, bob.agent_id]) == {}
+            submitter.resume()
+        assert opened
+        fee = money.open_fee(1_000 * M)
+        # and once it landed the deposit is credited, exactly once (here, or by the
+        # daemon's own poll just before)
+        assert await watch.pick_up([alice.agent_id]) in ({alice.agent_id: 300 * M}, {})
+        assert await watch.pick_up([alice.agent_id, bob.agent_id]) == {}
+        assert (await v.read(q.ledger))["deposits"] == 4_300 * M
+        a = await alice.balances()
+        assert (a.free, a.locked) == (2_300 * M - 100 * M - fee, 100 * M)
+        assert (a.free, a.locked) == await onchain_free(cluster, alice_key)
+    assert await v.read(q.verify) == []
