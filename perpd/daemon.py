@@ -26,6 +26,7 @@ from perpd.markets import MARKETS
 from perpd.nursery import (
     chain_submitter,
     checkpointer,
+    deposit_watch,
     event_hub,
     expiry,
     funding,
@@ -63,6 +64,9 @@ async def _start_submitter(
     )
     venue.backend, venue.submitter = chain, submitter
     await services.start(chain_submitter.run, submitter)
+    if chain.mode == "rpc":  # nothing outside the daemon reaches the local SVM
+        venue.deposits = deposit_watch.DepositWatch(venue, chain)
+        await services.start(deposit_watch.run, venue.deposits)
     return submitter
 
 

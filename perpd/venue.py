@@ -57,6 +57,7 @@ class Venue:
         # with a chain: the backend and the submitter that lands the outbox (daemon sets)
         self.backend: Any | None = None
         self.submitter: Any | None = None
+        self.deposits: Any | None = None  # the direct deposit pickup (DepositWatch)
         self.services: dict[str, Any] = {}  # running services, for statistics
 
     def ctx(self) -> engine.Ctx:

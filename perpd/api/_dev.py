@@ -27,6 +27,12 @@ async def post_faucet() -> Any:
         raise InvalidRequest("agent_id must be a base58 public key") from exc
     amount = parse_usdc(data["amount_usdc"], "amount_usdc")
     submitter = venue().submitter
+    if submitter is not None and submitter.chain.mode != "local":
+        raise InvalidRequest(
+            "the faucet mints test USDC only on the local chain; on a cluster, deposit "
+            "into your collateral account with the escrow program's deposit instruction "
+            "(the daemon credits it)"
+        )
     if submitter is not None:  # mint test USDC and deposit it through the program
         account = await submitter.submit(
             lambda conn, ctx: custody.ask_deposit(conn, ctx, agent_id=agent_id, amount=amount)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ from quart import Blueprint, Response, current_app, jsonify, request
 
 from perpd import engine
 from perpd.api._common import venue, verified
+from perpd.chain._errors import ChainUnavailable
 from perpd.errors import Forbidden, InvalidRequest, NotFound
 from perpd.markets import MARKETS, get_market
 from perpd.store import queries as q
@@ -168,6 +170,10 @@ async def get_account(agent_id: str) -> Any:
     v, _ = await verified()
     if agent_id != v.agent_id:
         raise Forbidden("an agent can only read its own account")
+    deposits = venue().deposits
+    if deposits is not None:  # what the agent deposited on chain itself, credited first
+        with contextlib.suppress(ChainUnavailable):
+            await deposits.pick_up([agent_id])
     return jsonify(await venue().read(lambda conn: engine.account_snapshot(conn, agent_id)))
 
 

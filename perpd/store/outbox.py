@@ -113,3 +113,21 @@ def recent_done(conn: sqlite3.Connection, limit: int) -> list[OutboxRow]:
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Rows per status (for /metrics and `perpd verify`)."""
     return dict(conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
+
+
+def last_id(conn: sqlite3.Connection) -> int:
+    """The newest row's id (0 for none): rows after it were written since it was read."""
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0])
+
+
+def touches(conn: sqlite3.Connection, agent_id: str, after: int) -> bool:
+    """Is a row naming ``agent_id`` (as its ref or anywhere in its payload) unfinished, or
+    written after row ``after``? While neither, the mirror's balance of the agent moved
+    with the chain's exactly (the direct deposit pickup reads it then)."""
+    row = conn.execute(
+        "SELECT 1 FROM outbox WHERE id > :after AND (ref = :agent OR instr(payload, :agent) > 0) "
+        "UNION ALL SELECT 1 FROM outbox WHERE status IN ('pending', 'sent') "
+        "AND (ref = :agent OR instr(payload, :agent) > 0) LIMIT 1",
+        {"after": after, "agent": agent_id},
+    ).fetchone()
+    return row is not None

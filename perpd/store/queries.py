@@ -46,6 +46,11 @@ def record_deposit(conn: sqlite3.Connection, agent_id: str, amount: int) -> None
     conn.execute("UPDATE ledger SET deposits = deposits + ? WHERE id = 1", (amount,))
 
 
+def agent_ids(conn: sqlite3.Connection) -> list[str]:
+    """Every agent with an account row, in order."""
+    return [r[0] for r in conn.execute("SELECT agent_id FROM accounts ORDER BY agent_id")]
+
+
 def record_withdrawal(
     conn: sqlite3.Connection, agent_id: str, amount: int, *, consented: bool = False
 ) -> None:

@@ -133,6 +133,9 @@ class Chain:
     statuses: dict[Signature, _Status] = field(default_factory=dict)
     received: list[Signature] = field(default_factory=list)  # every sendTransaction
     instructions: dict[Signature, list[Instruction]] = field(default_factory=dict)
+    # run before every simulation and execution: a test keeps the Clock and the Pyth
+    # price accounts fresh with it, as a cluster's validators and price pushers would
+    refresh: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.svm.with_sigverify(True).with_blockhash_check(False)
@@ -178,6 +181,8 @@ class Chain:
     def simulate(
         self, tx: VersionedTransaction, sig_verify: bool
     ) -> r.RpcSimulateTransactionResult:
+        if self.refresh is not None:
+            self.refresh()
         if not self.blockhash_valid(tx.message.recent_blockhash):
             return r.RpcSimulateTransactionResult(
                 err=TransactionErrorFieldless.BlockhashNotFound, logs=[], units_consumed=0
@@ -229,6 +234,8 @@ class Chain:
             if self.faults.drop > 0:
                 self.faults.drop -= 1
                 return signature
+            if self.refresh is not None:
+                self.refresh()
             err = self._execute(tx) if deploy is None else self._deploy(tx, deploy)
             self.statuses[signature] = _Status(self.slot, err)
             self.advance()
