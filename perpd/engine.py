@@ -124,9 +124,7 @@ def create_request(
     requests (429, Retry-After = until its earliest open request expires).
     """
     lim = ctx.limits
-    min_size = lim.min_size_of(market)
-    if size < min_size:
-        raise InvalidRequest(f"size_usdc must be at least {format_usdc(min_size)} on {market}")
+    lim.refuse_dust(market, size)
     cap = lim.max_open_requests_per_agent
     count, earliest = q.open_requests_of(conn, agent_id, ctx.now, cap)
     if count >= cap:

@@ -1,0 +1,98 @@
+"""Issue 8's soak, as behaviours: what one hostile agent may cost the others.
+
+A dust request and a replayed signature are refused before the writer (no transaction
+for them), and one agent's backlog of writes does not delay another agent's write (the
+writer queue is fair between agents).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import trio
+
+from perpd.auth import sign_headers
+from perpd.spent import SpentSignatures
+from perpd.store import Store
+from tests.conftest import Server
+from tests.test_bad_input_http import REQUEST
+from tests.test_hardening_ws import refused_login
+from tests.wsclient import auth_message, raw_socket
+
+
+async def test_a_dust_request_is_refused_before_the_writer(server: Server) -> None:
+    a = server.agent()
+    await a.fund("1000")
+    writes = server.venue.store.writes
+    for _ in range(20):
+        r = await a.post("/trade/request", {**REQUEST, "size_usdc": "0.000001"})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == {
+            "code": "invalid_request",
+            "message": "size_usdc must be at least 10.000000 on BTC-PERP",
+        }
+    assert server.venue.store.writes == writes  # not one transaction for the flood
+    assert (await a.post("/trade/request", {**REQUEST, "size_usdc": "10"})).status_code == 201
+
+
+async def test_a_replayed_signature_is_refused_without_a_transaction(server: Server) -> None:
+    a = server.agent()
+    await a.fund("1000")
+    await server.pin("BTC-PERP", "50000")
+    raw = json.dumps(REQUEST).encode()
+    headers = sign_headers(a.keypair, "POST", "/trade/request", raw, timestamp_ms=a.stamp())
+    first = await server.http.post("/trade/request", content=raw, headers=headers)
+    assert first.status_code == 201, first.text
+    login = auth_message(a)
+    async with raw_socket(server.url) as ws:
+        await ws.send(login)
+        assert (await ws.recv())["type"] == "auth_ok"
+    writes, hits = server.venue.store.writes, server.venue.spent.hits
+    for _ in range(10):
+        again = await server.http.post("/trade/request", content=raw, headers=headers)
+        assert again.status_code == 401
+        assert again.json()["error"]["message"] == "this signature was already used (replay)"
+        assert "replay" in await refused_login(server.url, login, "unauthorized")
+    assert server.venue.store.writes == writes
+    assert server.venue.spent.hits == hits + 20
+
+
+def test_spent_signatures_stay_bounded() -> None:
+    spent = SpentSignatures(max_entries=100)
+    now = 1_000_000_000
+    for i in range(1000):
+        spent.add(f"sig{i}", now, now)
+    assert len(spent) == 100 and "sig999" in spent and "sig0" not in spent
+    # entries whose 30 s window closed leave as new ones come
+    later = now + 61_000
+    for i in range(100):
+        spent.add(f"new{i}", later, later)
+    assert len(spent) == 100 and all(f"new{i}" in spent for i in range(100))
+
+
+async def test_one_agents_backlog_does_not_delay_another_agents_write(tmp_path: Path) -> None:
+    store = Store(tmp_path / "fair.db")
+    await store.open()
+    finished: list[str] = []
+
+    def slow(conn: sqlite3.Connection) -> None:
+        time.sleep(0.005)  # a unit of work that holds the writer a while
+
+    async def write(who: str) -> None:
+        await store.write(slow, key=who)
+        finished.append(who)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for _ in range(40):  # the flood: 40 units queued at once by one agent
+                nursery.start_soon(write, "flood")
+            await trio.sleep(0.02)  # the writer is busy with the flood
+            nursery.start_soon(write, "honest")
+        # the honest unit waited for at most a few of the flood's, not for all 40
+        assert finished.index("honest") <= 5, finished
+        assert len(finished) == 41
+    finally:
+        await store.close()
