@@ -18,9 +18,9 @@ throughput with its queues full, and any extra work at all shows up whole in the
 The hostile agent is not paced: every attack runs at full strength in its own process.
 
 It prints the honest p99 of each phase (every signed HTTP call an honest trader
-makes), their ratio, the daemon's RSS at the start and the end, what the hostile agent
-achieved, and runs ``perpd verify`` on the database at the end. The last line is one
-JSON object.
+makes), their ratio, the daemon's CPU seconds in each phase, the daemon's RSS at the
+start and the end, what the hostile agent achieved, and runs ``perpd verify`` on the
+database at the end. The last line is one JSON object.
 
     python bench/soak.py [--duration 60] [--traders 4] [--makers 3] [--interval 0.3]
                          [--attacks a,b,...]
@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -48,7 +49,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 from perpd.auth import sign_headers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _daemon import REQUEST, BenchAgent, daemon_process, pct, rss_kb  # noqa: E402
+from _daemon import REQUEST, BenchAgent, cpu_s, daemon_process, pct, rss_kb  # noqa: E402
 
 MARKETS = ["BTC-PERP"]
 HANDSHAKE = (
@@ -82,6 +83,7 @@ class Run:
         self.honest_errors: Counter[str] = Counter()
         self.hostile: Counter[str] = Counter()
         self.maker_logins: list[str] = []
+        self.hostile_cpu_s = 0.0  # CPU the hostile process used (its own, not the daemon's)
 
     async def timed(self, call: Awaitable[httpx.Response]) -> httpx.Response:
         t0 = time.perf_counter()
@@ -294,7 +296,7 @@ async def hostile_phase(run: Run, seconds: float, chosen: frozenset[str]) -> lis
     proc = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     out = b""
-    async with proc:
+    try:
         while b"attacking\n" not in out:
             chunk = await proc.stdout.receive_some()
             if not chunk:
@@ -303,7 +305,13 @@ async def hostile_phase(run: Run, seconds: float, chosen: frozenset[str]) -> lis
         run.samples = []
         while chunk := await proc.stdout.receive_some():
             out += chunk
-    run.hostile.update(json.loads(out.decode().splitlines()[-1]))
+    finally:
+        with trio.CancelScope(shield=True):
+            if await proc.wait() != 0:
+                raise RuntimeError(f"the hostile process failed ({proc.returncode})")
+    tallies = json.loads(out.decode().splitlines()[-1])
+    run.hostile_cpu_s = tallies.pop("_cpu_ms") / 1000
+    run.hostile.update(tallies)
     return run.samples
 
 
@@ -314,7 +322,7 @@ async def main(
         run = Run(d.url, interval)
         async with trio.open_nursery() as honest:
             clients = [
-                httpx.AsyncClient(base_url=d.url, timeout=30) for _ in range(traders + makers + 2)
+                httpx.AsyncClient(base_url=d.url, timeout=30) for _ in range(traders + makers)
             ]
             agents = [BenchAgent(c) for c in clients]
             for a in agents:
@@ -326,11 +334,11 @@ async def main(
                 honest.start_soon(trader, run, a)
             await trio.sleep(2)  # warm up: sockets open, first trades done
             rss_start, load_start = rss_kb(d.pid), os.getloadavg()[0]
+            cpu0 = cpu_s(d.pid)
             baseline = await phase(run, duration / 2, [])
-            hostile_agent, anon = agents[-2], clients[-1]
-            hostile = await phase(
-                run, duration / 2, hostile_attacks(run, hostile_agent, anon, chosen)
-            )
+            cpu1 = cpu_s(d.pid)
+            hostile = await hostile_phase(run, duration / 2, chosen)
+            cpu2 = cpu_s(d.pid)
             honest.cancel_scope.cancel()
         await trio.sleep(1)
         rss_end = rss_kb(d.pid)
@@ -359,6 +367,8 @@ async def main(
         "honest_calls": [len(baseline), len(hostile)],
         "honest_errors": sum(run.honest_errors.values()),
         "load_avg_1m": [round(x, 2) for x in (load_start, os.getloadavg()[0])],
+        "daemon_cpu_s": [round(cpu1 - cpu0, 1), round(cpu2 - cpu1, 1)],
+        "hostile_process_cpu_s": round(run.hostile_cpu_s, 1),
         "rss_start_mb": round(rss_start / 1024, 1),
         "rss_end_mb": round(rss_end / 1024, 1),
         "rss_change_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
@@ -383,7 +393,8 @@ async def hostile_main(
         await me.fund("100000")
         print("attacking", flush=True)
         await phase(run, duration, hostile_attacks(run, me, anon, chosen))
-    print(json.dumps(dict(run.hostile)))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({**run.hostile, "_cpu_ms": round(1000 * (usage.ru_utime + usage.ru_stime))}))
 
 
 if __name__ == "__main__":

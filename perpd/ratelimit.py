@@ -107,16 +107,18 @@ def address_key(host: str | None) -> str:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """The three rates the router applies (see docs/limits.md)."""
+    """The rates the router applies (see docs/limits.md)."""
 
     agent: Rate = Rate(100.0, 200)  # signed calls (and socket quotes) per agent
     address: Rate = Rate(1000.0, 2000)  # every HTTP call per client address
     public: Rate = Rate(100.0, 200)  # unsigned calls per client address
+    connection: Rate = Rate(50.0, 500)  # new TCP connections per client address
     max_keys: int = 100_000  # buckets kept per table
 
 
 class Limiter:
-    """The router's buckets: per agent, per address (all calls), per address (unsigned)."""
+    """The router's buckets: per agent, per address (all calls), per address (unsigned),
+    and per address for new connections (taken by the server before reading any)."""
 
     def __init__(
         self, limits: RateLimits = RateLimits(), clock: Callable[[], float] = time.monotonic
@@ -125,10 +127,11 @@ class Limiter:
         self.agent = Buckets(limits.agent, max_keys=limits.max_keys, clock=clock)
         self.address = Buckets(limits.address, max_keys=limits.max_keys, clock=clock)
         self.public = Buckets(limits.public, max_keys=limits.max_keys, clock=clock)
+        self.connection = Buckets(limits.connection, max_keys=limits.max_keys, clock=clock)
 
     def statistics(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for name in ("agent", "address", "public"):
+        for name in ("agent", "address", "public", "connection"):
             b: Buckets = getattr(self, name)
             out[f"{name}_buckets"] = len(b)
             out[f"{name}_refused"] = b.refused

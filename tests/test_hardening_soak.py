@@ -1,8 +1,9 @@
 """Issue 8's soak, as behaviours: what one hostile agent may cost the others.
 
 A dust request and a replayed signature are refused before the writer (no transaction
-for them), and one agent's backlog of writes does not delay another agent's write (the
-writer queue is fair between agents).
+for them), one agent's backlog of writes does not delay another agent's write (the
+writer queue is fair between agents), and an address opening connections faster than
+its rate is refused (429) before anything is read from them.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import trio
 
 from perpd.auth import sign_headers
 from perpd.spent import SpentSignatures
 from perpd.store import Store
-from tests.conftest import Server
+from tests.conftest import Server, base_config, start_server
 from tests.test_bad_input_http import REQUEST
-from tests.test_hardening_ws import refused_login
+from tests.test_hardening_ws import metric, refused_login
 from tests.wsclient import auth_message, raw_socket
 
 
@@ -96,3 +98,34 @@ async def test_one_agents_backlog_does_not_delay_another_agents_write(tmp_path: 
         assert len(finished) == 41
     finally:
         await store.close()
+
+
+async def test_new_connections_are_rate_limited_per_address(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    s = await start_server(
+        nursery, base_config(tmp_path, connection_rate_per_s=2.0, connection_burst=5)
+    )
+    assert (await s.http.get("/health")).status_code == 200  # 1: the test's keep-alive client
+    host, port = s.url.removeprefix("http://").rsplit(":", 1)
+    served = [await trio.open_tcp_stream(host, int(port)) for _ in range(4)]  # 2..5
+    extra = await trio.open_tcp_stream(host, int(port))  # 6: past the burst
+    with trio.fail_after(5):  # the answer comes without a byte sent: nothing was read
+        answer = b""
+        while chunk := await extra.receive_some(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 429 ") and b"retry-after: 1" in answer
+    assert b'"rate_limited"' in answer
+    await extra.aclose()
+    # connections already open are served as before, and the bucket refills
+    for stream in served:
+        await stream.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await stream.receive_some(4096)).startswith(b"HTTP/1.1 200 ")
+        await stream.aclose()
+    assert (await s.http.get("/health")).status_code == 200
+    assert await metric(s, "perpd_connections_refused_rate") == 1
+    await trio.sleep(0.6)
+    async with httpx.AsyncClient(base_url=s.url) as fresh:
+        assert (await fresh.get("/health")).status_code == 200
+    await s.http.aclose()
+    s.shutdown.set()
