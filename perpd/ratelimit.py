@@ -69,6 +69,21 @@ class Buckets:
         self._table[key] = (tokens, now)  # newest at the end
         return wait
 
+    def peek(self, key: str) -> float:
+        """What `take` would answer if it refuses (counted as a refusal), else 0.0 with
+        nothing taken: the cheap early check, the exact one comes later with `take`."""
+        if self.rate.unlimited:
+            return 0.0
+        entry = self._table.get(key)
+        if entry is None:
+            return 0.0
+        rate = self.rate.per_s
+        tokens = min(float(self.rate.burst), entry[0] + (self._clock() - entry[1]) * rate)
+        if tokens >= 1.0:
+            return 0.0
+        self.refused += 1
+        return (1.0 - tokens) / rate
+
     def _drop_idle(self, now: float) -> None:
         """Forget buckets that refilled completely (at most two per call: amortised O(1)),
         and the least recently used ones while the table is full."""
@@ -113,6 +128,7 @@ class RateLimits:
     address: Rate = Rate(1000.0, 2000)  # every HTTP call per client address
     public: Rate = Rate(100.0, 200)  # unsigned calls per client address
     connection: Rate = Rate(50.0, 500)  # new TCP connections per client address
+    socket: Rate = Rate(5.0, 64)  # WebSocket handshakes per client address
     max_keys: int = 100_000  # buckets kept per table
 
 
@@ -128,10 +144,11 @@ class Limiter:
         self.address = Buckets(limits.address, max_keys=limits.max_keys, clock=clock)
         self.public = Buckets(limits.public, max_keys=limits.max_keys, clock=clock)
         self.connection = Buckets(limits.connection, max_keys=limits.max_keys, clock=clock)
+        self.socket = Buckets(limits.socket, max_keys=limits.max_keys, clock=clock)
 
     def statistics(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for name in ("agent", "address", "public", "connection"):
+        for name in ("agent", "address", "public", "connection", "socket"):
             b: Buckets = getattr(self, name)
             out[f"{name}_buckets"] = len(b)
             out[f"{name}_refused"] = b.refused

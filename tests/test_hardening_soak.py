@@ -3,7 +3,9 @@
 A dust request and a replayed signature are refused before the writer (no transaction
 for them), one agent's backlog of writes does not delay another agent's write (the
 writer queue is fair between agents), and an address opening connections faster than
-its rate is refused (429) before anything is read from them.
+its rate is refused (429) before anything is read from them; a caller already past a
+rate, and an address past its rate of WebSocket handshakes, are refused (429) before
+the app runs.
 """
 
 from __future__ import annotations
@@ -127,5 +129,68 @@ async def test_new_connections_are_rate_limited_per_address(
     await trio.sleep(0.6)
     async with httpx.AsyncClient(base_url=s.url) as fresh:
         assert (await fresh.get("/health")).status_code == 200
+    await s.http.aclose()
+    s.shutdown.set()
+
+
+async def handshake(url: str) -> bytes:
+    """A WebSocket upgrade request on a fresh connection; the whole answer if refused."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    async with await trio.open_tcp_stream(host, int(port)) as stream:
+        await stream.send_all(
+            f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        answer = b""
+        with trio.fail_after(5):
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        return answer
+
+
+async def test_websocket_handshakes_are_rate_limited_per_address(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    s = await start_server(nursery, base_config(tmp_path, socket_rate_per_s=2.0, socket_burst=3))
+    a = s.agent()
+    for _ in range(3):
+        async with raw_socket(s.url) as ws:
+            await ws.send(auth_message(a))
+            assert (await ws.recv())["type"] == "auth_ok"
+    answer = await handshake(s.url)
+    assert answer.startswith(b"HTTP/1.1 429 ") and b"retry-after: 1" in answer, answer
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "rate_limited"
+    assert (await s.http.get("/health")).status_code == 200  # HTTP is another budget
+    await trio.sleep(0.6)  # a token is back
+    async with raw_socket(s.url) as ws:
+        await ws.send(auth_message(a))
+        assert (await ws.recv())["type"] == "auth_ok"
+    await s.http.aclose()
+    s.shutdown.set()
+
+
+async def test_a_caller_past_its_rate_is_refused_at_the_door(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    s = await start_server(nursery, base_config(tmp_path, agent_rate_per_s=0.5, agent_burst=2))
+    a = s.agent()
+    await a.fund("1000")
+    for _ in range(2):
+        assert (await a.get(f"/accounts/{a.id}")).status_code == 200
+    refusals = []
+    for _ in range(3):  # the bucket is empty: refused before the app runs
+        r = await a.get(f"/accounts/{a.id}")
+        assert r.status_code == 429 and r.headers["Retry-After"] in ("1", "2"), r.text
+        refusals.append(r.json()["error"])
+    assert all(e["code"] == "rate_limited" and a.id[:8] in e["message"] for e in refusals)
+    assert await metric(s, "perpd_door_refused") == 3
+    # another agent, on the same address, is not held up
+    b = s.agent()
+    await b.fund("1000")
+    assert (await b.get(f"/accounts/{b.id}")).status_code == 200
     await s.http.aclose()
     s.shutdown.set()
