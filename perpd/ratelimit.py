@@ -11,6 +11,7 @@ dropped from its old end as calls come in, and the table never holds more than
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
@@ -104,6 +105,7 @@ def retry_after(wait_s: float) -> int:
     return max(1, math.ceil(wait_s))
 
 
+@functools.lru_cache(maxsize=4096)  # parsing an address costs more than the bucket itself
 def address_key(host: str | None) -> str:
     """The bucket key of a client address: IPv4 as is, IPv6 by its /64 (one host's
     usual allocation, so rotating within it does not multiply an attacker's budget)."""
