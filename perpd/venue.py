@@ -95,13 +95,12 @@ class Venue:
                 _remember(conn, auth)
             return unit(conn, self._ctx())
 
-        key = auth.agent_id if auth is not None else None
         try:
-            result = await self.store.write(work, urgent=urgent, wait=wait, key=key)
+            result = await self.store.write(work, urgent=urgent, wait=wait)
         except ApiError as exc:
             if record and auth is not None:
                 if not isinstance(exc, _NOT_SPENT):
-                    await self.store.write(lambda conn: _remember(conn, auth), key=key)
+                    await self.store.write(lambda conn: _remember(conn, auth))
                     self._spent(auth)
                 elif exc.message == REPLAYED:
                     self._spent(auth)

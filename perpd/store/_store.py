@@ -193,12 +193,7 @@ class Store:
         return self._last_seq
 
     async def write(
-        self,
-        fn: Callable[[sqlite3.Connection], T],
-        *,
-        urgent: bool = False,
-        wait: bool = True,
-        key: str | None = None,
+        self, fn: Callable[[sqlite3.Connection], T], *, urgent: bool = False, wait: bool = True
     ) -> T:
         """Run ``fn(conn)`` as one transaction; all or nothing. Not cancellable once sent.
 
@@ -209,9 +204,6 @@ class Store:
         retries never hold the writer thread while calls from agents are queued.
 
         ``urgent`` units (settlement) run before queued normal ones (order flow, reads).
-        ``key`` (the acting agent) shares the writer fairly: among units of one priority,
-        an agent with a backlog queued waits behind the others' newer units, not they
-        behind its backlog (`DbThread`).
         The events the unit appended are published to the listeners from the database
         thread right after COMMIT, through the trio token's FIFO queue: listeners see
         every commit in ``seq`` order, and before the writer's own task resumes.
@@ -242,7 +234,7 @@ class Store:
                 token.run_sync_soon(self._publish, events)
             return result
 
-        result = await self._db.run(unit, URGENT if urgent else NORMAL, key=key)
+        result = await self._db.run(unit, URGENT if urgent else NORMAL)
         self.writes += 1
         return result
 

@@ -19,7 +19,6 @@ import trio
 
 T = TypeVar("T")
 _Job = tuple[Callable[[sqlite3.Connection], Any], Callable[[outcome.Outcome[Any]], None]]
-_MAX_TAGS = 4096  # keys remembered before the ones without a backlog are dropped
 
 URGENT = 0  # settlement: accept, close, liquidate, funding, expiry
 NORMAL = 1  # order flow (requests, quotes) and reads
@@ -32,15 +31,8 @@ class DbThread:
     With ``threads`` > 1 (the read-only readers) each thread owns its own connection
     and takes the next job from the shared queue.
 
-    Jobs run by priority, then fairly between keys (the acting agent), then in
-    submission order: urgent work (a fill, a close, a liquidation) does not wait behind
-    a burst of quotes, and one agent's burst does not delay the others' jobs.
-
-    Fairness is start-time fair queuing: a keyed job's tag is one past the later of
-    the tag of the job last started (the virtual time) and its key's previous tag, so
-    an agent with n jobs queued has tags up to n ahead, and a job from an idle agent
-    (tag: virtual time + 1) is taken before that backlog. Unkeyed jobs count as a key
-    of their own each. O(log n) per job, like the priority queue itself.
+    Jobs run by priority, then in submission order: urgent work (a fill, a close, a
+    liquidation) does not wait behind a burst of quotes.
     """
 
     def __init__(
@@ -53,10 +45,8 @@ class DbThread:
         if threads < 1:
             raise ValueError("a DbThread needs at least one thread")
         self._connect = connect
-        self._jobs: queue.PriorityQueue[tuple[int, int, int, _Job | None]] = queue.PriorityQueue()
+        self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self._order = itertools.count()
-        self._vtime = 0  # the tag of the job a thread took last
-        self._tags: dict[str, int] = {}  # key -> the tag of its last job queued
         self._ready = threading.Semaphore(0)
         self._error: BaseException | None = None
         self._threads = [
@@ -83,11 +73,7 @@ class DbThread:
             return
         self._ready.release()
         try:
-            while True:
-                _, tag, _, job = self._jobs.get()
-                if job is None:
-                    break
-                self._vtime = max(self._vtime, tag)
+            while (job := self._jobs.get()[2]) is not None:
                 fn, deliver = job
                 result = outcome.capture(fn, conn)
                 self.jobs_done += 1
@@ -95,25 +81,7 @@ class DbThread:
         finally:
             conn.close()
 
-    def _tag(self, key: str | None) -> int:
-        """The fair-queuing tag of a new job of ``key`` (see the class docstring)."""
-        vtime = self._vtime
-        if key is None:
-            return vtime + 1
-        tags = self._tags
-        if len(tags) >= _MAX_TAGS:  # keys with nothing queued beyond vtime add nothing
-            self._tags = tags = {k: t for k, t in tags.items() if t > vtime}
-        tag = max(vtime, tags.get(key, 0)) + 1
-        tags[key] = tag
-        return tag
-
-    async def run(
-        self,
-        fn: Callable[[sqlite3.Connection], T],
-        priority: int = NORMAL,
-        *,
-        key: str | None = None,
-    ) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T], priority: int = NORMAL) -> T:
         """Run ``fn(conn)`` on the database thread and return its result.
 
         Not cancellable once submitted: the unit of work always finishes (commit or
@@ -129,7 +97,7 @@ class DbThread:
             except trio.RunFinishedError:  # the run ended under us; nobody to tell
                 pass
 
-        self._jobs.put((priority, self._tag(key), next(self._order), (fn, deliver)))
+        self._jobs.put((priority, next(self._order), (fn, deliver)))
         return await trio.lowlevel.wait_task_rescheduled(  # type: ignore[no-any-return]
             lambda _: trio.lowlevel.Abort.FAILED
         )
@@ -137,7 +105,7 @@ class DbThread:
     def stop(self) -> None:
         """Let queued work finish, then close the connections and join the threads."""
         for _ in self._threads:
-            self._jobs.put((_LAST, 0, next(self._order), None))
+            self._jobs.put((_LAST, next(self._order), None))
         for thread in self._threads:
             if thread.is_alive():
                 thread.join()
