@@ -55,6 +55,12 @@ def rss_kb(pid: int, field: str = "VmRSS") -> int:
     raise LookupError(f"{field} not in /proc/{pid}/status")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @asynccontextmanager
 async def daemon_process(*extra: str) -> AsyncIterator[Running]:
     """``perpd run --dev`` on a fresh database in a subprocess, until the block ends."""

@@ -10,19 +10,29 @@ Two phases on one daemon (a subprocess on loopback, fresh database):
    a flood of sockets that never log in, dust requests, quote spam on the honest
    traders' requests, anonymous list-scraping loops and malformed numbers.
 
-It prints the honest p99 of each phase (every signed HTTP call an honest trader
-makes), their ratio, the daemon's RSS at the start and the end, what the hostile agent
-achieved, and runs ``perpd verify`` on the database at the end. The last line is one
-JSON object.
+The honest load is paced: each trader starts a round at most every ``--interval``
+seconds (0.3 s: 4 traders make about 50 signed calls and 40 socket quotes a second, half
+of what one daemon process serves on this machine). Unpaced (``--interval 0``) the
+traders loop as fast as the daemon answers, so the baseline measures the daemon's
+throughput with its queues full, and any extra work at all shows up whole in the p99.
+The hostile agent is not paced: every attack runs at full strength in its own process.
 
-    python bench/soak.py [--duration 60] [--traders 4] [--makers 3] [--attacks a,b,...]
+It prints the honest p99 of each phase (every signed HTTP call an honest trader
+makes), their ratio, the daemon's CPU seconds in each phase, the daemon's RSS at the
+start and the end, what the hostile agent achieved, and runs ``perpd verify`` on the
+database at the end. The last line is one JSON object.
+
+    python bench/soak.py [--duration 60] [--traders 4] [--makers 3] [--interval 0.3]
+                         [--attacks a,b,...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -34,12 +44,12 @@ from typing import Any
 
 import httpx
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from perpd.auth import sign_headers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _daemon import REQUEST, BenchAgent, daemon_process, pct, rss_kb  # noqa: E402
+from _daemon import REQUEST, BenchAgent, cpu_s, daemon_process, pct, rss_kb  # noqa: E402
 
 MARKETS = ["BTC-PERP"]
 HANDSHAKE = (
@@ -65,13 +75,15 @@ BAD_BODIES = [  # finding 6: each must be a 4xx
 class Run:
     """Shared state: the phase's latency samples, the stop signal, the tallies."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, interval: float = 0.0) -> None:
         self.url = url
+        self.interval = interval
         self.ws_url = url.replace("http://", "ws://") + "/ws"
         self.samples: list[float] = []
         self.honest_errors: Counter[str] = Counter()
         self.hostile: Counter[str] = Counter()
         self.maker_logins: list[str] = []
+        self.hostile_cpu_s = 0.0  # CPU the hostile process used (its own, not the daemon's)
 
     async def timed(self, call: Awaitable[httpx.Response]) -> httpx.Response:
         t0 = time.perf_counter()
@@ -120,11 +132,15 @@ async def maker(run: Run, agent: BenchAgent) -> None:
 
 
 async def trader(run: Run, agent: BenchAgent) -> None:
-    """request → first quote → accept → close → account read, forever."""
+    """request → first quote → accept → close → account read, one round every
+    ``run.interval`` seconds at most (paced: see the module docstring)."""
     async with open_websocket_url(run.ws_url) as ws:
         await login(ws, agent)
         await ws.send_message(json.dumps({"type": "subscribe", "markets": []}))
+        next_round = trio.current_time()
         while True:
+            await trio.sleep_until(next_round)
+            next_round = max(next_round + run.interval, trio.current_time())
             r = await run.timed(signed(agent, "POST", "/trade/request", REQUEST))
             if r.status_code != 201:
                 run.honest_errors[f"request {r.status_code}"] += 1
@@ -206,9 +222,15 @@ def hostile_attacks(
             return "closed 1009" if b"\x88\x02\x03\xf1" in rest else "not closed"
 
     async def never_login() -> str:
+        """Open a socket and say nothing: the login deadline must close it (1008)."""
+        t0 = time.monotonic()
         async with open_websocket_url(run.ws_url) as ws:
-            await ws.get_message()  # the login deadline closes it
-        return "not closed"
+            try:
+                while True:
+                    await ws.get_message()  # the refusal's error message comes first
+            except ConnectionClosed as closed:
+                code = closed.reason.code
+        return f"closed {code} after {round(time.monotonic() - t0):d} s"
 
     async def dust() -> str:
         r = await signed(me, "POST", "/trade/request", {**REQUEST, "size_usdc": "0.000001"})
@@ -274,7 +296,7 @@ async def hostile_phase(run: Run, seconds: float, chosen: frozenset[str]) -> lis
     proc = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     out = b""
-    async with proc:
+    try:
         while b"attacking\n" not in out:
             chunk = await proc.stdout.receive_some()
             if not chunk:
@@ -283,18 +305,24 @@ async def hostile_phase(run: Run, seconds: float, chosen: frozenset[str]) -> lis
         run.samples = []
         while chunk := await proc.stdout.receive_some():
             out += chunk
-    run.hostile.update(json.loads(out.decode().splitlines()[-1]))
+    finally:
+        with trio.CancelScope(shield=True):
+            if await proc.wait() != 0:
+                raise RuntimeError(f"the hostile process failed ({proc.returncode})")
+    tallies = json.loads(out.decode().splitlines()[-1])
+    run.hostile_cpu_s = tallies.pop("_cpu_ms") / 1000
+    run.hostile.update(tallies)
     return run.samples
 
 
 async def main(
-    duration: float, traders: int, makers: int, chosen: frozenset[str]
+    duration: float, traders: int, makers: int, interval: float, chosen: frozenset[str]
 ) -> dict[str, Any]:
     async with daemon_process() as d:
-        run = Run(d.url)
+        run = Run(d.url, interval)
         async with trio.open_nursery() as honest:
             clients = [
-                httpx.AsyncClient(base_url=d.url, timeout=30) for _ in range(traders + makers + 2)
+                httpx.AsyncClient(base_url=d.url, timeout=30) for _ in range(traders + makers)
             ]
             agents = [BenchAgent(c) for c in clients]
             for a in agents:
@@ -305,12 +333,12 @@ async def main(
             for a in agents[makers : makers + traders]:
                 honest.start_soon(trader, run, a)
             await trio.sleep(2)  # warm up: sockets open, first trades done
-            rss_start = rss_kb(d.pid)
+            rss_start, load_start = rss_kb(d.pid), os.getloadavg()[0]
+            cpu0 = cpu_s(d.pid)
             baseline = await phase(run, duration / 2, [])
-            hostile_agent, anon = agents[-2], clients[-1]
-            hostile = await phase(
-                run, duration / 2, hostile_attacks(run, hostile_agent, anon, chosen)
-            )
+            cpu1 = cpu_s(d.pid)
+            hostile = await hostile_phase(run, duration / 2, chosen)
+            cpu2 = cpu_s(d.pid)
             honest.cancel_scope.cancel()
         await trio.sleep(1)
         rss_end = rss_kb(d.pid)
@@ -336,6 +364,11 @@ async def main(
         "honest_p99_baseline_ms": round(p99_base, 2),
         "honest_p99_hostile_ms": round(p99_hostile, 2),
         "p99_ratio": round(p99_hostile / p99_base, 3),
+        "honest_calls": [len(baseline), len(hostile)],
+        "honest_errors": sum(run.honest_errors.values()),
+        "load_avg_1m": [round(x, 2) for x in (load_start, os.getloadavg()[0])],
+        "daemon_cpu_s": [round(cpu1 - cpu0, 1), round(cpu2 - cpu1, 1)],
+        "hostile_process_cpu_s": round(run.hostile_cpu_s, 1),
         "rss_start_mb": round(rss_start / 1024, 1),
         "rss_end_mb": round(rss_end / 1024, 1),
         "rss_change_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
@@ -360,7 +393,8 @@ async def hostile_main(
         await me.fund("100000")
         print("attacking", flush=True)
         await phase(run, duration, hostile_attacks(run, me, anon, chosen))
-    print(json.dumps(dict(run.hostile)))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({**run.hostile, "_cpu_ms": round(1000 * (usage.ru_utime + usage.ru_stime))}))
 
 
 if __name__ == "__main__":
@@ -368,6 +402,9 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=60, help="seconds, both phases")
     parser.add_argument("--traders", type=int, default=4)
     parser.add_argument("--makers", type=int, default=3)
+    parser.add_argument(
+        "--interval", type=float, default=0.3, help="seconds between a trader's rounds, at least"
+    )
     parser.add_argument(
         "--attacks",
         default=",".join(ATTACKS),
@@ -382,4 +419,5 @@ if __name__ == "__main__":
     if args.hostile:
         trio.run(hostile_main, args.hostile, args.duration, chosen, json.loads(args.logins))
     else:
-        print(json.dumps(trio.run(main, args.duration, args.traders, args.makers, chosen)))
+        sizes = (args.traders, args.makers, args.interval)
+        print(json.dumps(trio.run(main, args.duration, *sizes, chosen)))

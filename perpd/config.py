@@ -41,6 +41,10 @@ class Config:
     address_burst: int = 2000
     public_rate_per_s: float = 100.0  # unsigned HTTP calls per client address; 0: off
     public_burst: int = 200
+    connection_rate_per_s: float = 50.0  # new TCP connections per client address; 0: off
+    connection_burst: int = 500
+    socket_rate_per_s: float = 5.0  # WebSocket handshakes per client address; 0: off
+    socket_burst: int = 64
     rate_table_size: int = 100_000  # buckets kept per table (LRU beyond)
     page_default: int = 100  # rows per page of GET /requests, /quotes, /positions
     page_max: int = 500
@@ -128,13 +132,16 @@ class Config:
         )
 
     def rate_limits(self) -> RateLimits:
-        for name in ("agent_burst", "address_burst", "public_burst", "rate_table_size"):
+        bursts = ("agent", "address", "public", "connection", "socket")
+        for name in (*(f"{b}_burst" for b in bursts), "rate_table_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         return RateLimits(
             agent=Rate(self.agent_rate_per_s, self.agent_burst),
             address=Rate(self.address_rate_per_s, self.address_burst),
             public=Rate(self.public_rate_per_s, self.public_burst),
+            connection=Rate(self.connection_rate_per_s, self.connection_burst),
+            socket=Rate(self.socket_rate_per_s, self.socket_burst),
             max_keys=self.rate_table_size,
         )
 

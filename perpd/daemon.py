@@ -148,7 +148,9 @@ async def run(
                     auth_timeout_s=config.ws_auth_timeout_s,
                 )
             )
-            connections = http_limits.ConnectionGate(config.max_connections)
+            connections = http_limits.ConnectionGate(
+                config.max_connections, per_address=limiter.connection
+            )
             venue.services = {
                 "hub": hub,
                 "watcher": watcher,

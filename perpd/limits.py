@@ -1,14 +1,17 @@
 """What one agent may cost everyone: minimum sizes and caps on live order flow.
 
-Pure values, checked by the engine inside the unit of work that would exceed them
-(so two racing calls cannot both slip under a cap). Listed in docs/limits.md.
+Pure values, checked by the engine inside the unit of work that would exceed them (so
+two racing calls cannot both slip under a cap); the minimum size is also checked by the
+router, before the writer. Listed in docs/limits.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from perpd.errors import InvalidRequest
 from perpd.markets import MARKETS, get_market
+from perpd.units import format_usdc
 
 DEFAULT_MIN_SIZE = 10_000_000  # micro-USDC: 10 USDC, every market
 
@@ -40,3 +43,11 @@ class TradeLimits:
 
     def min_size_of(self, market: str) -> int:
         return self._min[market]
+
+    def refuse_dust(self, market: str, size: int) -> None:
+        """400 for a request below ``market``'s minimum size. The router checks it before
+        the request reaches the writer (a dust flood costs no transaction); the engine
+        checks it again inside the unit of work, for every other caller."""
+        least = self._min[market]
+        if size < least:
+            raise InvalidRequest(f"size_usdc must be at least {format_usdc(least)} on {market}")

@@ -11,6 +11,7 @@ dropped from its old end as calls come in, and the table never holds more than
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
@@ -69,6 +70,21 @@ class Buckets:
         self._table[key] = (tokens, now)  # newest at the end
         return wait
 
+    def peek(self, key: str) -> float:
+        """What `take` would answer if it refuses (counted as a refusal), else 0.0 with
+        nothing taken: the cheap early check, the exact one comes later with `take`."""
+        if self.rate.unlimited:
+            return 0.0
+        entry = self._table.get(key)
+        if entry is None:
+            return 0.0
+        rate = self.rate.per_s
+        tokens = min(float(self.rate.burst), entry[0] + (self._clock() - entry[1]) * rate)
+        if tokens >= 1.0:
+            return 0.0
+        self.refused += 1
+        return (1.0 - tokens) / rate
+
     def _drop_idle(self, now: float) -> None:
         """Forget buckets that refilled completely (at most two per call: amortised O(1)),
         and the least recently used ones while the table is full."""
@@ -89,6 +105,7 @@ def retry_after(wait_s: float) -> int:
     return max(1, math.ceil(wait_s))
 
 
+@functools.lru_cache(maxsize=4096)  # parsing an address costs more than the bucket itself
 def address_key(host: str | None) -> str:
     """The bucket key of a client address: IPv4 as is, IPv6 by its /64 (one host's
     usual allocation, so rotating within it does not multiply an attacker's budget)."""
@@ -107,16 +124,19 @@ def address_key(host: str | None) -> str:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """The three rates the router applies (see docs/limits.md)."""
+    """The rates the router applies (see docs/limits.md)."""
 
     agent: Rate = Rate(100.0, 200)  # signed calls (and socket quotes) per agent
     address: Rate = Rate(1000.0, 2000)  # every HTTP call per client address
     public: Rate = Rate(100.0, 200)  # unsigned calls per client address
+    connection: Rate = Rate(50.0, 500)  # new TCP connections per client address
+    socket: Rate = Rate(5.0, 64)  # WebSocket handshakes per client address
     max_keys: int = 100_000  # buckets kept per table
 
 
 class Limiter:
-    """The router's buckets: per agent, per address (all calls), per address (unsigned)."""
+    """The router's buckets: per agent, per address (all calls), per address (unsigned),
+    and per address for new connections (taken by the server before reading any)."""
 
     def __init__(
         self, limits: RateLimits = RateLimits(), clock: Callable[[], float] = time.monotonic
@@ -125,10 +145,12 @@ class Limiter:
         self.agent = Buckets(limits.agent, max_keys=limits.max_keys, clock=clock)
         self.address = Buckets(limits.address, max_keys=limits.max_keys, clock=clock)
         self.public = Buckets(limits.public, max_keys=limits.max_keys, clock=clock)
+        self.connection = Buckets(limits.connection, max_keys=limits.max_keys, clock=clock)
+        self.socket = Buckets(limits.socket, max_keys=limits.max_keys, clock=clock)
 
     def statistics(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for name in ("agent", "address", "public"):
+        for name in ("agent", "address", "public", "connection", "socket"):
             b: Buckets = getattr(self, name)
             out[f"{name}_buckets"] = len(b)
             out[f"{name}_refused"] = b.refused

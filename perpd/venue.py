@@ -21,12 +21,15 @@ from perpd.errors import ApiError, InvalidRequest, RateLimited, Unauthorized, Un
 from perpd.limits import TradeLimits
 from perpd.nursery.sim_oracle import SimulatedFeed
 from perpd.oracle import Price, PriceBook
+from perpd.spent import SpentSignatures
 from perpd.store import Store
 from perpd.store import queries as q
 
 T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection, engine.Ctx], T]
 
+
+REPLAYED = "this signature was already used (replay)"
 
 # Refusals that tell the caller to retry the same call: its signature stays unspent.
 _NOT_SPENT = (Unauthorized, Unavailable, RateLimited)
@@ -59,6 +62,7 @@ class Venue:
         self.submitter: Any | None = None
         self.deposits: Any | None = None  # the direct deposit pickup (DepositWatch)
         self.services: dict[str, Any] = {}  # running services, for statistics
+        self.spent = SpentSignatures()  # the replay check's fast path (perpd.spent)
 
     def ctx(self) -> engine.Ctx:
         """The context a unit of work runs with: the time now, the period, the prices."""
@@ -97,6 +101,10 @@ class Venue:
         auth (an action on a socket) was recorded once, when its socket opened.
         """
         record = auth is not None and not auth.session
+        if record:
+            assert auth is not None
+            if auth.signature in self.spent:  # a known replay: no transaction for it
+                raise Unauthorized(REPLAYED)
 
         def work(conn: sqlite3.Connection) -> T:
             if record:
@@ -105,11 +113,22 @@ class Venue:
             return unit(conn, self._ctx())
 
         try:
-            return await self.store.write(work, urgent=urgent, wait=wait)
+            result = await self.store.write(work, urgent=urgent, wait=wait)
         except ApiError as exc:
-            if record and auth is not None and not isinstance(exc, _NOT_SPENT):
-                await self.store.write(lambda conn: _remember(conn, auth))
+            if record and auth is not None:
+                if not isinstance(exc, _NOT_SPENT):
+                    await self.store.write(lambda conn: _remember(conn, auth))
+                    self._spent(auth)
+                elif exc.message == REPLAYED:
+                    self._spent(auth)
             raise
+        if record:
+            assert auth is not None
+            self._spent(auth)
+        return result
+
+    def _spent(self, auth: Verified) -> None:
+        self.spent.add(auth.signature, auth.timestamp_ms, self.now_ms())
 
     async def login(self, auth: Verified) -> None:
         """Spend a WebSocket login's signature (SPEC §6: single-use); 401 on a replay."""
@@ -143,4 +162,4 @@ class Venue:
 
 def _remember(conn: sqlite3.Connection, auth: Verified) -> None:
     if not q.remember_signature(conn, auth.signature, auth.timestamp_ms):
-        raise Unauthorized("this signature was already used (replay)")
+        raise Unauthorized(REPLAYED)

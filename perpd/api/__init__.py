@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from perpd.api import _dev, _limits, _reads, _trade, _ws
 from perpd.api._chain import chain_blueprint
 from perpd.api._common import MAX_BODY, error_response, http_error_response
+from perpd.api._door import Door
 from perpd.api._openapi import document
 from perpd.chain._backend import Chain
 from perpd.errors import ApiError
@@ -49,7 +50,7 @@ def create_app(
     app.config["PERPD_SHUTDOWN"] = shutdown
     app.config["PERPD_SOCKETS"] = sockets or SocketGate(SocketLimits())
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
-    app.config["PERPD_LIMITER"] = limiter or Limiter()
+    app.config["PERPD_LIMITER"] = limiter = limiter or Limiter()
     app.config["PERPD_PAGES"] = pages
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -60,6 +61,9 @@ def create_app(
     if dev:
         app.register_blueprint(_dev.bp)
     app.before_request(_limits.limit_address)
+    door = Door(app.asgi_app, limiter)
+    app.asgi_app = door  # type: ignore[method-assign,assignment]
+    venue.services.setdefault("door", door)
     app.register_error_handler(ApiError, error_response)
     app.register_error_handler(HTTPException, http_error_response)
 

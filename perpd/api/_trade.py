@@ -131,6 +131,7 @@ async def post_request() -> Any:
     if side is None:
         raise InvalidRequest("side must be 'long' or 'short'")
     size = parse_usdc(data["size_usdc"], "size_usdc")
+    venue().limits.refuse_dust(market.name, size)  # like a malformed field: before the writer
     leverage = parse_int(data["leverage"], "leverage", 1, 1_000_000)
     if leverage > market.max_leverage:
         raise LeverageTooHigh(f"{market.name} allows at most {market.max_leverage}x")

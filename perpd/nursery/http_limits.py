@@ -12,7 +12,10 @@
   it before a request stays open (its socket held) until the keep-alive timer fires.
   Past ``max_connections`` live ones, a new connection gets ``503 unavailable``
   (``Retry-After``) before anything is read from it, and is closed; a connection whose
-  peer has gone is closed at once, and closing waits for a send in flight.
+  peer has gone is closed at once, and closing waits for a send in flight. An address
+  opening connections faster than its rate (a token bucket per address) gets ``429
+  rate_limited`` the same way: a flood of handshakes costs an accept and one write
+  each, never a parse, a route or a WebSocket.
 
 Both are subclasses of hypercorn's own classes, put in place of them by `install` (the
 per-server numbers come from that server's hypercorn `Config`, so daemons in one process
@@ -37,28 +40,62 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
-_BUSY_BODY = json.dumps(
-    {"error": {"code": "unavailable", "message": "too many connections; retry shortly"}}
-).encode()
-BUSY_RESPONSE = (
-    b"HTTP/1.1 503 Service Unavailable\r\n"
-    b"content-type: application/json\r\n"
-    b"retry-after: 1\r\n"
-    b"connection: close\r\n"
-    b"content-length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY
+from perpd.ratelimit import Buckets, address_key
+
+
+def _refusal(status: bytes, code: str, message: str, retry_after_s: int) -> bytes:
+    """A whole HTTP/1.1 response that closes the connection, written before any read."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return (
+        b"HTTP/1.1 " + status + b"\r\n"
+        b"content-type: application/json\r\n"
+        b"retry-after: " + str(retry_after_s).encode() + b"\r\n"
+        b"connection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+BUSY_RESPONSE = _refusal(
+    b"503 Service Unavailable", "unavailable", "too many connections; retry shortly", 1
+)
+TOO_FAST_RESPONSE = _refusal(
+    b"429 Too Many Requests",
+    "rate_limited",
+    "too many new connections from this address; retry in 1 s (keep connections open)",
+    1,
 )
 
 
 class ConnectionGate:
-    """Live TCP connections of one server, against its cap."""
+    """Live TCP connections of one server, against its cap; new ones per address against
+    ``per_address`` (None: not limited)."""
 
-    def __init__(self, max_connections: int) -> None:
+    def __init__(self, max_connections: int, *, per_address: Buckets | None = None) -> None:
         self.max_connections = max_connections
+        self.per_address = per_address
         self.open = 0
+        self.accepted = 0
         self.refused = 0
+        self.refused_rate = 0
+
+    def refusal(self, peer: str | None) -> bytes | None:
+        """The response refusing a new connection from ``peer``, or None to serve it."""
+        if self.open >= self.max_connections:
+            self.refused += 1
+            return BUSY_RESPONSE
+        if self.per_address is not None and self.per_address.take(address_key(peer)):
+            self.refused_rate += 1
+            return TOO_FAST_RESPONSE
+        self.accepted += 1
+        return None
 
     def statistics(self) -> dict[str, int]:
-        return {"open": self.open, "refused": self.refused}
+        return {
+            "open": self.open,
+            "accepted": self.accepted,
+            "refused": self.refused,
+            "refused_rate": self.refused_rate,
+        }
 
 
 class _BoundedBuffer(WebsocketBuffer):
@@ -114,11 +151,11 @@ class CappedTCPServer(TCPServer):
         if gate is None:
             await super().run()
             return
-        if gate.open >= gate.max_connections:
-            gate.refused += 1
+        refusal = gate.refusal(_peer_host(self.stream))
+        if refusal is not None:
             with trio.move_on_after(1):
                 try:
-                    await self.stream.send_all(BUSY_RESPONSE)
+                    await self.stream.send_all(refusal)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
             await self.stream.aclose()
@@ -142,6 +179,18 @@ class CappedTCPServer(TCPServer):
         # The peer is gone: hypercorn would keep the connection (its socket and its slot)
         # until the keep-alive timer fires, 75 s later; nothing is left to time out.
         await self.idle_task.stop()
+
+
+def _peer_host(stream: Any) -> str | None:
+    """The client's address of a plain or TLS trio stream (None if it is already gone)."""
+    sock = getattr(stream, "socket", None)
+    if sock is None:  # trio.SSLStream over a SocketStream
+        sock = getattr(getattr(stream, "transport_stream", None), "socket", None)
+    try:
+        peer = sock.getpeername() if sock is not None else None
+    except OSError:
+        return None
+    return peer[0] if isinstance(peer, tuple) else None
 
 
 def install(config: HypercornConfig, gate: ConnectionGate) -> None:
