@@ -181,6 +181,14 @@ class Server:
 TEST_CHAIN = os.environ.get("PERPD_TEST_CHAIN", "none")  # the local chain: per file, or the env
 
 
+async def funded(s: Server, n: int) -> list[Agent]:
+    """``n`` new agents of ``s``, each with 100,000 USDC from the faucet."""
+    agents = [s.agent() for _ in range(n)]
+    for a in agents:
+        await a.fund("100000")
+    return agents
+
+
 def base_config(tmp_path: Path, **changes: Any) -> Config:
     cfg = Config(
         chain=TEST_CHAIN,

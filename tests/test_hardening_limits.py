@@ -17,7 +17,7 @@ import trio
 
 from perpd.auth import sign_headers
 from perpd.ratelimit import Buckets, Rate, address_key
-from tests.conftest import Agent, Server, base_config, start_server
+from tests.conftest import Server, base_config, funded, start_server
 from tests.wsclient import connect
 
 REQUEST = {
@@ -45,13 +45,6 @@ async def tight(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
     yield s
     await s.http.aclose()
     s.shutdown.set()
-
-
-async def funded(s: Server, n: int) -> list[Agent]:
-    agents = [s.agent() for _ in range(n)]
-    for a in agents:
-        await a.fund("100000")
-    return agents
 
 
 def refused(r: Any, status: int, code: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.conftest import Agent, Server, base_config, start_server
+from tests.conftest import Server, base_config, funded, start_server
 
 REQUEST = {
     "market": "BTC-PERP",
@@ -33,13 +33,6 @@ async def small_pages(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Se
     yield s
     await s.http.aclose()
     s.shutdown.set()
-
-
-async def funded(s: Server, n: int) -> list[Agent]:
-    agents = [s.agent() for _ in range(n)]
-    for a in agents:
-        await a.fund("100000")
-    return agents
 
 
 Fetch = Callable[[str], Awaitable[Any]]
