@@ -176,9 +176,16 @@ class Server:
             await assert_chain_matches(self.venue)
 
 
-# The chain mode of every test daemon unless a test sets its own: run a suite twice
-# (PERPD_TEST_CHAIN=local and none) to show it passes both ways (SDK tests: consents).
-TEST_CHAIN = os.environ.get("PERPD_TEST_CHAIN", "none")  # the local chain: per file, or the env
+# The chain mode of every test daemon unless a test sets its own: a test file may set
+# ``CHAIN = "local"`` for its ``server`` fixture; PERPD_TEST_CHAIN (local or none)
+# overrides every file, to run a suite both ways.
+TEST_CHAIN_ENV = os.environ.get("PERPD_TEST_CHAIN")
+TEST_CHAIN = TEST_CHAIN_ENV or "none"
+
+
+def chain_for(request: pytest.FixtureRequest) -> str:
+    """The chain mode of a test's daemon: PERPD_TEST_CHAIN, else its file's ``CHAIN``."""
+    return TEST_CHAIN_ENV or str(getattr(request.module, "CHAIN", TEST_CHAIN))
 
 
 async def funded(s: Server, n: int) -> list[Agent]:
@@ -216,8 +223,10 @@ async def start_server(nursery: trio.Nursery, config: Config, clock: Clock | Non
 
 
 @pytest.fixture
-async def server(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
-    s = await start_server(nursery, base_config(tmp_path))
+async def server(
+    tmp_path: Path, nursery: trio.Nursery, request: pytest.FixtureRequest
+) -> AsyncIterator[Server]:
+    s = await start_server(nursery, base_config(tmp_path, chain=chain_for(request)))
     yield s
     await s.http.aclose()
     s.shutdown.set()

@@ -19,7 +19,7 @@ import httpx
 import trio
 from solders.keypair import Keypair
 
-from tests.conftest import Agent, Clock, chain_of, make_agent
+from tests.conftest import TEST_CHAIN, Agent, Clock, chain_of, make_agent
 
 
 def free_port() -> int:
@@ -64,6 +64,9 @@ async def wait_ready(http: httpx.AsyncClient, proc: subprocess.Popen[bytes] | No
 
 
 def spawn(db: Path, port: int, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`perpd run --dev` on ``db``, on the tests' chain mode unless ``args`` name one."""
+    if "--chain" not in args:
+        args = ("--chain", TEST_CHAIN, *args)
     with log.open("ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "perpd", "run", "--db", str(db), "--port", str(port), "--dev"]

@@ -10,6 +10,10 @@ import trio
 from perpd.auth import sign_headers
 from tests.conftest import Agent, Server
 
+# Issue 10: these run on the in-process chain by default; every assert_balanced reads
+# the money back from the SVM (PERPD_TEST_CHAIN=none runs them off-chain).
+CHAIN = "local"
+
 REQUEST = {
     "market": "BTC-PERP",
     "side": "long",

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from tests.conftest import Server, usdc
 
+# Issue 10: these run on the in-process chain by default; every assert_balanced reads
+# the money back from the SVM (PERPD_TEST_CHAIN=none runs them off-chain).
+CHAIN = "local"
+
 M = 1_000_000  # micro-USDC per USDC
 
 

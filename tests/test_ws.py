@@ -10,6 +10,10 @@ from trio_websocket import ConnectionClosed
 from tests.conftest import Agent, Server, base_config, start_server
 from tests.wsclient import auth_message, connect, raw_socket
 
+# Issue 10: these run on the in-process chain by default; every assert_balanced reads
+# the money back from the SVM (PERPD_TEST_CHAIN=none runs them off-chain).
+CHAIN = "local"
+
 REQUEST = {
     "market": "BTC-PERP",
     "side": "long",
