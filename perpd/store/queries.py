@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import replace
@@ -17,6 +18,18 @@ from typing import Any
 from perpd.chain_mirror import MirrorBooks
 from perpd.money import PositionState, open_fee
 from perpd.records import Account, Event, Position, Quote, TradeRequest
+
+def whole(now: float) -> int:
+    """A clock reading as whole seconds, for comparing with the INTEGER time columns.
+
+    ``expires_at > now`` is exactly ``expires_at > floor(now)`` for an integer column,
+    and binding the integer keeps SQLite off its integer-versus-REAL comparison, which
+    runs on the x87 unit: solders' LiteSVM (the local chain) can leave that unit's
+    register stack full on its thread, and then one such comparison answers wrongly
+    (a live quote looked expired). See docs/decisions.md, "Integer clocks in SQL".
+    """
+    return math.floor(now)
+
 
 # ---------------------------------------------------------------- accounts & ledger
 
@@ -176,7 +189,7 @@ def requests_due(conn: sqlite3.Connection, now: float, limit: int = -1) -> list[
     rows = conn.execute(
         f"SELECT {_REQUEST_COLS} FROM requests WHERE status = 'open' AND expires_at <= ? "
         "ORDER BY expires_at LIMIT ?",
-        (now, limit),
+        (whole(now), limit),
     )
     return [_request(r) for r in rows]
 
@@ -189,7 +202,7 @@ def open_requests_of(
     row = conn.execute(
         "SELECT count(*), min(expires_at) FROM (SELECT expires_at FROM requests "
         "WHERE agent_id = ? AND status = 'open' AND expires_at > ? ORDER BY expires_at LIMIT ?)",
-        (agent_id, now, cap),
+        (agent_id, whole(now), cap),
     ).fetchone()
     return int(row[0]), row[1]
 
@@ -202,7 +215,7 @@ def page_open_requests(
         f"SELECT rowid, {_REQUEST_COLS} FROM requests WHERE status = 'open' AND rowid > ? "
         "AND expires_at > ?"
     )
-    args: tuple[Any, ...] = (after, now)
+    args: tuple[Any, ...] = (after, whole(now))
     if market is not None:
         sql += " AND market = ?"
         args += (market,)
@@ -268,7 +281,7 @@ def quotes_due(conn: sqlite3.Connection, now: float, limit: int = -1) -> list[Qu
     rows = conn.execute(
         f"SELECT {_QUOTE_COLS} FROM quotes WHERE status = 'live' AND expires_at <= ? "
         "ORDER BY expires_at LIMIT ?",
-        (now, limit),
+        (whole(now), limit),
     )
     return [Quote(*r) for r in rows]
 
@@ -282,7 +295,7 @@ def quotes_due_with_request(
         f"SELECT {cols}, r.market, r.agent_id FROM quotes q "
         "JOIN requests r ON r.request_id = q.request_id "
         "WHERE q.status = 'live' AND q.expires_at <= ? ORDER BY q.expires_at LIMIT ?",
-        (now, limit),
+        (whole(now), limit),
     )
     n = len(_QUOTE_COLS.split(", "))
     return [(Quote(*r[:n]), r[n], r[n + 1]) for r in rows]
@@ -295,7 +308,7 @@ def live_quotes_of_agent(
     row = conn.execute(
         "SELECT count(*), min(expires_at) FROM (SELECT expires_at FROM quotes "
         "WHERE agent_id = ? AND status = 'live' AND expires_at > ? ORDER BY expires_at LIMIT ?)",
-        (agent_id, now, cap),
+        (agent_id, whole(now), cap),
     ).fetchone()
     return int(row[0]), row[1]
 
@@ -307,7 +320,7 @@ def live_quotes_on_request(
     rows = conn.execute(
         "SELECT agent_id, expires_at FROM quotes WHERE request_id = ? AND status = 'live' "
         "AND expires_at > ? ORDER BY expires_at LIMIT ?",
-        (request_id, now, cap),
+        (request_id, whole(now), cap),
     )
     return [(a, e) for a, e in rows]
 
@@ -319,7 +332,7 @@ def page_live_quotes(
     rows = conn.execute(
         f"SELECT rowid, {_QUOTE_COLS} FROM quotes WHERE request_id = ? AND status = 'live' "
         "AND expires_at > ? AND rowid > ? ORDER BY rowid LIMIT ?",
-        (request_id, now, after, limit),
+        (request_id, whole(now), after, limit),
     )
     return [(r[0], Quote(*r[1:])) for r in rows]
 
@@ -535,7 +548,7 @@ def positions_funding_due(conn: sqlite3.Connection, now: int, limit: int) -> lis
     rows = conn.execute(
         f"SELECT {_POSITION_COLS} FROM positions WHERE status = 'open' AND next_funding_at <= ? "
         "ORDER BY next_funding_at LIMIT ?",
-        (now, limit),
+        (whole(now), limit),
     )
     return [_position(r) for r in rows]
 
@@ -544,7 +557,7 @@ def positions_term_due(conn: sqlite3.Connection, now: int, limit: int) -> list[P
     rows = conn.execute(
         f"SELECT {_POSITION_COLS} FROM positions WHERE status = 'open' AND expires_at <= ? "
         "ORDER BY expires_at LIMIT ?",
-        (now, limit),
+        (whole(now), limit),
     )
     return [_position(r) for r in rows]
 
