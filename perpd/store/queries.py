@@ -19,6 +19,7 @@ from perpd.chain_mirror import MirrorBooks
 from perpd.money import PositionState, open_fee
 from perpd.records import Account, Event, Position, Quote, TradeRequest
 
+
 def whole(now: float) -> int:
     """A clock reading as whole seconds, for comparing with the INTEGER time columns.
 
