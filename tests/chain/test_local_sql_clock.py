@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 from perpd.records import Quote, TradeRequest
@@ -26,8 +25,8 @@ NOW = 1_795_680_100.0  # a frozen clock reading: a float, as the daemon's clock 
 def _book(conn: sqlite3.Connection) -> None:
     """One open request and four live quotes on it, all due 60 s after NOW."""
     t = int(NOW)
-    request = TradeRequest("req_1", "alice", "BTC-PERP", 1, 10**8, 10, 1000, None, t, t + 60, "o")
-    request = replace(request, status="open")
+    terms = ("req_1", "alice", "BTC-PERP", 1, 10**8, 10, 1000, None)
+    request = TradeRequest(*terms, created_at=t, expires_at=t + 60, status="open")
     q.insert_request(conn, request)
     for i in range(4):
         q.insert_quote(conn, Quote(f"quo_{i}", "req_1", f"maker{i}", 0, 10**7, t, t + 60, "live"))
