@@ -753,7 +753,8 @@ mod tests {
     }
 
     /// Prices 1 and 10^16 (SPEC §2's bounds), N = 10^15 and 10^12: the PnL is up to
-    /// 10^31; what moves is exact (values from perpd/money.py, computed by hand there).
+    /// 10^31; what moves is exact, against perpd/money.py's formulas in `i128` (the
+    /// extreme vectors below carry perpd.money's own results).
     #[test]
     fn extreme_prices_close_and_liquidate() {
         const P_MAX: u64 = 10_000_000_000_000_000;
