@@ -4,7 +4,8 @@ The host tests (`make -C escrow-program test`) prove the modules on x86; this ru
 BPF code the chain will run, through the project's own toolchain (Debian rustc 1.63 →
 llc-14 → tools/sbpf_link.py): a copy of the program gains the test-only module
 `sbpf_harness.rs`, called first from the entrypoint, and answers every case of
-tests/vectors/money.json and tests/vectors/pyth_price_update.json, then reads real
+tests/vectors/money.json, tests/vectors/money_extremes.json and
+tests/vectors/pyth_price_update.json, then reads real
 Ed25519 precompile calls out of the runtime's Instructions sysvar. A build failure fails
 the tests (nothing is skipped), as in tests/escrow.
 """
@@ -38,6 +39,8 @@ from tests.chain import pyth_vectors
 ROOT = Path(__file__).resolve().parents[2]
 ESCROW = ROOT / "escrow-program"
 MONEY_VECTORS = ROOT / "tests" / "vectors" / "money.json"
+MONEY_EXTREMES = MONEY_VECTORS.with_name("money_extremes.json")
+I64 = (-(2**63), 2**63 - 1)
 HARNESS = Path(__file__).with_name("sbpf_harness.rs")
 ENTRY = re.compile(r'(pub unsafe extern "C" fn entrypoint\(input: \*mut u8\) -> u64 \{\n)')
 CALL = (
@@ -172,6 +175,11 @@ def _money_call(op: str, i: dict[str, Any]) -> list[int]:
     return [*args, i["price"], i["now"], i["period_s"]]
 
 
+def _clamped(pnl: int) -> int:
+    """The program carries a PnL clamped to i64 (money_extremes.json's is exact)."""
+    return max(I64[0], min(I64[1], pnl))
+
+
 def _money_answer(op: str, e: Any) -> tuple[int | None, bytes]:
     if op in ("initial_margin", "open_fee", "pnl", "funding_due"):
         return None, _words([e])
@@ -183,7 +191,7 @@ def _money_answer(op: str, e: Any) -> tuple[int | None, bytes]:
         tail = [
             e["pct"],
             e["closed_notional"],
-            e["pnl"],
+            _clamped(e["pnl"]),
             e["requester_release"],
             e["maker_release"],
         ]
@@ -194,14 +202,15 @@ def _money_answer(op: str, e: Any) -> tuple[int | None, bytes]:
         )
     if "error" in e:
         return REFUSED, b""
-    tail = [e["pnl"], e["transfer"], e["reward"], e["requester_release"], e["maker_release"]]
+    tail = [_clamped(e["pnl"]), e["transfer"], e["reward"]]
+    tail += [e["requester_release"], e["maker_release"]]
     return None, _words([*_funding(e["funding"]), SIDES[e["side"]], *tail])
 
 
-def _money_cases() -> Iterator[tuple[str, dict[str, Any], Any]]:
-    doc = json.loads(MONEY_VECTORS.read_text())
+def _money_cases(path: Path = MONEY_VECTORS) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    doc = json.loads(path.read_text())
     for op in OPS:
-        for case in doc[op]:
+        for case in doc.get(op, []):
             yield op, case["inputs"], case["expected"]
 
 
@@ -213,6 +222,16 @@ def test_money_vectors_in_sbpf(svm: Svm) -> None:
         assert svm.call(data) == _money_answer(op, expected), (op, inputs)
         checked += 1
     assert checked == 8 * 30
+
+
+def test_money_extremes_in_sbpf(svm: Svm) -> None:
+    """Prices 1 and 10^16 (PnL up to 10^31): every amount exact in the BPF build too."""
+    checked = 0
+    for op, inputs, expected in _money_cases(MONEY_EXTREMES):
+        data = bytes([MAGIC, OPS[op]]) + _words(_money_call(op, inputs))
+        assert svm.call(data) == _money_answer(op, expected), (op, inputs)
+        checked += 1
+    assert checked == 30 + 100 + 30
 
 
 def test_money_refusals_in_sbpf(svm: Svm) -> None:

@@ -1,4 +1,5 @@
-"""The program against every case of tests/vectors/money.json in the SVM:
+"""The program against every case of tests/vectors/money.json (and of
+money_extremes.json, at the price bounds) in the SVM:
 each case's position is written at its PDA (with both agents' collateral
 accounts and the vault's money), the Pyth account holds the case's price and
 the Clock its time; the program's settle_funding, close_position and liquidate
@@ -15,6 +16,9 @@ from perpd import money
 VECTORS = json.loads((ROOT / "tests" / "vectors" / "money.json").read_text())
 # Every case of the three operations the program performs runs (30 each).
 assert [len(VECTORS[k]) for k in ("settle_funding", "close_position", "liquidate")] == [30] * 3
+EXTREMES = json.loads((ROOT / "tests" / "vectors" / "money_extremes.json").read_text())
+assert [len(EXTREMES[k]) for k in ("close_position", "liquidate")] == [100, 30]
+FILES = pytest.mark.parametrize("doc", [VECTORS, EXTREMES], ids=["money", "extremes"])
 
 
 def state(case_state: dict) -> money.PositionState:
@@ -51,9 +55,10 @@ def test_settle_funding_agrees_on_every_case(initialized: Escrow) -> None:
         assert escrow.money_state(address) == state(case["expected"]["state"]), case
 
 
-def test_close_position_agrees_on_every_case(initialized: Escrow) -> None:
+@FILES
+def test_close_position_agrees_on_every_case(initialized: Escrow, doc: dict) -> None:
     escrow = initialized
-    for case in VECTORS["close_position"]:
+    for case in doc["close_position"]:
         inputs, expected = case["inputs"], case["expected"]
         requester, maker, address = place(escrow, inputs, inputs["price"])
         ok = escrow.close(requester, address, inputs["pct"])
@@ -66,10 +71,13 @@ def test_close_position_agrees_on_every_case(initialized: Escrow) -> None:
             assert escrow.money_state(address) == state(expected["remaining"]), case
 
 
-def test_liquidate_agrees_on_every_case(initialized: Escrow, liquidator: Keypair) -> None:
+@FILES
+def test_liquidate_agrees_on_every_case(
+    initialized: Escrow, liquidator: Keypair, doc: dict
+) -> None:
     escrow = initialized
     reward_account = escrow.collateral_address(liquidator.pubkey())
-    for case in VECTORS["liquidate"]:
+    for case in doc["liquidate"]:
         inputs, expected = case["inputs"], case["expected"]
         requester, maker, address = place(escrow, inputs, inputs["price"])
         ix = escrow.liquidate_ix(liquidator.pubkey(), address, reward_account)
