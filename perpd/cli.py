@@ -1,4 +1,5 @@
-"""Command line: ``perpd run`` (the daemon). SIGINT/SIGTERM stop it cleanly."""
+"""Command line: ``perpd run`` (the daemon; SIGINT/SIGTERM stop it cleanly), and the
+operator's tools beside it: demo, chain, verify, inspect, backup, db."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import TypeVar
 
 import trio
 
-from perpd import chain_verify, daemon, demo
+from perpd import chain_verify, daemon, db_command, demo, inspect_command
 from perpd.chain import command as chain_command
 from perpd.config import CHAIN_MODES, Config
 from perpd.store import queries
@@ -128,6 +129,16 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--db", default=Config.db)
     verify.add_argument("--rpc-url", default="", help="compare with this cluster (--chain rpc)")
     verify.add_argument("--program-id", default="", help="the escrow program on that cluster")
+    inspect_command.add_arguments(
+        sub.add_parser(
+            "inspect",
+            help=inspect_command.HELP,
+            description=inspect_command.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    db_command.add_backup_arguments(sub.add_parser("backup", help=db_command.BACKUP_HELP))
+    db_command.add_db_arguments(sub.add_parser("db", help=db_command.DB_HELP))
     return parser
 
 
@@ -219,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         return demo.main(args)
     if args.command == "chain":
         return chain_command.main(args)
+    if args.command == "inspect":
+        return inspect_command.run(args)
+    if args.command == "backup":
+        return db_command.run_backup(args)
+    if args.command == "db":
+        return db_command.run_db(args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -129,6 +129,7 @@ async def test_kill_9_under_load_leaves_books_balanced(tmp_path: Path) -> None:
     proc = _spawn(db, port)
     clock = Clock(real=True, start=__import__("time").time())
     done = 0
+    enough = trio.Event()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
             await wait_ready(http)
@@ -162,6 +163,8 @@ async def test_kill_9_under_load_leaves_books_balanced(tmp_path: Path) -> None:
                             {"position_id": pos["position"]["position_id"], "size_percent": 40},
                         )
                         done += 1
+                        if done > 20:
+                            enough.set()
                 except (httpx.TransportError, AssertionError):
                     return  # the daemon died under us: expected
 
@@ -169,8 +172,7 @@ async def test_kill_9_under_load_leaves_books_balanced(tmp_path: Path) -> None:
                 for _ in range(8):
                     n.start_soon(trader)
                 with trio.move_on_after(20):  # a loaded machine is slower: wait for the work
-                    while done <= 20:
-                        await trio.sleep(0.05)
+                    await enough.wait()
                 await trio.sleep(0.2)  # and kill it mid-flight
                 os.kill(proc.pid, signal.SIGKILL)
     finally:
