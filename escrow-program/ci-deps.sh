@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages `make -C escrow-program` needs (Debian 12:
-# rustc 1.63 with its rust-src for building `core`, llvm-14 for llc-14),
-# skipping those already installed. Safe to run any number of times.
+# rustc 1.63 with its rust-src for building `core`, llvm-14 for llc-14), and
+# systemd for `systemd-analyze`, which the tests run on systemd/perpd.service;
+# skips those already installed. Safe to run any number of times.
 set -eu
-PACKAGES="make rustc rust-src llvm-14"
+PACKAGES="make rustc rust-src llvm-14 systemd"
 missing=""
 for package in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
