@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import trio
 
-from perpd import chain_verify, daemon, db_command, demo, inspect_command
+from perpd import chain_verify, config_sources, daemon, db_command, demo, inspect_command
 from perpd.chain import command as chain_command
 from perpd.config import CHAIN_MODES, Config
 from perpd.store import queries
@@ -119,6 +119,15 @@ def _parser() -> argparse.ArgumentParser:
         help="WAL size the file is cut back to after a checkpoint (default 16 MiB)",
     )
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"TOML file of Config keys (default {config_sources.DEFAULT_FILE} if it exists); "
+        "PERPD_<KEY> variables override it, flags override both",
+    )
+    for action in run._actions:  # only the flags given reach config_from_args
+        if action.dest not in ("help", "log_level", "config"):
+            action.default = argparse.SUPPRESS
     demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
     chain_command.add_arguments(
         sub.add_parser("chain", help=chain_command.HELP, description=chain_command.__doc__)
@@ -179,31 +188,27 @@ def verify(db: str, rpc_url: str = "", program_id: str = "") -> int:
     return 1 if problems else 0
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(
-        db=args.db,
-        host=args.host,
-        port=args.port,
-        dev=args.dev,
-        funding_period_s=args.funding_period,
-        oracle=args.oracle,
-        hermes_url=args.hermes_url,
-        sim_seed=args.sim_seed,
-        keeper=not args.no_keeper,
-        keeper_grace_s=args.keeper_grace,
-        max_connections=args.max_connections,
-        ws_max_sockets=args.ws_max_sockets,
-        ws_max_per_agent=args.ws_max_per_agent,
-        db_busy_timeout_ms=args.db_busy_timeout,
-        db_wal_limit_bytes=args.db_wal_limit,
-        chain=args.chain,
-        program_id=args.program_id,
-        rpc_url=args.rpc_url,
-        authority_keypair=args.authority_keypair,
-        router_keypair=args.router_keypair,
-        priority_fee_micro_lamports=args.priority_fee,
-        chain_confirm_timeout_s=args.chain_confirm_timeout,
-    )
+# `perpd run` flags whose Config field has another name (the rest are named alike)
+FLAG_FIELDS = {
+    "funding_period": "funding_period_s",
+    "keeper_grace": "keeper_grace_s",
+    "db_busy_timeout": "db_busy_timeout_ms",
+    "db_wal_limit": "db_wal_limit_bytes",
+    "priority_fee": "priority_fee_micro_lamports",
+    "chain_confirm_timeout": "chain_confirm_timeout_s",
+}
+NOT_CONFIG = ("command", "log_level", "config")
+
+
+def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
+    """Defaults < the config file < PERPD_* variables < the flags given."""
+    flags: dict[str, object] = {}
+    for dest, value in vars(args).items():
+        if dest == "no_keeper":
+            flags["keeper"] = not value
+        elif dest not in NOT_CONFIG:
+            flags[FLAG_FIELDS.get(dest, dest)] = value
+    return config_sources.build(flags, config_path=args.config, environ=environ)
 
 
 async def _serve(config: Config) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from solders.pubkey import Pubkey
@@ -79,6 +79,9 @@ class Config:
     priority_fee_micro_lamports: int = 0  # compute-unit price of every rpc transaction
     # submitter: how long a call waits for its chain transaction, then 503 chain_unavailable
     chain_confirm_timeout_s: float = 30.0
+    # ops: oracle. Hermes of Pyth's upgraded Core answers 401 without a key (sent as
+    # "Authorization: Bearer <key>"); set it in the config file or PERPD_HERMES_API_KEY.
+    hermes_api_key: str = field(default="", repr=False)  # never in a log line
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):

@@ -102,7 +102,13 @@ async def run(
                 feed = sim_oracle.SimulatedFeed(book, seed=config.sim_seed, pins=pins, clock=clock)
                 await services.start(sim_oracle.run, feed, config.sim_interval_s)
             else:
-                await services.start(partial(pyth_poller.run, book, hermes_url=config.hermes_url))
+                poll = partial(
+                    pyth_poller.run,
+                    book,
+                    hermes_url=config.hermes_url,
+                    api_key=config.hermes_api_key,
+                )
+                await services.start(poll)
             venue = Venue(
                 store,
                 book,

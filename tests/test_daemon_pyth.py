@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import trio
@@ -65,4 +66,35 @@ async def test_trading_on_pyth_prices(tmp_path: Path, nursery: trio.Nursery) -> 
     finally:
         await s.http.aclose()
         s.shutdown.set()
+        hermes.close()
+
+
+async def test_the_hermes_api_key_is_sent_and_a_missing_one_leaves_no_price(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """Pyth's upgraded Core answers 401 without a key: the daemon sends the configured
+    one as a Bearer token; without it, no price becomes usable and the venue says so."""
+    hermes = FakeHermes()
+    hermes.api_key = "k-123"
+    hermes.payload = hermes_answer((BTC, 6_400_012_345, 1_000_000, -5, int(time.time())))
+    await hermes.start(nursery)
+    try:
+        for key, usable in (("", False), ("k-123", True)):
+            home = tmp_path / ("with" if key else "without")
+            home.mkdir()
+            cfg = base_config(home, oracle="pyth", hermes_url=hermes.url)
+            cfg = replace(cfg, hermes_api_key=key)
+            assert "k-123" not in repr(cfg)  # the key never reaches a log line of the config
+            s = await start_server(nursery, cfg, Clock(real=True, start=time.time()))
+            try:
+                with trio.fail_after(5):
+                    await hermes.wait_requests(len(hermes.requests) + 1)
+                markets = (await s.http.get("/markets")).json()["markets"]
+                btc = next(m for m in markets if m["market"] == "BTC-PERP")
+                assert btc["price_usable"] is usable
+                assert hermes.authorized[-1] is usable
+            finally:
+                await s.http.aclose()
+                s.shutdown.set()
+    finally:
         hermes.close()

@@ -70,6 +70,8 @@ class FakeHermes:
         self.payload: object = hermes_answer()
         self.raw = b""
         self.requests: list[tuple[float, str]] = []  # (trio.current_time(), request target)
+        self.api_key = ""  # when set: 401 unless "Authorization: Bearer <api_key>"
+        self.authorized: list[bool] = []  # per request: did it carry that header
         self.port = 0
         self._scope: trio.CancelScope | None = None
         self._stopped = trio.Event()
@@ -137,6 +139,8 @@ class FakeHermes:
             if b"\r\n\r\n" not in head:
                 return
             target = head.split(b"\r\n", 1)[0].split(b" ")[1].decode()
+            bearer = f"\r\nauthorization: bearer {self.api_key}\r\n".encode()
+            self.authorized.append(bool(self.api_key) and bearer in head.lower())
             self.requests.append((trio.current_time(), target))
             self._arrived.set()
             self._arrived = trio.Event()
@@ -145,10 +149,13 @@ class FakeHermes:
             if self.mode == "hang":
                 await trio.sleep_forever()
             body = self.raw if self.mode == "raw" else json.dumps(self.payload).encode()
+            status = self.status
+            if self.api_key and not self.authorized[-1]:
+                status, body = 401, b'{"error":"missing or bad API key"}'
             await stream.send_all(
                 b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                % (self.status, len(body), body)
+                % (status, len(body), body)
             )
 
 

@@ -64,6 +64,7 @@ async def run(
     book: PriceBook,
     *,
     hermes_url: str,
+    api_key: str = "",
     feeds: dict[str, str] | None = None,
     interval_s: float = 1.0,
     timeout_s: float = 5.0,
@@ -79,7 +80,8 @@ async def run(
     ``timeout_s``. After n failures in a row the next poll waits
     ``min(interval_s * 2**n, max_backoff_s)``; a good poll resets it to ``interval_s``.
     Cancel-safe: a cancelled poll leaves the book as it was or with whole prices.
-    A ``client`` passed in is used as is and not closed.
+    A ``client`` passed in is used as is and not closed. ``api_key``, when set, goes in
+    an ``Authorization: Bearer`` header (Pyth's upgraded Core requires one).
     """
     if feeds is None:
         feeds = {MARKETS[m].feed_id: m for m in book.markets if m in MARKETS}
@@ -95,6 +97,7 @@ async def run(
     url = hermes_url.rstrip("/") + LATEST_PATH
     pairs: list[tuple[str, str | int | float | bool | None]] = [("ids[]", f) for f in feeds]
     params = httpx.QueryParams([*pairs, ("parsed", "true")])
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     stats = PollerStatistics()
     async with AsyncExitStack() as stack:
         if client is None:
@@ -102,7 +105,7 @@ async def run(
         started = False
         delay = interval_s
         while True:
-            ok = await _poll_once(book, client, url, params, feeds, timeout_s, stats)
+            ok = await _poll_once(book, client, (url, params, headers), feeds, timeout_s, stats)
             delay = interval_s if ok else min(delay * 2, max_backoff_s)
             stats.next_delay_s = delay
             if not started:
@@ -114,8 +117,7 @@ async def run(
 async def _poll_once(
     book: PriceBook,
     client: httpx.AsyncClient,
-    url: str,
-    params: httpx.QueryParams,
+    get: tuple[str, httpx.QueryParams, dict[str, str]],
     feeds: dict[str, str],
     timeout_s: float,
     stats: PollerStatistics,
@@ -124,7 +126,7 @@ async def _poll_once(
     stats.polls += 1
     try:
         with trio.fail_after(timeout_s):
-            payload = await _fetch(client, url, params)
+            payload = await _fetch(client, get)
         parsed = parse(payload, feeds)
     except (HermesError, trio.TooSlowError) as exc:
         reason = str(exc) or f"no answer within {timeout_s} s"
@@ -132,7 +134,7 @@ async def _poll_once(
         stats.consecutive_errors += 1
         stats.last_error = reason
         log.warning(
-            "pyth: poll of %s failed (%d in a row): %s", url, stats.consecutive_errors, reason
+            "pyth: poll of %s failed (%d in a row): %s", get[0], stats.consecutive_errors, reason
         )
         return False
 
@@ -159,10 +161,13 @@ async def _poll_once(
     return True
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, params: httpx.QueryParams) -> object:
+async def _fetch(
+    client: httpx.AsyncClient, get: tuple[str, httpx.QueryParams, dict[str, str]]
+) -> object:
     """GET and decode Hermes' JSON; every failure becomes a `HermesError` (one boundary)."""
+    url, params, headers = get
     try:
-        async with client.stream("GET", url, params=params) as resp:
+        async with client.stream("GET", url, params=params, headers=headers) as resp:
             if resp.status_code != 200:
                 raise HermesError(f"HTTP {resp.status_code} from Hermes")
             body = bytearray()
