@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import trio
 
-from perpd import chain_verify, config_sources, daemon, db_command, demo, inspect_command
+from perpd import chain_verify, config_sources, daemon, db_command, demo, inspect_command, logs
 from perpd.chain import command as chain_command
 from perpd.config import CHAIN_MODES, Config
 from perpd.store import queries
@@ -120,13 +120,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-level", default="INFO")
     run.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="auto",
+        help="json (one object per line), text, or auto: text on a terminal, else json",
+    )
+    run.add_argument(
         "--config",
         metavar="PATH",
         help=f"TOML file of Config keys (default {config_sources.DEFAULT_FILE} if it exists); "
         "PERPD_<KEY> variables override it, flags override both",
     )
     for action in run._actions:  # only the flags given reach config_from_args
-        if action.dest not in ("help", "log_level", "config"):
+        if action.dest not in ("help", *NOT_CONFIG):
             action.default = argparse.SUPPRESS
     demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
     chain_command.add_arguments(
@@ -197,7 +203,7 @@ FLAG_FIELDS = {
     "priority_fee": "priority_fee_micro_lamports",
     "chain_confirm_timeout": "chain_confirm_timeout_s",
 }
-NOT_CONFIG = ("command", "log_level", "config")
+NOT_CONFIG = ("command", "log_level", "log_format", "config")
 
 
 def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
@@ -241,9 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         return db_command.run_backup(args)
     if args.command == "db":
         return db_command.run_db(args)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(args.log_level, args.log_format)
     if args.command == "run":
         try:
             config = config_from_args(args)

@@ -10,6 +10,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from perpd.api import _dev, _limits, _reads, _trade, _ws
+from perpd.api._access_log import AccessLog, note_route
 from perpd.api._chain import chain_blueprint
 from perpd.api._common import MAX_BODY, error_response, http_error_response
 from perpd.api._door import Door
@@ -60,9 +61,10 @@ def create_app(
     app.register_blueprint(chain_blueprint(chain))
     if dev:
         app.register_blueprint(_dev.bp)
+    app.before_request(note_route)
     app.before_request(_limits.limit_address)
     door = Door(app.asgi_app, limiter)
-    app.asgi_app = door  # type: ignore[method-assign,assignment]
+    app.asgi_app = AccessLog(door)  # type: ignore[method-assign,assignment]
     venue.services.setdefault("door", door)
     app.register_error_handler(ApiError, error_response)
     app.register_error_handler(HTTPException, http_error_response)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
@@ -37,7 +39,9 @@ async def run(
     config.bind = [f"{host}:{port}"]
     config.graceful_timeout = graceful_timeout_s
     config.accesslog = None
-    config.errorlog = "-"
+    # hypercorn's own messages go through the daemon's handlers (`perpd.logs`): a Logger
+    # given here is used as is, where "-" would add a handler of its own format
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = 75
     config.websocket_max_message_size = ws_max_message
     config.h11_max_incomplete_size = H11_MAX_INCOMPLETE
