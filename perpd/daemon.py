@@ -23,6 +23,7 @@ from perpd.api import create_app
 from perpd.chain._open import open_chain
 from perpd.config import Config
 from perpd.markets import MARKETS
+from perpd.metrics import Metrics
 from perpd.nursery import (
     chain_submitter,
     checkpointer,
@@ -168,8 +169,11 @@ async def run(
                 "expiry": timer,
                 "funding": scheduler,
             }
+            metrics = Metrics()
+            metrics.start_at(store.last_seq)
             if submitter is not None:
                 venue.services["chain"] = submitter
+                submitter.metrics = metrics
             app = create_app(
                 venue,
                 hub=hub,
@@ -179,6 +183,7 @@ async def run(
                 pages=(config.page_default, config.page_max),
                 sockets=sockets,
                 chain=chain,
+                metrics=metrics,
             )
             async with trio.open_nursery() as front:
                 binds = await front.start(

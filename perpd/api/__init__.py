@@ -17,6 +17,7 @@ from perpd.api._door import Door
 from perpd.api._openapi import document
 from perpd.chain._backend import Chain
 from perpd.errors import ApiError
+from perpd.metrics import Metrics
 from perpd.nursery.event_hub import Hub
 from perpd.ratelimit import Limiter
 from perpd.socket_limits import SocketGate, SocketLimits
@@ -35,6 +36,7 @@ def create_app(
     pages: tuple[int, int] = (100, 500),
     sockets: SocketGate | None = None,
     chain: Chain | None = None,
+    metrics: Metrics | None = None,
 ) -> QuartTrio:
     """The router. ``dev`` adds ``/dev/*``; without it those paths are 404.
 
@@ -44,6 +46,7 @@ def create_app(
     ``shutdown`` is the daemon's stop signal: open WebSockets close with 1001 on it
     (hypercorn's trio server does not close them itself). ``sockets`` caps them.
     ``chain`` is the escrow's chain (None: ``--chain none``), shown by ``GET /chain``.
+    ``metrics`` (a fresh `Metrics` if None) is what ``GET /metrics`` shows.
     """
     app = QuartTrio("perpd")
     app.config["PERPD_VENUE"] = venue
@@ -53,6 +56,10 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["PERPD_LIMITER"] = limiter = limiter or Limiter()
     app.config["PERPD_PAGES"] = pages
+    if metrics is None:
+        metrics = Metrics()
+        metrics.start_at(venue.store.last_seq)
+    app.config["PERPD_METRICS"] = metrics
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_blueprint(_trade.bp)
@@ -64,7 +71,7 @@ def create_app(
     app.before_request(note_route)
     app.before_request(_limits.limit_address)
     door = Door(app.asgi_app, limiter)
-    app.asgi_app = AccessLog(door)  # type: ignore[method-assign,assignment]
+    app.asgi_app = AccessLog(door, metrics)  # type: ignore[method-assign,assignment]
     venue.services.setdefault("door", door)
     app.register_error_handler(ApiError, error_response)
     app.register_error_handler(HTTPException, http_error_response)

@@ -1,5 +1,6 @@
 """One log line per HTTP request, outermost of the ASGI stack so that every answer is
-logged, the door's refusals too: request id, method, route, status, duration.
+logged, the door's refusals too: request id, method, route, status, duration; and
+the same figures into the HTTP histograms of `perpd.metrics`.
 
 The route is the URL rule Quart matched (``/positions/<position_id>``), set on the
 scope by `note_route`; a request refused before routing logs its path's rule as
@@ -16,6 +17,8 @@ import time
 from typing import Any, cast
 
 from quart import request
+
+from perpd.metrics import Metrics
 
 log = logging.getLogger("perpd.http")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
@@ -39,8 +42,9 @@ async def note_route() -> None:
 class AccessLog:
     """ASGI middleware: wraps ``send`` to learn the status, logs when the response ends."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -62,11 +66,15 @@ class AccessLog:
         try:
             await self.app(scope, receive, tagged)
         finally:
+            seconds = time.perf_counter() - start
+            route = scope.get(ROUTE_KEY, "-")
+            if self.metrics is not None:
+                self.metrics.observe_http(scope["method"], route, status, seconds)
             if log.isEnabledFor(logging.INFO):
-                self._line(scope, rid, status, start)
+                self._line(scope, rid, status, seconds)
 
     @staticmethod
-    def _line(scope: dict[str, Any], rid: bytes, status: int, start: float) -> None:
+    def _line(scope: dict[str, Any], rid: bytes, status: int, seconds: float) -> None:
         log.info(
             "http",
             extra={
@@ -74,6 +82,6 @@ class AccessLog:
                 "method": scope["method"],
                 "route": scope.get(ROUTE_KEY, "-"),
                 "status": status,  # 0: the client went away before an answer
-                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                "duration_ms": round(seconds * 1000, 3),
             },
         )

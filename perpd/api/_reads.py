@@ -6,8 +6,10 @@ import base64
 import binascii
 import contextlib
 import re
+from functools import partial
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response, current_app, jsonify, request
 
 from perpd import engine
@@ -15,6 +17,7 @@ from perpd.api._common import venue, verified
 from perpd.chain._errors import ChainUnavailable
 from perpd.errors import Forbidden, InvalidRequest, NotFound
 from perpd.markets import MARKETS, get_market
+from perpd.metrics import Metrics, read_scrape
 from perpd.store import queries as q
 from perpd.units import format_price, format_usdc, iso, parse_int
 from perpd.views import position_view, quote_view, request_view
@@ -216,24 +219,6 @@ async def get_health() -> Any:
 @bp.get("/metrics")
 async def get_metrics() -> Any:
     v = venue()
-    led = await v.read(q.ledger)
-    lines = [
-        "# TYPE perpd_store_writes_total counter",
-        f"perpd_store_writes_total {v.store.writes}",
-        "# TYPE perpd_last_event_seq gauge",
-        f"perpd_last_event_seq {v.store.last_seq}",
-    ]
-    for key, value in led.items():
-        lines += [
-            f"# TYPE perpd_ledger_{key}_micro_usdc gauge",
-            f"perpd_ledger_{key}_micro_usdc {value}",
-        ]
-    for service, obj in v.services.items():
-        for key, value in obj.statistics().items():
-            if isinstance(value, int):
-                lines.append(f"perpd_{service}_{key} {value}")
-    for m in MARKETS:
-        p = v.book.latest(m)
-        if p is not None:
-            lines.append(f'perpd_oracle_price{{market="{m}"}} {p.price}')
-    return Response("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
+    metrics: Metrics = current_app.config["PERPD_METRICS"]
+    scrape = await v.read(partial(read_scrape, metrics.totals.seq))
+    return Response(metrics.render(scrape, v), content_type=CONTENT_TYPE_LATEST)

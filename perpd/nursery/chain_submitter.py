@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -44,6 +45,7 @@ from perpd.chain._local import record_landed
 from perpd.chain_mirror import chain_books, differences
 from perpd.errors import ApiError, ChainUnconfirmed, Conflict, Unavailable
 from perpd.markets import MARKETS
+from perpd.metrics import Metrics
 from perpd.oracle import Price, PriceBook
 from perpd.retry import Backoff
 from perpd.store import on_rollback, outbox
@@ -125,6 +127,7 @@ class ChainSubmitter:
         self.confirm_timeout_s = confirm_timeout_s
         self.stats = Stats()
         self.backoff = Backoff("chain submitter")
+        self.metrics: Metrics | None = None  # the daemon's, for confirmation latency
         self._wake = trio.Event()
         self._finished: dict[int, outcome.Outcome[Any]] = {}
         self._waiters: dict[int, trio.Event] = {}
@@ -207,9 +210,14 @@ class ChainSubmitter:
                 done += 1
 
     async def _send(self, row: outbox.OutboxRow) -> bool:
+        start = time.perf_counter()
         if self.chain.mode == "local":
-            return await self._send_local(row)
-        return await self._send_rpc(row)
+            done = await self._send_local(row)
+        else:
+            done = await self._send_rpc(row)
+        if done and self.metrics is not None:
+            self.metrics.chain_seconds.labels(row.kind).observe(time.perf_counter() - start)
+        return done
 
     async def _send_local(self, row: outbox.OutboxRow) -> bool:
         try:

@@ -151,3 +151,30 @@ def backup(db: str | Path, dest: str | Path) -> dict[str, Any]:
     os.replace(partial, dest)
     report["bytes"] = dest.stat().st_size
     return report
+
+
+def event_counts_after(
+    conn: sqlite3.Connection, since: int
+) -> tuple[int, dict[tuple[str, str], int]]:
+    """(the last seq, events after ``since`` counted by (type, market or "")): what a
+    scrape adds to the event counters since the one before."""
+    counts: dict[tuple[str, str], int] = {}
+    last = since
+    rows = conn.execute(
+        "SELECT type, coalesce(market, ''), count(*), max(seq) FROM events WHERE seq > ? "
+        "GROUP BY type, market",
+        (since,),
+    )
+    for type_, market, n, top in rows:
+        counts[(type_, market)] = int(n)
+        last = max(last, int(top))
+    return last, counts
+
+
+def open_by_market(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    """{market: (open positions, open notional in micro-USDC)}."""
+    rows = conn.execute(
+        "SELECT market, count(*), coalesce(sum(notional), 0) FROM positions "
+        "WHERE status = 'open' GROUP BY market"
+    )
+    return {m: (int(n), int(notional)) for m, n, notional in rows}
