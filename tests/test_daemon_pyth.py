@@ -34,6 +34,13 @@ async def test_trading_on_pyth_prices(tmp_path: Path, nursery: trio.Nursery) -> 
         assert markets["BTC-PERP"]["price_source"] == "pyth"
         assert markets["BTC-PERP"]["oracle_price"] == "64000.12345000"
         assert markets["ETH-PERP"]["oracle_price"] is None  # Hermes gave no ETH price
+        btc = markets["BTC-PERP"]
+        assert (btc["gated_actions"], btc["price_unusable_reason"]) == ([], None)
+        assert btc["oracle_confidence_ratio"] == "0.000156"  # 10 USD on 64,000.12
+        assert 0 <= btc["oracle_age_s"] < 5
+        eth = markets["ETH-PERP"]
+        assert eth["gated_actions"] == ["accept", "close", "liquidate"]
+        assert "no oracle price" in eth["price_unusable_reason"] and eth["oracle_age_s"] is None
 
         requester, maker = s.agent(), s.agent()
         await requester.fund("1000")
@@ -60,6 +67,11 @@ async def test_trading_on_pyth_prices(tmp_path: Path, nursery: trio.Nursery) -> 
                     break
                 await trio.sleep(0.05)
         assert r.json()["error"]["code"] == "oracle_unavailable"
+        stale = next(
+            m for m in (await s.http.get("/markets")).json()["markets"] if m["market"] == "BTC-PERP"
+        )
+        assert stale["gated_actions"] == ["accept", "close", "liquidate"]
+        assert "stale" in stale["price_unusable_reason"] and stale["oracle_age_s"] >= 61
         assert (await s.http.get("/health")).json()["status"] == "degraded"
         pin = await s.http.post("/dev/price", json={"market": "BTC-PERP", "price": "1"})
         assert pin.status_code == 400  # pinning needs the simulated oracle

@@ -15,16 +15,17 @@ from quart import Blueprint, Response, current_app, jsonify, request
 from perpd import engine
 from perpd.api._common import venue, verified
 from perpd.chain._errors import ChainUnavailable
-from perpd.errors import Forbidden, InvalidRequest, NotFound
+from perpd.errors import Forbidden, InvalidRequest, NotFound, OracleUnavailable
 from perpd.markets import MARKETS, get_market
 from perpd.metrics import Metrics, read_scrape
 from perpd.store import queries as q
-from perpd.units import format_price, format_usdc, iso, parse_int
+from perpd.units import format_price, format_ratio_ppm, format_usdc, iso, parse_int
 from perpd.views import position_view, quote_view, request_view
 
 bp = Blueprint("reads", __name__)
 
 POSITION_STATUSES = ("open", "closed", "liquidated")
+GATED_BY_ORACLE = ("accept", "close", "liquidate")  # refused while the price is unusable
 EVENTS_PAGE = (1000, 10_000)  # default and maximum events per page
 # --chain none shows as what it is wherever it shows (SPEC §6)
 NO_CHAIN = "--chain none: off-chain test mode, custodial, SQLite is the only ledger"
@@ -69,12 +70,23 @@ def _next_cursor(kind: str, rows: list[tuple[int, Any]], limit: int) -> str | No
     return encode_cursor(kind, rows[limit - 1][0]) if len(rows) > limit else None
 
 
+def _unusable(v: Any, market: str) -> str | None:
+    """Why ``market``'s price may not be traded on now (the book's own judgement)."""
+    try:
+        v.book.usable(market)
+    except OracleUnavailable as exc:
+        return exc.message
+    return None
+
+
 @bp.get("/markets")
 async def get_markets() -> Any:
     v = venue()
     out = []
+    now = v.clock()
     for m in MARKETS.values():
         p = v.book.latest(m.name)
+        reason = _unusable(v, m.name)
         out.append(
             {
                 "market": m.name,
@@ -84,7 +96,15 @@ async def get_markets() -> Any:
                 "price_source": None if p is None else p.source,
                 "publish_time": None if p is None else p.publish_time,
                 "publish_time_iso": None if p is None else iso(p.publish_time),
-                "price_usable": v.mark_price(m.name) is not None,
+                "price_usable": reason is None,
+                # why not, and what waits for a usable price meanwhile (requests and
+                # quotes do not need one; opening, closing and liquidating do)
+                "price_unusable_reason": reason,
+                "gated_actions": [] if reason is None else list(GATED_BY_ORACLE),
+                "oracle_age_s": None if p is None else max(0, int(now - p.publish_time)),
+                "oracle_confidence_ratio": None
+                if p is None or p.price <= 0
+                else format_ratio_ppm(p.conf * 1_000_000 // p.price),
                 "pyth_feed_id": m.feed_id,
                 "max_leverage": m.max_leverage,
                 "funding_period_s": v.funding_period_s,
