@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 FORMATS = ("auto", "json", "text")
+HANDLER = "perpd.stderr"
 # The attributes every LogRecord has: anything else on a record came from ``extra``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -64,8 +65,10 @@ def configure(level: str, fmt: str = "auto") -> None:
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
+    handler.set_name(HANDLER)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # replace only a handler of ours (configure may run twice); leave others in place
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != HANDLER] + [handler]
     root.setLevel(level.upper())
     # hypercorn's own access log would repeat ours without the request id
     logging.getLogger("hypercorn.access").disabled = True

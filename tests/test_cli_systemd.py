@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from perpd import cli
@@ -47,6 +48,7 @@ def test_systemd_ready_watchdog_stopping(tmp_path: Path) -> None:
     sock.bind(path)
     sock.settimeout(20)
     env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="200000")
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -56,7 +58,7 @@ def test_systemd_ready_watchdog_stopping(tmp_path: Path) -> None:
             "--db",
             str(tmp_path / "d.db"),
             "--port",
-            str(free_port()),
+            str(port),
             "--log-level",
             "WARNING",
         ],
@@ -65,10 +67,12 @@ def test_systemd_ready_watchdog_stopping(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        messages = []
+        messages = [sock.recv(256).decode()]
+        assert messages[0] == "READY=1"
+        # READY=1 only once it listens: the port answers at once, with no retry
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
         while messages.count("WATCHDOG=1") < 3:
             messages.append(sock.recv(256).decode())
-        assert messages[0] == "READY=1"
         proc.send_signal(signal.SIGTERM)
         while "STOPPING=1" not in messages:
             messages.append(sock.recv(256).decode())
