@@ -22,8 +22,16 @@ from perpd.config import Config
 
 DEFAULT_FILE = Path("/etc/perpd/perpd.toml")
 ENV_PREFIX = "PERPD_"
-# Not Config fields, but read from the environment by other parts (never refused).
-ENV_OTHER = frozenset({"PERPD_TEST_CHAIN"})
+# Not Config fields: the tests' and benchmarks' own switches (never refused).
+ENV_OTHER = frozenset(
+    {
+        "PERPD_TEST_CHAIN",
+        "PERPD_TEST_SUBMITTER_HANG",
+        "PERPD_BENCH_URL",
+        "PERPD_MONEY_VECTORS",
+        "PERPD_PROPERTY_SEED",
+    }
+)
 SECRET_KEYS = frozenset({"hermes_api_key"})  # never taken from a flag (visible in ps)
 
 _TYPES = {f.name: str(f.type) for f in fields(Config)}

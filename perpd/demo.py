@@ -129,7 +129,11 @@ class Snapshot:
         mode = self.chain.get("mode", "?")
         if mode == "none":
             return "none (off-chain test mode: SQLite is the only ledger)"
-        return f"{mode} slot={self.chain.get('slot')}"
+        text = f"{mode} slot={self.chain.get('slot')}"
+        if self.chain_txs:  # the newest transaction that landed
+            tx = self.chain_txs[0]
+            text += f" last_tx={tx['kind']}:{tx['signature']}"
+        return text
 
 
 def usd(micro: int) -> str:

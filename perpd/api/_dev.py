@@ -12,6 +12,7 @@ from perpd.api._common import json_object, venue
 from perpd.auth import parse_agent_id
 from perpd.errors import InvalidRequest, Unauthorized
 from perpd.markets import get_market
+from perpd.store import queries as q
 from perpd.units import format_price, parse_price, parse_usdc
 from perpd.views import account_view
 
@@ -37,6 +38,8 @@ async def post_faucet() -> Any:
         account = await submitter.submit(
             lambda conn, ctx: custody.ask_deposit(conn, ctx, agent_id=agent_id, amount=amount)
         )
+        if account is None:  # landed before this call waited for it: read what it did
+            account = await venue().read(lambda conn: q.get_account(conn, agent_id))
     else:
         account = await venue().mutate(
             lambda conn, ctx: engine.deposit(conn, ctx, agent_id, amount)

@@ -31,6 +31,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -59,6 +60,7 @@ HANG_ENV = "PERPD_TEST_SUBMITTER_HANG"
 POLL_S = 1.0  # rows written by another process or left by a crash are found this often
 RPC_RETRY_S = 0.5
 BATCH = 64
+RECENT_OUTCOMES = 4096  # finished rows whose outcome waits for its caller
 
 
 class MirrorMismatch(AssertionError):
@@ -129,7 +131,9 @@ class ChainSubmitter:
         self.backoff = Backoff("chain submitter")
         self.metrics: Metrics | None = None  # the daemon's, for confirmation latency
         self._wake = trio.Event()
-        self._finished: dict[int, outcome.Outcome[Any]] = {}
+        # the outcome of each row finished lately, kept until its caller asks for it: a
+        # row may land before `submit`'s caller starts waiting for it
+        self._finished: OrderedDict[int, outcome.Outcome[Any]] = OrderedDict()
         self._waiters: dict[int, trio.Event] = {}
         self._resumed = trio.Event()
         self.paused = False
@@ -164,16 +168,18 @@ class ChainSubmitter:
     async def wait_row(self, row_id: int, timeout_s: float | None = None) -> Any:
         """The outcome of row ``row_id`` once it is finished (None if it had finished
         before this call: a retried call, which reads what landed itself)."""
-        event = self._waiters.setdefault(row_id, trio.Event())
-        row = await self.venue.read(lambda conn: outbox.get(conn, row_id))
-        if row is not None and row.finished and row_id not in self._finished:
-            self._waiters.pop(row_id, None)
-            if row.status == "failed":
-                raise Conflict(f"the chain refused it: {row.error}", code="chain_refused")
-            return None
-        self._wake.set()
-        with trio.move_on_after(self.confirm_timeout_s if timeout_s is None else timeout_s):
-            await event.wait()
+        if row_id not in self._finished:
+            event = self._waiters.setdefault(row_id, trio.Event())
+            row = await self.venue.read(lambda conn: outbox.get(conn, row_id))
+            if row is not None and row.finished and row_id not in self._finished:  # long ago
+                self._waiters.pop(row_id, None)
+                if row.status == "failed":
+                    raise Conflict(f"the chain refused it: {row.error}", code="chain_refused")
+                return None
+            if row_id not in self._finished:
+                self._wake.set()
+                with trio.move_on_after(self.confirm_timeout_s if timeout_s is None else timeout_s):
+                    await event.wait()
         done = self._finished.pop(row_id, None)
         self._waiters.pop(row_id, None)
         if done is None:
@@ -187,9 +193,11 @@ class ChainSubmitter:
         return done.unwrap()
 
     def _finish(self, row_id: int, result: outcome.Outcome[Any]) -> None:
+        self._finished[row_id] = result
+        while len(self._finished) > RECENT_OUTCOMES:
+            self._finished.popitem(last=False)
         event = self._waiters.get(row_id)
         if event is not None:
-            self._finished[row_id] = result
             event.set()
 
     # ------------------------------------------------------------ the service

@@ -40,6 +40,9 @@ def test_demo_trades_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     assert final is not None, text
     assert int(final.group(1)) > 0, text
     assert final.group(2) == "True", text
+    # on the local chain: its slot and the last transaction's signature are shown
+    chain = re.search(r"chain=local slot=(\d+) last_tx=(\w+):([1-9A-HJ-NP-Za-km-z]{86,88})", text)
+    assert chain is not None and int(chain.group(1)) > 0, text
     assert "Traceback" not in text, text
     try:
         os.killpg(proc.pid, 0)
