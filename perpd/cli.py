@@ -117,6 +117,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="WAL size the file is cut back to after a checkpoint (default 16 MiB)",
     )
+    run.add_argument(
+        "--db-readers",
+        type=int,
+        default=Config.db_readers,
+        metavar="N",
+        help="read-only connections, each on its own thread, serving reads (default 2)",
+    )
+    run.add_argument(
+        "--db-group-max",
+        type=int,
+        default=Config.db_group_max,
+        metavar="N",
+        help="most units of work queued together that commit together (default 32)",
+    )
     run.add_argument("--log-level", default="INFO")
     demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
     chain_command.add_arguments(
@@ -185,6 +199,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ws_max_per_agent=args.ws_max_per_agent,
         db_busy_timeout_ms=args.db_busy_timeout,
         db_wal_limit_bytes=args.db_wal_limit,
+        db_readers=args.db_readers,
+        db_group_max=args.db_group_max,
         chain=args.chain,
         program_id=args.program_id,
         rpc_url=args.rpc_url,
