@@ -118,6 +118,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="WAL size the file is cut back to after a checkpoint (default 16 MiB)",
     )
+    run.add_argument(
+        "--db-readers",
+        type=int,
+        default=Config.db_readers,
+        metavar="N",
+        help="read-only connections, each on its own thread, serving reads (default 2)",
+    )
+    run.add_argument(
+        "--db-group-max",
+        type=int,
+        default=Config.db_group_max,
+        metavar="N",
+        help="most units of work queued together that commit together (default 32)",
+    )
     run.add_argument("--log-level", default="INFO")
     run.add_argument(
         "--log-format",

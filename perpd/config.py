@@ -82,6 +82,9 @@ class Config:
     # ops: oracle. Hermes of Pyth's upgraded Core answers 401 without a key (sent as
     # "Authorization: Bearer <key>"); set it in the config file or PERPD_HERMES_API_KEY.
     hermes_api_key: str = field(default="", repr=False)  # never in a log line
+    # latency: the writer commits the units queued together in one transaction, at most
+    # this many (each in its own savepoint; 1 = one commit per unit)
+    db_group_max: int = 32
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -100,6 +103,8 @@ class Config:
             raise ValueError("db busy timeout must be 0..60000 ms")
         if not 1 <= self.db_readers <= 64:
             raise ValueError("db readers must be 1..64")
+        if not 1 <= self.db_group_max <= 1000:
+            raise ValueError("db group max must be 1..1000")
         if self.db_wal_limit_bytes < 0 or self.db_checkpoint_interval_s <= 0:
             raise ValueError("db WAL limit must be >= 0 and the checkpoint interval > 0")
         if self.chain not in CHAIN_MODES:

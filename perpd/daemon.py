@@ -88,6 +88,7 @@ async def run(
         busy_timeout_ms=config.db_busy_timeout_ms,
         readers=config.db_readers,
         wal_limit_bytes=config.db_wal_limit_bytes,
+        group_max=config.db_group_max,
     )
     await store.open()
     try:

@@ -21,6 +21,7 @@ from perpd.errors import ApiError, InvalidRequest, RateLimited, Unauthorized, Un
 from perpd.limits import TradeLimits
 from perpd.nursery.sim_oracle import SimulatedFeed
 from perpd.oracle import Price, PriceBook
+from perpd.request_hashes import RequestHashes
 from perpd.spent import SpentSignatures
 from perpd.store import Store
 from perpd.store import queries as q
@@ -63,6 +64,7 @@ class Venue:
         self.deposits: Any | None = None  # the direct deposit pickup (DepositWatch)
         self.services: dict[str, Any] = {}  # running services, for statistics
         self.spent = SpentSignatures()  # the replay check's fast path (perpd.spent)
+        self.request_hashes = RequestHashes()  # quote consents checked without a read
 
     def ctx(self) -> engine.Ctx:
         """The context a unit of work runs with: the time now, the period, the prices."""

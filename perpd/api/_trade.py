@@ -171,30 +171,37 @@ async def post_request() -> Any:
         ),
         v,
     )
+    if request_hash is not None:
+        venue().request_hashes.add(r.request_id, request_hash)
     return jsonify(request_view(r)), 201
 
 
 async def _quote_consent(agent_id: str, fields: dict[str, Any]) -> QuoteConsent | None:
-    """Verify a quote consent against the stored request's consent hash (read first)."""
+    """Verify a quote consent against the request's consent hash: known in memory for a
+    request this daemon took (`perpd.request_hashes`), else read first."""
     sig: Signature | None = fields["consent"]
     if sig is None:
         return None
     request_id = fields["request_id"]
-    r = await venue().read(lambda conn: q.get_request(conn, request_id))
-    if r is None:
-        raise NotFound(f"no request {request_id!r}")
-    if r.request_hash is None:
-        raise InvalidRequest(f"request {request_id} has no consent for a quote consent to name")
+    request_hash = venue().request_hashes.get(request_id)
+    if request_hash is None:
+        r = await venue().read(lambda conn: q.get_request(conn, request_id))
+        if r is None:
+            raise NotFound(f"no request {request_id!r}")
+        if r.request_hash is None:
+            raise InvalidRequest(f"request {request_id} has no consent for a quote consent to name")
+        request_hash = r.request_hash
+        venue().request_hashes.add(request_id, request_hash)
     message = quote_message(
         venue().program_id,
         maker=agent_id,
-        request_hash=r.request_hash,
+        request_hash=request_hash,
         rate=fields["rate"],
         collateral=fields["collateral"],
         valid_until=fields["valid_until"],
     )
     check(agent_id, message, sig, "quote")
-    return QuoteConsent(str(sig), fields["valid_until"], r.request_hash)
+    return QuoteConsent(str(sig), fields["valid_until"], request_hash)
 
 
 async def submit_quote(agent_id: str, data: dict[str, Any], auth: Verified | None) -> Quote:

@@ -170,6 +170,7 @@ class ChainSubmitter:
         before this call: a retried call, which reads what landed itself)."""
         if row_id not in self._finished:
             event = self._waiters.setdefault(row_id, trio.Event())
+            self._wake.set()  # first: the submitter's drain runs while this reads
             row = await self.venue.read(lambda conn: outbox.get(conn, row_id))
             if row is not None and row.finished and row_id not in self._finished:  # long ago
                 self._waiters.pop(row_id, None)
@@ -177,7 +178,6 @@ class ChainSubmitter:
                     raise Conflict(f"the chain refused it: {row.error}", code="chain_refused")
                 return None
             if row_id not in self._finished:
-                self._wake.set()
                 with trio.move_on_after(self.confirm_timeout_s if timeout_s is None else timeout_s):
                     await event.wait()
         done = self._finished.pop(row_id, None)
@@ -385,8 +385,10 @@ class ChainSubmitter:
         send rows as they are written (woken by callers) or found (every second)."""
         task_status.started()
         while True:
-            await self.backoff.call(self.drain)
+            # a fresh event before the drain: a row written while it runs (its wake-up
+            # set after the drain's last read) is drained at once, not a poll later
             self._wake = trio.Event()
+            await self.backoff.call(self.drain)
             with trio.move_on_after(POLL_S):
                 await self._wake.wait()
 

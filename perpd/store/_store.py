@@ -2,7 +2,8 @@
 
 Every state change is a function of the connection run by `Store.write` inside
 ``BEGIN IMMEDIATE`` … ``COMMIT`` together with the events it appends, so the event log
-and the state can never disagree; an exception rolls the whole unit back. Listeners
+and the state can never disagree; an exception rolls the whole unit back. Units queued
+together share one transaction (each in its own SAVEPOINT) and one commit. Listeners
 (the WebSocket hub) learn of a new last ``seq`` only after the commit.
 
 Reads run on their own threads over read-only connections (``mode=ro``,
@@ -19,10 +20,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
+from outcome import Error, Outcome, Value
 
 from perpd.records import Event
 from perpd.store import _schema
@@ -126,6 +129,35 @@ def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, bool]:
         set_busy_timeout(conn, before)
 
 
+def _undo_savepoint(conn: sqlite3.Connection) -> bool:
+    """Roll a failed unit back to its savepoint; False if the transaction is gone."""
+    if not conn.in_transaction:
+        return False
+    try:
+        conn.execute("ROLLBACK TO unit")
+        conn.execute("RELEASE unit")
+    except sqlite3.Error as exc:
+        log.error("ROLLBACK TO a unit's savepoint failed: %s", exc)
+        return False
+    return True
+
+
+def _undo_all(done: list[tuple[int, Any, list[Event], list[Callable[[], None]]]]) -> None:
+    """The undo steps of units that will not commit, newest unit and step first."""
+    for *_, undo in reversed(done):
+        for step in reversed(undo):
+            step()
+
+
+@dataclass(frozen=True)
+class _Unit(Generic[T]):
+    """A write waiting for the writer: its function, lock-wait budget and queue time."""
+
+    fn: Callable[[sqlite3.Connection], T]
+    budget_ms: int
+    queued: float
+
+
 def _last_seq(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT max(seq) FROM events").fetchone()
     return int(row[0] or 0)
@@ -144,13 +176,16 @@ class Store:
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
         readers: int = 2,
         wal_limit_bytes: int = WAL_LIMIT_BYTES,
+        group_max: int = 32,
     ) -> None:
         self.path = str(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._db = DbThread(
             lambda: connect(
                 self.path, busy_timeout_ms=busy_timeout_ms, wal_limit_bytes=wal_limit_bytes
-            )
+            ),
+            group=self._run_group,
+            group_max=group_max,
         )
         self._readers = DbThread(
             lambda: connect_reader(self.path, busy_timeout_ms=busy_timeout_ms),
@@ -202,9 +237,14 @@ class Store:
         return self._last_seq
 
     async def write(
-        self, fn: Callable[[sqlite3.Connection], T], *, urgent: bool = False, wait: bool = True
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        urgent: bool = False,
+        wait: bool = True,
+        alone: bool = False,
     ) -> T:
-        """Run ``fn(conn)`` as one transaction; all or nothing. Not cancellable once sent.
+        """Run ``fn(conn)`` as one unit; all or nothing. Not cancellable once sent.
 
         If another process holds the write lock, the unit waits for it at most
         ``busy_timeout_ms`` from the moment it was queued (so units queued behind a
@@ -213,44 +253,95 @@ class Store:
         retries never hold the writer thread while calls from agents are queued.
 
         ``urgent`` units (settlement) run before queued normal ones (order flow, reads).
-        The events the unit appended are published to the listeners from the database
-        thread right after COMMIT, through the trio token's FIFO queue: listeners see
-        every commit in ``seq`` order, and before the writer's own task resumes.
+        Units queued together commit together (group commit, at most ``group_max``):
+        each runs in a SAVEPOINT of one ``BEGIN IMMEDIATE`` … ``COMMIT``, so a unit that
+        raises rolls back alone, and no unit's result or events are seen before the
+        COMMIT that made them durable. ``alone``: a long unit (a large batch) commits by
+        itself, so it never delays the answers of the small units grouped with it.
+        The events are published to the listeners from the database thread right after
+        COMMIT, through the trio token's FIFO queue: listeners see every commit in
+        ``seq`` order, and before the writers' own tasks resume.
         """
-        token = self._token
-        assert token is not None, "Store.open() first"
-        queued = time.monotonic()
+        assert self._token is not None, "Store.open() first"
         budget_ms = self.busy_timeout_ms if wait else 0
-
-        def unit(conn: sqlite3.Connection) -> T:
-            assert isinstance(conn, Connection)
-            # the lock wait left to this unit after its time in the queue
-            # (in 100 ms steps: the PRAGMA is re-run only when the step changes)
-            waited_ms = int((time.monotonic() - queued) * 1000)
-            set_busy_timeout(conn, max(0, budget_ms - waited_ms) // 100 * 100)
-            conn.pending = []
-            conn.on_rollback = []
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                conn.pending = None
-                _rollback(conn, exc)
-                undo, conn.on_rollback = conn.on_rollback or [], None
-                for step in reversed(undo):
-                    step()
-                self._raise_transient(exc, "write")
-                raise
-            conn.on_rollback = None
-            events, conn.pending = conn.pending, None
-            if events:
-                token.run_sync_soon(self._publish, events)
-            return result
-
-        result = await self._db.run(unit, URGENT if urgent else NORMAL)
+        unit = _Unit(fn, budget_ms, time.monotonic())
+        priority = URGENT if urgent else NORMAL
+        result: T
+        if alone:
+            result = await self._db.run(lambda c: self._run_group(c, [unit])[0].unwrap(), priority)
+        else:  # a grouped job's function goes to `_run_group`, which takes `_Unit`s
+            result = await self._db.run(unit, priority, grouped=True)  # type: ignore[arg-type]
         self.writes += 1
         return result
+
+    def _run_group(self, conn: sqlite3.Connection, units: list[_Unit[Any]]) -> list[Outcome[Any]]:
+        """Run ``units`` in as few transactions as they allow (one, unless SQLite itself
+        rolled a transaction back under a failing unit: the others then run again)."""
+        assert isinstance(conn, Connection)
+        results: list[Outcome[Any] | None] = [None] * len(units)
+        todo = list(range(len(units)))
+        while todo:
+            todo = self._transaction(conn, units, todo, results)
+        return results  # type: ignore[return-value]
+
+    def _transaction(
+        self,
+        conn: Connection,
+        units: list[_Unit[Any]],
+        todo: list[int],
+        results: list[Outcome[Any] | None],
+    ) -> list[int]:
+        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` over ``todo``; returns what must run again."""
+        token = self._token
+        assert token is not None
+        now = time.monotonic()
+        # the lock wait left after the time in the queue, for the most patient unit
+        # (in 100 ms steps: the PRAGMA is re-run only when the step changes)
+        left = max(units[i].budget_ms - int((now - units[i].queued) * 1000) for i in todo)
+        set_busy_timeout(conn, max(0, left) // 100 * 100)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            refusal = self._refusal(exc, "write")
+            for i in todo:
+                results[i] = Error(refusal)
+            return []
+        done: list[tuple[int, Any, list[Event], list[Callable[[], None]]]] = []
+        for pos, i in enumerate(todo):
+            conn.pending, conn.on_rollback = [], []
+            try:
+                conn.execute("SAVEPOINT unit")
+                value = units[i].fn(conn)
+                conn.execute("RELEASE unit")
+            except BaseException as exc:
+                undo = conn.on_rollback
+                conn.pending = conn.on_rollback = None
+                lost = not _undo_savepoint(conn)
+                for step in reversed(undo):
+                    step()
+                results[i] = Error(self._refusal(exc, "write"))
+                if lost:  # SQLite rolled everything back: the units before run again
+                    _rollback(conn, exc)
+                    _undo_all(done)
+                    return [j for j, *_ in done] + todo[pos + 1 :]
+                continue
+            done.append((i, value, conn.pending, conn.on_rollback))
+        conn.pending = conn.on_rollback = None
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            _rollback(conn, exc)
+            _undo_all(done)
+            refusal = self._refusal(exc, "write")
+            for j, *_ in done:
+                results[j] = Error(refusal)
+            return []
+        events = [event for _, _, unit_events, _ in done for event in unit_events]
+        if events:
+            token.run_sync_soon(self._publish, events)
+        for j, value, _, _ in done:
+            results[j] = Value(value)
+        return []
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on a read-only connection, in one snapshot of committed state."""
@@ -281,13 +372,20 @@ class Store:
 
     def _raise_transient(self, exc: BaseException, what: str) -> None:
         """Raise `Unavailable` from a busy/full/I-O error (logging the real cause)."""
+        refusal = self._refusal(exc, what)
+        if refusal is not exc:
+            raise refusal from exc
+
+    def _refusal(self, exc: BaseException, what: str) -> BaseException:
+        """`Unavailable` for a busy/full/I-O error (logging the real cause), else ``exc``."""
         refusal = transient(exc)
         if refusal is None:
-            return
+            return exc
         self.unavailable += 1
         name = getattr(exc, "sqlite_errorname", type(exc).__name__)
         log.warning("database %s refused: %s (%s)", what, exc, name)
-        raise refusal from exc
+        refusal.__cause__ = exc
+        return refusal
 
     def _publish(self, events: list[Event]) -> None:
         self._last_seq = events[-1].seq
@@ -308,6 +406,7 @@ class Store:
     def statistics(self) -> dict[str, int]:
         return {
             "writes": self.writes,
+            "groups": self._db.groups,
             "last_seq": self._last_seq,
             "unavailable": self.unavailable,
             "checkpoints": self.checkpoints,

@@ -2,23 +2,33 @@
 
 sqlite3 connections are not async; running every statement on one thread keeps the
 connection single-threaded and serialises all units of work, so each is a plain
-`BEGIN IMMEDIATE` … `COMMIT` with nothing interleaved.
+`BEGIN IMMEDIATE` … `COMMIT` with nothing interleaved. Grouped jobs found queued
+together are handed over together (the store commits them in one transaction).
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import outcome
 import trio
 
 T = TypeVar("T")
-_Job = tuple[Callable[[sqlite3.Connection], Any], Callable[[outcome.Outcome[Any]], None]]
+
+
+class _Job(NamedTuple):
+    fn: Callable[[sqlite3.Connection], Any]
+    deliver: Callable[[outcome.Outcome[Any]], None]
+    grouped: bool
+
+
+# runs the functions of grouped jobs together; one outcome per function, in order
+GroupRunner = Callable[[sqlite3.Connection, list[Any]], list[outcome.Outcome[Any]]]
 
 URGENT = 0  # settlement: accept, close, liquidate, funding, expiry
 NORMAL = 1  # order flow (requests, quotes) and reads
@@ -33,6 +43,10 @@ class DbThread:
 
     Jobs run by priority, then in submission order: urgent work (a fill, a close, a
     liquidation) does not wait behind a burst of quotes.
+
+    With a ``group`` runner, a grouped job at the head of the queue is taken together
+    with the grouped jobs right behind it (at most ``group_max``), and ``group`` runs
+    them all at once: under load the writer commits many units at the cost of one.
     """
 
     def __init__(
@@ -41,11 +55,16 @@ class DbThread:
         *,
         name: str = "perpd-sqlite",
         threads: int = 1,
+        group: GroupRunner | None = None,
+        group_max: int = 1,
     ) -> None:
-        if threads < 1:
-            raise ValueError("a DbThread needs at least one thread")
+        if threads < 1 or group_max < 1:
+            raise ValueError("a DbThread needs at least one thread and groups of one")
         self._connect = connect
-        self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
+        self._group = group
+        self._group_max = group_max
+        self._heap: list[tuple[int, int, _Job | None]] = []
+        self._wake = threading.Condition()
         self._order = itertools.count()
         self._ready = threading.Semaphore(0)
         self._error: BaseException | None = None
@@ -54,6 +73,29 @@ class DbThread:
             for i in range(threads)
         ]
         self.jobs_done = 0
+        self.groups = 0  # groups of more than one job run together
+
+    def _put(self, priority: int, job: _Job | None) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (priority, next(self._order), job))
+            self._wake.notify()
+
+    def _take(self) -> list[_Job] | None:
+        """The next job, with the grouped jobs queued right behind a grouped one."""
+        with self._wake:
+            while not self._heap:
+                self._wake.wait()
+            first = heapq.heappop(self._heap)[2]
+            if first is None:
+                return None
+            jobs = [first]
+            if first.grouped and self._group is not None:
+                while len(jobs) < self._group_max and self._heap:
+                    nxt = self._heap[0][2]
+                    if nxt is None or not nxt.grouped:
+                        break
+                    jobs.append(heapq.heappop(self._heap)[2])  # type: ignore[arg-type]
+            return jobs
 
     def start(self) -> None:
         for thread in self._threads:
@@ -73,16 +115,27 @@ class DbThread:
             return
         self._ready.release()
         try:
-            while (job := self._jobs.get()[2]) is not None:
-                fn, deliver = job
-                result = outcome.capture(fn, conn)
-                self.jobs_done += 1
-                deliver(result)
+            while (jobs := self._take()) is not None:
+                if jobs[0].grouped and self._group is not None:
+                    results = self._group(conn, [job.fn for job in jobs])
+                    self.groups += len(jobs) > 1
+                else:
+                    results = [outcome.capture(jobs[0].fn, conn)]
+                self.jobs_done += len(jobs)
+                for job, result in zip(jobs, results, strict=True):
+                    job.deliver(result)
         finally:
             conn.close()
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T], priority: int = NORMAL) -> T:
-        """Run ``fn(conn)`` on the database thread and return its result.
+    async def run(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        priority: int = NORMAL,
+        *,
+        grouped: bool = False,
+    ) -> T:
+        """Run ``fn(conn)`` on the database thread and return its result (``grouped``:
+        ``fn`` goes to the group runner, maybe with others).
 
         Not cancellable once submitted: the unit of work always finishes (commit or
         rollback) and its outcome reaches the caller, so a cancelled HTTP handler can
@@ -97,7 +150,7 @@ class DbThread:
             except trio.RunFinishedError:  # the run ended under us; nobody to tell
                 pass
 
-        self._jobs.put((priority, next(self._order), (fn, deliver)))
+        self._put(priority, _Job(fn, deliver, grouped))
         return await trio.lowlevel.wait_task_rescheduled(  # type: ignore[no-any-return]
             lambda _: trio.lowlevel.Abort.FAILED
         )
@@ -105,7 +158,7 @@ class DbThread:
     def stop(self) -> None:
         """Let queued work finish, then close the connections and join the threads."""
         for _ in self._threads:
-            self._jobs.put((_LAST, next(self._order), None))
+            self._put(_LAST, None)
         for thread in self._threads:
             if thread.is_alive():
                 thread.join()
