@@ -25,6 +25,7 @@ from perpd.api._limits import charge_agent
 from perpd.api._trade import QUOTE_OPTIONAL, QUOTE_REQUIRED, submit_quote
 from perpd.errors import ApiError, InvalidRequest, Unauthorized
 from perpd.markets import get_market
+from perpd.nursery import ws_wire
 from perpd.nursery.event_hub import CLOSE_LAGGING, Hub, Session
 from perpd.socket_limits import SocketGate
 from perpd.units import loads, parse_int
@@ -136,6 +137,9 @@ async def _serve(login: auth.Verified) -> None:
     hub, shutdown = _hub(), current_app.config["PERPD_SHUTDOWN"]
     await websocket.send(json.dumps({"type": "auth_ok", "seq": hub.dispatched}))
     default_since = hub.dispatched
+    wire = ws_wire.CURRENT.get() if websocket.http_version == "1.1" else None
+    if wire is not None:
+        wire.activate()  # from here every write of this socket is ordered by its wire
     session: Session | None = None
     async with trio.open_nursery() as nursery:
 
@@ -150,6 +154,8 @@ async def _serve(login: auth.Verified) -> None:
 
         async def pump(s: Session, since: int) -> None:
             await hub.catch_up(s, since, websocket.send)
+            if s.wire is not None:
+                await s.wire.flush_forever()  # the hub writes; this flushes what waits
             async for text in s.receive:
                 await websocket.send(text)
 
@@ -169,7 +175,7 @@ async def _serve(login: auth.Verified) -> None:
                         if session is not None:
                             raise InvalidRequest("already subscribed")
                         markets, since = _subscription(msg, default_since)
-                        session = Session(agent_id, markets)
+                        session = Session(agent_id, markets, wire)
                         nursery.start_soon(pump, session, since)
                         nursery.start_soon(on_lagging, session)
                     elif kind == "quote":
