@@ -86,9 +86,12 @@ class Wire:
         self._queued.set()
 
     async def send(self, data: bytes) -> bool:
-        """hypercorn's write, after everything queued before it; False if broken."""
+        """A write that waits for room, after everything queued before it; False if
+        broken. Written at once, it returns without a checkpoint or the lock."""
         if not self.broken:
             self._write(data)
+            if not self._pending:
+                return True
         return await self.flush()
 
     async def flush(self) -> bool:
