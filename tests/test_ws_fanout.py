@@ -138,6 +138,25 @@ async def test_a_frame_offered_to_a_gone_peer_closes_the_session(
     hub.dispatch([eth_event(hub.dispatched + 1)])  # harmless afterwards
 
 
+async def test_a_connection_closed_under_a_session_is_never_written_again(
+    store: Store, pair: tuple[Wire, socket.socket]
+) -> None:
+    """hypercorn may close the TCP stream before the socket's handler leaves the hub;
+    the kernel then reuses the descriptor's number for the next connection."""
+    hub = Hub(store)
+    wire, client = pair
+    session = Session("agent", frozenset({"ETH-PERP"}), wire)
+    await live(hub, session)
+    await wire._stream.aclose()
+    newer, peer = socket.socketpair()  # likely given the number just freed
+    with newer, peer:
+        peer.setblocking(False)
+        hub.dispatch([eth_event(hub.dispatched + 1)])
+        assert session.closed and wire.broken
+        with pytest.raises(BlockingIOError):
+            peer.recv(1)  # nothing reached the newer connection
+
+
 async def test_many_sockets_each_get_every_event_in_order_with_their_own_replies(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:

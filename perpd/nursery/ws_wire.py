@@ -45,7 +45,6 @@ class Wire:
 
     def __init__(self, stream: trio.SocketStream, lock: trio.Lock) -> None:
         self._stream = stream
-        self._fd = stream.socket.fileno()
         self._lock = lock
         self._pending = bytearray()
         self._queued = trio.Event()
@@ -71,9 +70,15 @@ class Wire:
         return not self.broken
 
     def _write(self, data: bytes) -> None:
+        # the descriptor is looked up each time: once hypercorn closed the connection it
+        # is -1, never a number the kernel may have given to a newer connection
+        fd = self._stream.socket.fileno()
+        if fd < 0:
+            self.broken = True
+            return
         if not self._pending and not self._lock.locked():
             try:
-                sent = os.write(self._fd, data)
+                sent = os.write(fd, data)
             except BlockingIOError:
                 sent = 0
             except OSError:  # the peer is gone: hypercorn's reader sees it and closes
