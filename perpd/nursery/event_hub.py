@@ -5,8 +5,8 @@ before its transaction committed), in ``seq`` order; the hub pushes each, encode
 as its final WebSocket frame, to every live session that may see it: written to the
 socket at once where it can be (`perpd.nursery.ws_wire`), else into a bounded queue.
 A session that subscribes with ``since`` first catches up from the database by itself,
-then turns live at a
-moment when it has sent exactly what the hub has dispatched: no gap, no duplicate.
+then turns live at a moment when it has sent exactly what the hub has dispatched: no
+gap, no duplicate.
 A session whose queue is full is closed (it resumes with ``since``), so one slow or
 dead client never slows the hub or anyone else.
 """
