@@ -6,7 +6,8 @@
    ``trade_request``; the requester accepts the first ``quote`` it receives; the
    sample is the time from the POST to the requester's ``position_opened``.
 3. With ``--sockets`` sockets subscribed, the time for one ``trade_request`` to reach
-   every socket (from just before the POST to the last arrival).
+   every socket (from just before the POST to the last arrival), as seen by light
+   clients (`_listeners`) so that the figure is the daemon's, not the bench's.
 
     python bench/ws_latency.py [--makers 50] [--rounds 100] [--sockets 1000]
 """
@@ -18,6 +19,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -25,6 +27,7 @@ from trio_websocket import WebSocketConnection, connect_websocket_url, open_webs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _daemon import REQUEST, BenchAgent, daemon, pct, summary  # noqa: E402
+from _listeners import Listeners  # noqa: E402
 
 
 async def echo_baseline(url: str, rounds: int) -> list[float]:
@@ -36,6 +39,9 @@ async def echo_baseline(url: str, rounds: int) -> list[float]:
             await ws.get_message()
             samples.append(time.perf_counter() - t)
     return samples[10:]
+
+
+MARKER = b'"type":"trade_request"'
 
 
 async def connected(
@@ -98,32 +104,38 @@ async def lifecycle_latency(
 
 
 async def fan_out(url: str, http: httpx.AsyncClient, n: int, rounds: int) -> list[float]:
+    """From just before the POST to the last of ``n`` sockets receiving its frame."""
     requester = BenchAgent(http)
     await requester.fund("10000000")
+    port = urlsplit(url).port
+    assert port is not None
+    listeners = await trio.to_thread.run_sync(
+        lambda: Listeners(port, n, lambda: BenchAgent(http).ws_auth(), ["ETH-PERP"])
+    )
     samples: list[float] = []
-    async with trio.open_nursery() as conns:
-        sockets = [await connected(conns, url, BenchAgent(http), ["ETH-PERP"]) for _ in range(n)]
+    last: list[float] = []
+
+    async def wait() -> None:
+        last.append(await trio.to_thread.run_sync(listeners.wait_all, MARKER))
+
+    try:
         await trio.sleep(1.0)
         for _ in range(rounds):
-            arrivals: list[float] = []
-            t = time.perf_counter()
-
-            async def wait_one(ws: WebSocketConnection, arrivals: list[float]) -> None:
-                while json.loads(await ws.get_message())["type"] != "trade_request":
-                    pass
-                arrivals.append(time.perf_counter())
-
+            listeners.drain()
             async with trio.open_nursery() as nursery:
-                for ws in sockets:
-                    nursery.start_soon(wait_one, ws, arrivals)
+                nursery.start_soon(wait)
+                await trio.sleep(0.05)  # the thread is polling
+                t = time.perf_counter()
                 await requester.post("/trade/request", {**REQUEST, "market": "ETH-PERP"})
-            samples.append(max(arrivals) - t)
-        conns.cancel_scope.cancel()
+            samples.append(last.pop() - t)
+    finally:
+        listeners.close()
     return samples
 
 
 async def main(makers: int, rounds: int, sockets: int) -> None:
-    async with daemon() as url:
+    # off-chain: the socket path is the same with a chain, and these quotes carry no consent
+    async with daemon("--chain", "none") as url:
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             await http.post("/dev/price", json={"market": "BTC-PERP", "price": "50000"})
             await http.post("/dev/price", json={"market": "ETH-PERP", "price": "3000"})
@@ -136,6 +148,11 @@ async def main(makers: int, rounds: int, sockets: int) -> None:
     for p in (50, 99):
         print(f"ratio p{p} lifecycle / echo: {pct(life, p) / pct(echo, p):.1f}")
     print(f"ratio p99 fan-out / echo p99: {pct(fan, 99) / pct(echo, 99):.1f}")
+    figures = {"makers": makers, "sockets": sockets}
+    for key, samples in (("echo", echo), ("lifecycle", life), ("fanout", fan)):
+        for p in (50, 99):
+            figures[f"{key}_p{p}_ms"] = round(pct(samples, p) * 1000, 2)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

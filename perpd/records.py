@@ -6,7 +6,9 @@ prices; no I/O, so the engine and the wire formatting can be tested without a da
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from perpd.money import PositionState
@@ -94,3 +96,11 @@ class Event:
     public: bool
     audience: tuple[str, ...]
     data: dict[str, Any]
+
+    @cached_property
+    def wire(self) -> str:
+        """The socket message (SPEC §6), built once for every socket that gets it."""
+        return json.dumps(
+            {"type": self.type, "seq": self.seq, "ts": self.ts, "data": self.data},
+            separators=(",", ":"),
+        )

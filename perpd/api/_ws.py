@@ -25,7 +25,9 @@ from perpd.api._limits import charge_agent
 from perpd.api._trade import QUOTE_OPTIONAL, QUOTE_REQUIRED, submit_quote
 from perpd.errors import ApiError, InvalidRequest, Unauthorized
 from perpd.markets import get_market
+from perpd.nursery import ws_wire
 from perpd.nursery.event_hub import CLOSE_LAGGING, Hub, Session
+from perpd.nursery.ws_wire import text_frame
 from perpd.socket_limits import SocketGate
 from perpd.units import loads, parse_int
 
@@ -51,6 +53,16 @@ def _error(exc: ApiError, **extra: Any) -> str:
 
 def _internal() -> str:
     return _error(ApiError("internal error; the daemon logged it", code="internal"))
+
+
+async def _send(text: str) -> None:
+    """A message of this socket: by its wire once active (`perpd.nursery.ws_wire`: in
+    order with the hub's frames, without quart's and hypercorn's layers), else quart's."""
+    wire = ws_wire.CURRENT.get()
+    if wire is None or not wire.active:
+        await websocket.send(text)
+    elif not wire.closing:  # after a close frame nothing is sent (RFC 6455 §5.5.1)
+        await wire.send(text_frame(text.encode()))  # a broken one: hypercorn closes it
 
 
 async def _receive_object() -> dict[str, Any]:
@@ -136,6 +148,9 @@ async def _serve(login: auth.Verified) -> None:
     hub, shutdown = _hub(), current_app.config["PERPD_SHUTDOWN"]
     await websocket.send(json.dumps({"type": "auth_ok", "seq": hub.dispatched}))
     default_since = hub.dispatched
+    wire = ws_wire.CURRENT.get() if websocket.http_version == "1.1" else None
+    if wire is not None:
+        wire.activate()  # from here every write of this socket is ordered by its wire
     session: Session | None = None
     async with trio.open_nursery() as nursery:
 
@@ -149,7 +164,9 @@ async def _serve(login: auth.Verified) -> None:
             await close(CLOSE_GOING_AWAY, "server shutting down")
 
         async def pump(s: Session, since: int) -> None:
-            await hub.catch_up(s, since, websocket.send)
+            await hub.catch_up(s, since, _send)
+            if s.wire is not None:
+                await s.wire.flush_forever()  # the hub writes; this flushes what waits
             async for text in s.receive:
                 await websocket.send(text)
 
@@ -169,20 +186,20 @@ async def _serve(login: auth.Verified) -> None:
                         if session is not None:
                             raise InvalidRequest("already subscribed")
                         markets, since = _subscription(msg, default_since)
-                        session = Session(agent_id, markets)
+                        session = Session(agent_id, markets, wire)
                         nursery.start_soon(pump, session, since)
                         nursery.start_soon(on_lagging, session)
                     elif kind == "quote":
                         await _quote(login, msg)
                     elif kind == "ping":
-                        await websocket.send(json.dumps({"type": "pong", "ts": int(time.time())}))
+                        await _send(json.dumps({"type": "pong", "ts": int(time.time())}))
                     else:
                         raise InvalidRequest(f"unknown message type {kind!r}")
                 except ApiError as exc:
-                    await websocket.send(_error(exc, client_id=_client_id(msg)))
+                    await _send(_error(exc, client_id=_client_id(msg)))
                 except Exception:
                     log.exception("socket message failed on a bug")
-                    await websocket.send(_internal())
+                    await _send(_internal())
                     await close(CLOSE_INTERNAL, "internal error")
         finally:
             if session is not None:
@@ -205,4 +222,4 @@ async def _quote(login: auth.Verified, msg: dict[str, Any]) -> None:
     ack = {"type": "quote_ack", "quote_id": quote.quote_id, "request_id": quote.request_id}
     if "client_id" in msg:
         ack["client_id"] = msg["client_id"]
-    await websocket.send(json.dumps(ack))
+    await _send(json.dumps(ack))

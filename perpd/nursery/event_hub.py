@@ -1,17 +1,18 @@
 """The event hub: fans committed events out to WebSocket sessions, in ``seq`` order.
 
 The store hands the hub each commit's events right after COMMIT (so nothing is sent
-before its transaction committed), in ``seq`` order; the hub pushes each, encoded once,
-into the bounded queue of every live session that may see it. A session that subscribes
-with ``since`` first catches up from the database by itself, then turns live at a
-moment when it has sent exactly what the hub has dispatched: no gap, no duplicate.
+before its transaction committed), in ``seq`` order; the hub pushes each, encoded once
+as its final WebSocket frame, to every live session that may see it: written to the
+socket at once where it can be (`perpd.nursery.ws_wire`), else into a bounded queue.
+A session that subscribes with ``since`` first catches up from the database by itself,
+then turns live at a moment when it has sent exactly what the hub has dispatched: no
+gap, no duplicate.
 A session whose queue is full is closed (it resumes with ``since``), so one slow or
 dead client never slows the hub or anyone else.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from functools import partial
 
 import trio
 
+from perpd.nursery.ws_wire import Wire, text_frame
 from perpd.records import Event
 from perpd.store import Store
 from perpd.store import queries as q
@@ -30,31 +32,40 @@ BATCH = 500
 CLOSE_LAGGING = 4001  # application close code: too slow, reconnect with since=<last seq>
 
 
-def encode(e: Event) -> str:
-    return json.dumps(
-        {"type": e.type, "seq": e.seq, "ts": e.ts, "data": e.data}, separators=(",", ":")
-    )
-
-
 def visible(e: Event, agent_id: str, markets: frozenset[str]) -> bool:
     """SPEC §6: public events of subscribed markets; an agent's own events everywhere."""
     return (e.public and e.market in markets) or agent_id in e.audience
 
 
 class Session:
-    """One subscribed socket as the hub sees it: who, which markets, a bounded queue."""
+    """One subscribed socket as the hub sees it: who, which markets, a bounded queue.
 
-    def __init__(self, agent_id: str, markets: frozenset[str]) -> None:
+    With a `Wire` (a plain HTTP/1.1 socket) the hub writes each frame to the socket at
+    once and the queue is the wire's (frames beyond the kernel's buffer); without one,
+    texts wait in a memory channel for the socket's task to send them.
+    """
+
+    def __init__(self, agent_id: str, markets: frozenset[str], wire: Wire | None = None) -> None:
         self.agent_id = agent_id
         self.markets = markets
+        self.wire = wire
         self.send, self.receive = trio.open_memory_channel[str](QUEUE_SIZE)
         self.closed = False  # its socket is gone: never (re-)register it
         self.cursor = 0  # last seq handed to this client (replayed or queued)
         self.lagging = trio.Event()
 
-    def offer(self, e: Event, text: str) -> None:
-        """Queue ``e`` unless already sent; a full queue marks the session as lagging."""
+    def offer(self, e: Event, text: str, frame: bytes = b"") -> None:
+        """Send or queue ``e`` unless already sent; a full queue marks it as lagging."""
         if e.seq <= self.cursor or self.lagging.is_set() or self.closed:
+            return
+        if self.wire is not None:
+            if not self.wire.offer(frame or text_frame(text.encode()), QUEUE_SIZE):
+                if self.wire.closing or self.wire.broken:
+                    self.closed = True
+                else:
+                    self.lagging.set()
+                return
+            self.cursor = e.seq
             return
         try:
             self.send.send_nowait(text)
@@ -118,20 +129,21 @@ class Hub:
             )
             for e in events:
                 if visible(e, s.agent_id, s.markets):
-                    await deliver(encode(e))
+                    await deliver(e.wire)
             s.cursor = events[-1].seq if len(events) == BATCH else target
 
     def dispatch(self, events: list[Event]) -> None:
         """Offer each event to the live sessions that may see it (never blocks)."""
         for e in events:
-            text = encode(e)
+            text = e.wire
+            frame = text_frame(text.encode())  # one frame for every socket
             targets: set[Session] = set()
             if e.public and e.market is not None:
                 targets |= self._by_market.get(e.market, set())
             for agent in e.audience:
                 targets |= self._by_agent.get(agent, set())
             for s in targets:
-                s.offer(e, text)
+                s.offer(e, text, frame)
             self.dispatched = e.seq
 
     def _committed(self, events: list[Event]) -> None:

@@ -32,7 +32,7 @@ import hypercorn.protocol.h11
 import hypercorn.trio.run
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.events import Closed, Event
+from hypercorn.events import Closed, Event, RawData
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.ws_stream import FrameTooLargeError, WebsocketBuffer, WSStream
 from hypercorn.trio.tcp_server import TCPServer
@@ -40,6 +40,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
+from perpd.nursery import ws_wire
 from perpd.ratelimit import Buckets, address_key
 
 
@@ -117,6 +118,13 @@ class BoundedWSStream(WSStream):
         super().__init__(*args, **kwargs)
         self.buffer = _BoundedBuffer(self.config.websocket_max_message_size)
 
+    async def _send_wsproto_event(self, event: Any) -> None:
+        if isinstance(event, CloseConnection):  # no event frame may follow the close
+            wire = ws_wire.CURRENT.get()
+            if wire is not None:
+                wire.closing = True
+        await super()._send_wsproto_event(event)
+
     async def _fail(self, code: int, reason: str | None = None) -> None:
         await self._send_wsproto_event(CloseConnection(code=code, reason=reason))
         await self.send(StreamClosed(stream_id=self.stream_id))
@@ -147,6 +155,9 @@ class BoundedWSStream(WSStream):
 
 class CappedTCPServer(TCPServer):
     async def run(self) -> None:
+        # the connection's wire, seen by the tasks it spawns (its WebSocket's handler)
+        self.wire = ws_wire.for_stream(self.stream, self.send_lock)
+        ws_wire.CURRENT.set(self.wire)
         gate: ConnectionGate | None = getattr(self.config, "perpd_connections", None)
         if gate is None:
             await super().run()
@@ -171,6 +182,10 @@ class CappedTCPServer(TCPServer):
             async with self.send_lock:  # (BusyResourceError when both close at once)
                 await self._close()
             await self.protocol.handle(Closed())
+            return
+        if isinstance(event, RawData) and self.wire is not None and self.wire.active:
+            if not await self.wire.send(event.data):  # in order with the hub's frames
+                await self.protocol.handle(Closed())
             return
         await super().protocol_send(event)
 
