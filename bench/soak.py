@@ -318,7 +318,9 @@ async def hostile_phase(run: Run, seconds: float, chosen: frozenset[str]) -> lis
 async def main(
     duration: float, traders: int, makers: int, interval: float, chosen: frozenset[str]
 ) -> dict[str, Any]:
-    async with daemon_process() as d:
+    # off-chain: the honest agents here sign calls, not consents (issue 8 measures the
+    # router's hardening; bench/chain_lifecycle.py measures the chain's cost)
+    async with daemon_process("--chain", "none") as d:
         run = Run(d.url, interval)
         async with trio.open_nursery() as honest:
             clients = [
