@@ -44,7 +44,7 @@ from perpd.store import migrate  # noqa: E402
 from perpd.store import queries as q  # noqa: E402
 
 REQUESTERS, MAKERS = 2_000, 200
-LEAD_S = 25.0  # from the positions' making to T0: the writes, the daemon's start, idle
+LEAD_S = 35.0  # from the positions' making to T0: the writes, the daemon's start, idle
 POLL_S = 0.02
 
 

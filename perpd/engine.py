@@ -544,7 +544,7 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     locked: dict[str, int] = {}
     events: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
     for row in q.funding_due_rows(conn, ctx.ts, limit):
-        pid, market, requester, maker, side, n, p0, cr, cm, imr, imm, rate, t_base, paid = row
+        key, pid, market, requester, maker, side, n, p0, cr, cm, imr, imm, rate, t_base, paid = row
         _due, transfer = money.funding_transfer(n, rate, t_base, paid, cr, cm, boundary, period)
         if transfer:
             cr, cm, paid = cr - transfer, cm + transfer, paid + transfer
@@ -553,7 +553,7 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
             data = _funding_data(pid, requester, maker, transfer, boundary, rate)
             events.append((market, data, (requester, maker)))
         low, high = money.price_bounds(side, n, p0, imr, cr, imm, cm)
-        updates.append((pid, cr, cm, paid, transfer, next_at, low, high))
+        updates.append((key, cr, cm, paid, transfer, next_at, low, high))
     if updates:
         q.apply_funding(conn, updates)
         q.adjust_locked(conn, locked)
