@@ -131,7 +131,7 @@ async def pairs(url: str, http: httpx.AsyncClient, count: int) -> list[tuple[Cli
 async def wait_settled(conn: sqlite3.Connection, at: int, start: float) -> float:
     """Seconds from ``start`` (wall clock) until no open position is due at ``at``."""
     # another process's file: there is nothing to wait on but the file itself
-    while await trio.to_thread.run_sync(q.count_funding_due, conn, at):  # noqa: ASYNC110
+    while await trio.to_thread.run_sync(q.any_funding_due, conn, at):  # noqa: ASYNC110
         await trio.sleep(POLL_S)
     return time.time() - start
 

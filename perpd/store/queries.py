@@ -908,3 +908,15 @@ def append_events_bulk(
     pending = getattr(conn, "pending", None)
     if pending is not None:  # the store publishes these after COMMIT
         pending.extend(made)
+
+
+def any_funding_due(conn: sqlite3.Connection, now: int) -> bool:
+    """Whether some open position is due a funding settlement (one index seek)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM positions INDEXED BY positions_funding "
+            "WHERE status = 'open' AND next_funding_at <= ? LIMIT 1",
+            (whole(now),),
+        ).fetchone()
+        is not None
+    )
