@@ -13,6 +13,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from solders.pubkey import Pubkey
 
@@ -494,24 +495,31 @@ def _move_funding(conn: sqlite3.Connection, p: Position, transfer: int) -> None:
         q.adjust_account(conn, p.maker, 0, transfer)
 
 
+def _funding_data(
+    position_id: str, requester: str, maker: str, transfer: int, settled_to: int, rate: int
+) -> dict[str, Any]:
+    """SPEC §6 ``funding_settled`` data (> 0: the requester paid the maker)."""
+    payer, receiver = (requester, maker) if transfer > 0 else (maker, requester)
+    return {
+        "position_id": position_id,
+        "amount_usdc": format_usdc(abs(transfer)),
+        "payer": payer,
+        "receiver": receiver,
+        "settled_to": settled_to,
+        "funding_rate": format_rate(rate),
+    }
+
+
 def _funding_event(
     conn: sqlite3.Connection, ctx: Ctx, p: Position, transfer: int, settled_to: int
 ) -> None:
     if transfer == 0:
         return
-    payer, receiver = (p.requester, p.maker) if transfer > 0 else (p.maker, p.requester)
     q.append_event(
         conn,
         ctx.ts,
         "funding_settled",
-        {
-            "position_id": p.position_id,
-            "amount_usdc": format_usdc(abs(transfer)),
-            "payer": payer,
-            "receiver": receiver,
-            "settled_to": settled_to,
-            "funding_rate": format_rate(p.state.rate_ppm),
-        },
+        _funding_data(p.position_id, p.requester, p.maker, transfer, settled_to, p.state.rate_ppm),
         market=p.market,
         audience=[p.requester, p.maker],
     )
@@ -524,11 +532,33 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     same schedule however late the scheduler runs, and catching up after downtime
     settles to the latest boundary in one step, exactly (continuous accrual), and never
     twice. Selected inside the transaction, so nothing is read twice or goes stale.
+
+    Set-based: one read of the columns funding needs, the money rule per row
+    (`money.funding_transfer`, the same one a single settlement uses), then one
+    statement each for the positions, the agents' locked balances and the events.
     """
-    due = q.positions_funding_due(conn, ctx.ts, limit)
-    for p in due:
-        _settle_funding(conn, ctx, p)
-    return len(due)
+    period = ctx.funding_period_s
+    boundary = ctx.ts // period * period
+    next_at = next_funding_time(ctx.ts, period)
+    updates: list[q.FundingUpdate] = []
+    locked: dict[str, int] = {}
+    events: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
+    for row in q.funding_due_rows(conn, ctx.ts, limit):
+        key, pid, market, requester, maker, side, n, p0, cr, cm, imr, imm, rate, t_base, paid = row
+        _due, transfer = money.funding_transfer(n, rate, t_base, paid, cr, cm, boundary, period)
+        if transfer:
+            cr, cm, paid = cr - transfer, cm + transfer, paid + transfer
+            locked[requester] = locked.get(requester, 0) - transfer
+            locked[maker] = locked.get(maker, 0) + transfer
+            data = _funding_data(pid, requester, maker, transfer, boundary, rate)
+            events.append((market, data, (requester, maker)))
+        low, high = money.price_bounds(side, n, p0, imr, cr, imm, cm)
+        updates.append((key, cr, cm, paid, transfer, next_at, low, high))
+    if updates:
+        q.apply_funding(conn, updates)
+        q.adjust_locked(conn, locked)
+        q.append_events_bulk(conn, ctx.ts, "funding_settled", events)
+    return len(updates)
 
 
 def settle_funding_of(

@@ -42,6 +42,7 @@ __all__ = [
     "close_position",
     "equities",
     "funding_due",
+    "funding_transfer",
     "initial_margin",
     "liquidatable_side",
     "liquidate",
@@ -51,6 +52,7 @@ __all__ = [
     "open_fee",
     "open_position",
     "pnl",
+    "price_bounds",
     "settle_funding",
     "trunc_div",
     "under_maintenance",
@@ -237,6 +239,27 @@ class FundingResult:
     due: int  # due(now) since t_base, whether or not all of it could be collected
 
 
+def funding_transfer(
+    notional: int,
+    rate_ppm: int,
+    t_base: int,
+    funding_paid: int,
+    cr: int,
+    cm: int,
+    now: int,
+    period_s: int,
+) -> tuple[int, int]:
+    """(due(now), transfer) of `settle_funding`, on a position's stored values: the one
+    rule, also for the batch settlement, which has no `PositionState` to build per row."""
+    if now <= t_base:
+        return 0, 0
+    due = funding_due(notional, rate_ppm, now - t_base, period_s)
+    delta = due - funding_paid
+    if delta * rate_ppm <= 0:  # only a clock regression: never refund funding
+        return due, 0
+    return due, _clamp(delta, -cm, cr)
+
+
 def settle_funding(state: PositionState, now: int, period_s: int) -> FundingResult:
     """Move ``due(now) − paid`` between the locked collaterals, capped by the payer's.
 
@@ -250,13 +273,10 @@ def settle_funding(state: PositionState, now: int, period_s: int) -> FundingResu
     """
     _int("now", now)
     _positive("period_s", period_s)
-    if now <= state.t_base:
-        return FundingResult(state=state, transfer=0, due=0)
-    due = funding_due(state.notional, state.rate_ppm, now - state.t_base, period_s)
-    delta = due - state.funding_paid
-    if delta * state.rate_ppm <= 0:  # only a clock regression: never refund funding
-        return FundingResult(state=state, transfer=0, due=due)
-    transfer = _clamp(delta, -state.cm, state.cr)
+    s = state
+    due, transfer = funding_transfer(
+        s.notional, s.rate_ppm, s.t_base, s.funding_paid, s.cr, s.cm, now, period_s
+    )
     if transfer == 0:
         return FundingResult(state=state, transfer=0, due=due)
     new = replace(
@@ -312,10 +332,17 @@ def liquidation_price_bounds(state: PositionState) -> tuple[int | None, int | No
     For a long requester pnl = ⌊N·P/P0⌋ − N, for a short one N − ⌈N·P/P0⌉; each
     inequality then solves to a single integer threshold on P.
     """
-    n, p0 = state.notional, state.entry_price
-    a = (state.imr - 2 * state.cr - 1) // 2  # requester under  ⇔ pnl <= a
-    b = -((state.imm - 2 * state.cm - 1) // 2)  # maker under ⇔ pnl >= b
-    if state.side == 1:
+    s = state
+    return price_bounds(s.side, s.notional, s.entry_price, s.imr, s.cr, s.imm, s.cm)
+
+
+def price_bounds(
+    side: int, n: int, p0: int, imr: int, cr: int, imm: int, cm: int
+) -> tuple[int | None, int | None]:
+    """`liquidation_price_bounds` on a position's stored values (the batch settlement)."""
+    a = (imr - 2 * cr - 1) // 2  # requester under  ⇔ pnl <= a
+    b = -((imm - 2 * cm - 1) // 2)  # maker under ⇔ pnl >= b
+    if side == 1:
         # requester under ⇔ ⌊N·P/P0⌋ <= a + N ⇔ N·P < (a + N + 1)·P0
         low = ((a + n + 1) * p0 - 1) // n
         # maker under ⇔ ⌊N·P/P0⌋ >= b + N ⇔ N·P >= (b + N)·P0

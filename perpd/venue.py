@@ -88,6 +88,7 @@ class Venue:
         *,
         urgent: bool = False,
         wait: bool = True,
+        alone: bool = False,
     ) -> T:
         """Run ``unit`` as one transaction, refusing a replayed signature inside it.
 
@@ -101,6 +102,7 @@ class Venue:
         queued order flow. ``wait=False``: do not wait for a lock held by another
         process (background services, which retry; see `Store.write`). A ``session``
         auth (an action on a socket) was recorded once, when its socket opened.
+        ``alone``: a long unit (a funding batch) commits by itself, never in a group.
         """
         record = auth is not None and not auth.session
         if record:
@@ -115,7 +117,7 @@ class Venue:
             return unit(conn, self._ctx())
 
         try:
-            result = await self.store.write(work, urgent=urgent, wait=wait)
+            result = await self.store.write(work, urgent=urgent, wait=wait, alone=alone)
         except ApiError as exc:
             if record and auth is not None:
                 if not isinstance(exc, _NOT_SPENT):

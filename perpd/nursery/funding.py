@@ -12,6 +12,9 @@ that fails on a bug is quarantined for that position alone.
 from __future__ import annotations
 
 import logging
+import math
+import sqlite3
+import time
 from functools import partial
 
 import trio
@@ -25,7 +28,13 @@ from perpd.venue import Venue
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
+BATCH = 200  # term closes per pass
+# positions per funding unit: the first unit's size, then sized to hold the writer for
+# about UNIT_S (a unit is set-based, its time proportional to its positions), so an
+# accept queued behind one waits no longer than that, however loaded the machine
+FUNDING_BATCH = 250
+MIN_BATCH, MAX_BATCH = 50, 2000
+UNIT_S = 0.02
 MAX_SLEEP_S = 1.0
 RETRY_S = 0.25
 
@@ -46,13 +55,25 @@ async def settle_due(venue: Venue) -> int:
             done += n
             if n < SETTLE_BATCH:
                 return done
+    limit = FUNDING_BATCH
     while True:
-        n = await venue.mutate(
-            partial(engine.settle_funding_due, limit=BATCH), urgent=True, wait=False
+        n, took = await venue.mutate(
+            partial(_timed_batch, limit=limit), urgent=True, wait=False, alone=True
         )
         done += n
-        if n < BATCH:
+        if n < limit:
             return done
+        # halfway (geometrically) to the size that takes UNIT_S: steady, no oscillation
+        aim = limit * UNIT_S / max(took, 1e-4)
+        limit = max(MIN_BATCH, min(MAX_BATCH, int(math.sqrt(limit * aim))))
+
+
+def _timed_batch(conn: sqlite3.Connection, ctx: engine.Ctx, limit: int) -> tuple[int, float]:
+    """A funding unit and how long it ran (on the writer thread: its own time, not the
+    time it queued)."""
+    began = time.perf_counter()
+    n = engine.settle_funding_due(conn, ctx, limit)
+    return n, time.perf_counter() - began
 
 
 async def close_expired_terms(venue: Venue, quarantine: Quarantine | None = None) -> int:

@@ -547,8 +547,8 @@ def liquidation_candidates(conn: sqlite3.Connection, market: str, price: int) ->
 
 def positions_funding_due(conn: sqlite3.Connection, now: int, limit: int) -> list[Position]:
     rows = conn.execute(
-        f"SELECT {_POSITION_COLS} FROM positions WHERE status = 'open' AND next_funding_at <= ? "
-        "ORDER BY next_funding_at LIMIT ?",
+        f"SELECT {_POSITION_COLS} FROM positions INDEXED BY positions_funding "
+        "WHERE status = 'open' AND next_funding_at <= ? ORDER BY next_funding_at LIMIT ?",
         (whole(now), limit),
     )
     return [_position(r) for r in rows]
@@ -564,10 +564,12 @@ def positions_term_due(conn: sqlite3.Connection, now: int, limit: int) -> list[P
 
 
 def next_position_deadline(conn: sqlite3.Connection) -> int | None:
-    """The earliest funding time or term expiry among open positions."""
+    """The earliest funding time or term expiry among open positions: two seeks on the
+    partial indexes (one min() over both columns scans every open position)."""
     row = conn.execute(
-        "SELECT min(min(next_funding_at), coalesce(min(expires_at), 1 << 62)) "
-        "FROM positions WHERE status = 'open'"
+        "SELECT min((SELECT min(next_funding_at) FROM positions INDEXED BY positions_funding "
+        "WHERE status = 'open'), coalesce((SELECT min(expires_at) FROM positions "
+        "INDEXED BY positions_term WHERE status = 'open'), 1 << 62))"
     ).fetchone()
     return row[0]
 
@@ -786,3 +788,135 @@ def verify(conn: sqlite3.Connection) -> list[str]:
     if count and (first != 1 or last != count):
         problems.append(f"events: {count} events but seq runs {first}..{last}")
     return problems
+
+
+# ---------------------------------------------------------------- funding at scale
+
+
+def insert_positions(
+    conn: sqlite3.Connection, rows: Iterable[tuple[Position, tuple[int | None, int | None]]]
+) -> None:
+    """Insert new positions with their liquidation bounds in one statement (bulk loads:
+    the funding bench builds 100,000 at once)."""
+    conn.executemany(
+        f"INSERT INTO positions ({', '.join(_POSITION_WRITE_COLS)}) "
+        f"VALUES ({','.join('?' * len(_POSITION_WRITE_COLS))})",
+        (_position_values(p, liq) for p, liq in rows),
+    )
+
+
+def count_funding_due(conn: sqlite3.Connection, now: int) -> int:
+    """How many open positions are due a funding settlement at ``now`` (for progress)."""
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM positions INDEXED BY positions_funding "
+            "WHERE status = 'open' AND next_funding_at <= ?",
+            (whole(now),),
+        ).fetchone()[0]
+    )
+
+
+def funding_settled_counts(conn: sqlite3.Connection, prefix: str = "") -> tuple[int, int]:
+    """(``funding_settled`` events, distinct positions they name), for positions whose
+    id starts with ``prefix``: a check that each position was told exactly once."""
+    row = conn.execute(
+        "SELECT count(*), count(DISTINCT data ->> 'position_id') FROM events "
+        "WHERE type = 'funding_settled' AND substr(data ->> 'position_id', 1, ?) = ?",
+        (len(prefix), prefix),
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+_FUNDING_COLS = (
+    "rowid, position_id, market, requester, maker, side, notional, entry_price, "
+    "cr, cm, imr, imm, rate, t_base, funding_paid"
+)
+# (rowid, position_id, market, requester, maker, side, N, P0, Cr, Cm, IMr, IMm, f, t_base,
+#  paid)
+FundingRow = tuple[int, str, str, str, str, int, int, int, int, int, int, int, int, int, int]
+# (rowid, Cr, Cm, paid, transfer, next_funding_at, liq_low, liq_high)
+FundingUpdate = tuple[int, int, int, int, int, int, int | None, int | None]
+
+
+def funding_due_rows(conn: sqlite3.Connection, now: int, limit: int) -> list[FundingRow]:
+    """The columns funding needs of up to ``limit`` due positions, earliest due first.
+
+    ``INDEXED BY`` the partial index on next_funding_at: left to itself the planner
+    takes the status index, reads every open position and sorts them, per batch."""
+    rows = conn.execute(
+        f"SELECT {_FUNDING_COLS} FROM positions INDEXED BY positions_funding "
+        "WHERE status = 'open' AND next_funding_at <= ? ORDER BY next_funding_at LIMIT ?",
+        (whole(now), limit),
+    )
+    return rows.fetchall()
+
+
+def apply_funding(conn: sqlite3.Connection, updates: list[FundingUpdate]) -> None:
+    """Write a batch's settled collaterals, funding counters, next funding times and
+    liquidation bounds in one statement (the batch travels as one JSON array), by rowid:
+    the due rows come in rowid order, so the table is walked forward, not by its text key."""
+    conn.execute(
+        "UPDATE positions SET cr = u.value ->> 1, cm = u.value ->> 2, "
+        "funding_paid = u.value ->> 3, funding_total = funding_total + (u.value ->> 4), "
+        "next_funding_at = u.value ->> 5, liq_low = u.value ->> 6, liq_high = u.value ->> 7 "
+        "FROM json_each(?) AS u WHERE positions.rowid = u.value ->> 0",
+        (json.dumps(updates),),
+    )
+
+
+def adjust_locked(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:
+    """Add each agent's net ``locked`` change in one statement (funding moves locked
+    collateral between agents that hold it, so every agent already has a row)."""
+    if deltas:
+        conn.execute(
+            "UPDATE accounts SET locked = locked + (d.value ->> 1) FROM json_each(?) AS d "
+            "WHERE accounts.agent_id = d.value ->> 0",
+            (json.dumps(list(deltas.items())),),
+        )
+
+
+def append_events_bulk(
+    conn: sqlite3.Connection,
+    ts: int,
+    type_: str,
+    events: list[tuple[str, dict[str, Any], tuple[str, ...]]],
+) -> None:
+    """Append private events ``(market, data, audience)``: one statement for the events,
+    one for their audiences; seqs follow on from the log's in list order, exactly as that
+    many `append_event` calls would number them."""
+    if not events:
+        return
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    first = (row[0] if row else 0) + 1
+    made = [
+        Event(first + i, ts, type_, market, False, tuple(dict.fromkeys(who)), data)
+        for i, (market, data, who) in enumerate(events)
+    ]
+    rows = [(e.seq, e.market, json.dumps(e.data, separators=(",", ":"))) for e in made]
+    conn.execute(
+        "INSERT INTO events (seq, ts, type, market, public, data) "
+        "SELECT e.value ->> 0, ?, ?, e.value ->> 1, 0, e.value ->> 2 FROM json_each(?) AS e",
+        (ts, type_, json.dumps(rows)),
+    )
+    # in key order: each insert lands next to the last in the (agent_id, seq) tree
+    audience = sorted((who, e.seq) for e in made for who in e.audience)
+    conn.execute(
+        "INSERT INTO event_audience (agent_id, seq) "
+        "SELECT a.value ->> 0, a.value ->> 1 FROM json_each(?) AS a",
+        (json.dumps(audience),),
+    )
+    pending = getattr(conn, "pending", None)
+    if pending is not None:  # the store publishes these after COMMIT
+        pending.extend(made)
+
+
+def any_funding_due(conn: sqlite3.Connection, now: int) -> bool:
+    """Whether some open position is due a funding settlement (one index seek)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM positions INDEXED BY positions_funding "
+            "WHERE status = 'open' AND next_funding_at <= ? LIMIT 1",
+            (whole(now),),
+        ).fetchone()
+        is not None
+    )

@@ -1,0 +1,138 @@
+"""Funding at scale: a batch settles set-based, exactly as position-by-position settlement
+does, in a few statements however many positions it holds; the scheduler's units leave
+the writer to other work between batches."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import trio
+import trio.lowlevel
+
+from perpd import engine, money
+from perpd.nursery import funding
+from perpd.oracle import PriceBook
+from perpd.records import Position
+from perpd.store import Store, connect
+from perpd.store import queries as q
+from perpd.venue import Venue
+
+PERIOD = 28_800
+T = 1_000 * PERIOD + 5  # just after a boundary: every position below is due
+PRICE = 50_000 * 10**8
+M = 1_000_000
+
+
+def ctx(now: float) -> engine.Ctx:
+    return engine.Ctx(now, PERIOD, lambda market: PRICE)
+
+
+def build(path: Path, n: int) -> None:
+    """``n`` due positions of every kind funding meets: both signs of the rate, a payer
+    whose collateral caps the transfer, one already paid up, one opened after the
+    boundary (nothing due), with balances that lock exactly their collaterals."""
+    rnd = random.Random(7)
+    agents = [f"agent{i:03d}" for i in range(40)]
+    conn = connect(path)
+    rows = []
+    locked = dict.fromkeys(agents, 0)
+    for i in range(n):
+        requester, maker = rnd.sample(agents, 2)
+        notional = rnd.randrange(10, 50_000) * M
+        state, _fee = money.open_position(
+            rnd.choice((1, -1)),
+            notional,
+            PRICE,
+            rnd.choice((2, 10, 50)),
+            rnd.choice((notional // 50, notional // 2, 3)),  # 3: a maker nearly wiped out
+            rnd.choice((-900_000, -300, 1, 250, 5_000)),
+            T - rnd.choice((PERIOD, 3 * PERIOD, 7, 0, -3)),  # -3: opened after the boundary
+        )
+        if i % 17 == 0:  # already paid what is due at the boundary: moves nothing
+            boundary = T // PERIOD * PERIOD
+            due = money.funding_due(
+                state.notional, state.rate_ppm, max(0, boundary - state.t_base), PERIOD
+            )
+            state = replace(state, funding_paid=due)
+        p = Position(
+            f"pos_{i:06d}", f"req_{i}", f"quo_{i}", "BTC-PERP", requester, maker, 10, state,
+            0, 0, "open", state.t_base, None, T - rnd.randrange(0, 3),
+        )  # fmt: skip
+        rows.append((p, money.liquidation_price_bounds(state)))
+        locked[requester] += state.cr
+        locked[maker] += state.cm
+    conn.execute("BEGIN")
+    for agent in agents:
+        q.record_deposit(conn, agent, locked[agent] + 1_000 * M)
+        q.adjust_account(conn, agent, -locked[agent], locked[agent])
+    q.insert_positions(conn, rows)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_a_batch_settles_exactly_as_one_position_at_a_time(tmp_path: Path) -> None:
+    """Same balances, positions (collaterals, paid, totals, next time, liquidation
+    bounds), events (data, seq, audience) as the reference path, row for row."""
+    build(tmp_path / "batch.db", 600)
+    shutil.copy(tmp_path / "batch.db", tmp_path / "single.db")
+    batch, single = connect(tmp_path / "batch.db"), connect(tmp_path / "single.db")
+    settled = []
+    while True:
+        batch.execute("BEGIN IMMEDIATE")
+        settled.append(engine.settle_funding_due(batch, ctx(T), 128))
+        batch.execute("COMMIT")
+        if settled[-1] < 128:
+            break
+    single.execute("BEGIN IMMEDIATE")
+    for p in q.positions_funding_due(single, T, 1 << 20):
+        assert engine.settle_funding_of(single, ctx(T), p.position_id)
+    single.execute("COMMIT")
+    assert settled == [128, 128, 128, 128, 88]
+    assert q.count_funding_due(batch, T) == 0
+    events = q.events_after(batch, 0, 10_000)
+    assert 0 < len(events) < 600  # a position that moved nothing tells nobody
+    assert q.state_digest(batch) == q.state_digest(single)
+    assert q.verify(batch) == []
+    payers = {e.data["payer"] == e.audience[0] for e in events}
+    assert payers == {True, False}  # both directions were settled
+
+
+def test_a_batch_is_a_few_statements_not_a_few_per_position(tmp_path: Path) -> None:
+    build(tmp_path / "s.db", 1_000)
+    conn = connect(tmp_path / "s.db")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    conn.execute("BEGIN IMMEDIATE")
+    assert engine.settle_funding_due(conn, ctx(T), 1_000) == 1_000
+    conn.execute("COMMIT")
+    conn.set_trace_callback(None)
+    # (a trigger's statements trace again with their statement's text: count texts)
+    assert len(set(statements)) <= 8, statements
+    assert q.verify(conn) == []
+    assert q.funding_settled_counts(conn, "pos_")[0] == q.count_events(conn)
+
+
+async def test_the_writer_serves_other_units_between_funding_batches(tmp_path: Path) -> None:
+    """A tick of many batches: a unit queued once the first batch has committed runs
+    after at most the batch queued meanwhile (at most MAX_BATCH), not after the tick."""
+    path = tmp_path / "s.db"
+    total = 4 * funding.MAX_BATCH
+    build(path, total)
+    store = Store(path)
+    await store.open()
+    venue = Venue(store, PriceBook(["BTC-PERP"]), funding_period_s=PERIOD, clock=lambda: float(T))
+    first_commit = trio.Event()
+    store.add_listener(lambda events: first_commit.set())
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(funding.settle_due, venue)
+            await first_commit.wait()
+            due = await venue.mutate(lambda conn, c: q.count_funding_due(conn, T), urgent=True)
+        assert total - funding.FUNDING_BATCH - 2 * funding.MAX_BATCH <= due < total
+        assert await store.read(lambda conn: q.count_funding_due(conn, T)) == 0
+        assert await store.read(q.verify) == []
+    finally:
+        await store.close()
