@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from quart import Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from perpd import auth
 from perpd.api._limits import charge_agent
@@ -109,4 +109,6 @@ def http_error_response(exc: HTTPException) -> Response:
         message = exc.description or exc.name
     resp = jsonify({"error": {"code": code, "message": message}})
     resp.status_code = status
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        resp.headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # RFC 9110 §15.5.6
     return resp

@@ -19,7 +19,7 @@ from perpd.markets import MARKETS
 # what the parsers accept, as JSON Schema can say it (bounds beyond it are 400s)
 _USDC = r"^([1-9][0-9]{0,8}(\.[0-9]{1,6})?|0?\.[0-9]{0,5}[1-9])$"
 _RATE = r"^-?0(\.0([0-4][0-9]{0,4})?|\.050{0,4})?$"
-_PRICE = r"^[1-9][0-9]{0,7}(\.[0-9]{1,8})?$"
+_PRICE = r"^([1-9][0-9]{0,7}(\.[0-9]{1,8})?|100000000(\.0{1,8})?|0?\.[0-9]{0,7}[1-9])$"
 _DURATION = r"^(perpetual|[1-9][0-9]{0,3}h)$"
 _B58 = r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"
 _SIG = r"^[1-9A-HJ-NP-Za-km-z]{64,88}$"
@@ -36,7 +36,7 @@ UsdcIn = (
 RateIn = Annotated[str, Meta(pattern=_RATE, description="per funding period, within ±0.05")]
 PriceIn = (
     Annotated[str, Meta(pattern=_PRICE, description="≤ 8 decimals")]
-    | Annotated[int, Meta(ge=1, le=99_999_999)]
+    | Annotated[int, Meta(ge=1, le=100_000_000)]
 )
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
 AgentId = Annotated[str, Meta(pattern=_B58, description="base58 ed25519 public key")]
@@ -62,7 +62,7 @@ class TradeRequestBody(_Body):
     max_funding_rate: RateIn
     agent_id: AgentId | None = None
     duration: Annotated[str, Meta(pattern=_DURATION)] | None = None
-    expires_in: Annotated[int, Meta(ge=1, le=300)] | None = None
+    expires_in: Annotated[int, Meta(ge=1, le=300)] = 30
     expires_at: UnixS | None = None
     nonce: Nonce | None = None
     consent: Consent | None = None
@@ -73,7 +73,7 @@ class QuoteBody(_Body):
     funding_rate: RateIn
     collateral_usdc: UsdcIn
     agent_id: AgentId | None = None
-    valid_for: Annotated[int, Meta(ge=1, le=60)] | None = None
+    valid_for: Annotated[int, Meta(ge=1, le=60)] = 10
     valid_until: UnixS | None = None
     consent: Consent | None = None
 
@@ -87,7 +87,7 @@ class AcceptBody(_Body):
 class CloseBody(_Body):
     position_id: Id
     agent_id: AgentId | None = None
-    size_percent: Annotated[int, Meta(ge=1, le=100)] | None = None
+    size_percent: Annotated[int, Meta(ge=1, le=100)] = 100
     expires_at: UnixS | None = None
     consent: Consent | None = None
 
@@ -113,6 +113,46 @@ class FaucetBody(_Body):
 class PriceBody(_Body):
     market: MarketName
     price: PriceIn
+
+
+_GIVEN = {"not": {"type": "null"}}
+
+
+def _needs(*fields: str) -> dict[str, Any]:
+    """A non-null ``consent`` comes with these fields, non-null too (null is absent)."""
+    return {
+        "if": {"required": ["consent"], "properties": {"consent": {"type": "string"}}},
+        "then": {"required": list(fields), "properties": {f: _GIVEN for f in fields}},
+    }
+
+
+def _one_way(a: str, b: str) -> dict[str, Any]:
+    """Not both ``a`` and ``b`` (null is absent)."""
+    return {"not": {"required": [a, b], "properties": {a: _GIVEN, b: _GIVEN}}}
+
+
+# What a body's fields require of each other (JSON Schema the Structs cannot carry):
+# a consent signs these fields, so it comes with them; a deadline is given one way.
+BODY_RULES: dict[str, dict[str, Any]] = {
+    "TradeRequestBody": {
+        "allOf": [
+            _needs("nonce", "expires_at"),
+            _one_way("expires_at", "expires_in"),
+            *(
+                {
+                    "if": {"properties": {"market": {"const": name}}},
+                    "then": {"properties": {"leverage": {"maximum": market.max_leverage}}},
+                }
+                for name, market in MARKETS.items()
+            ),
+        ],
+    },
+    "QuoteBody": {"allOf": [_needs("valid_until"), _one_way("valid_until", "valid_for")]},
+    "WsQuote": {"allOf": [_needs("valid_until"), _one_way("valid_until", "valid_for")]},
+    "CloseBody": _needs("expires_at"),
+    "WithdrawBody": _needs("destination", "expires_at"),
+}
+NONCE_MAX = 2**64 - 1  # above msgspec's int64 bounds: set in the schema by hand
 
 
 def fields_of(model: type[Struct]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -127,7 +127,7 @@ ROUTES = [
         m.EventPage,
         signed=True,
         query=[
-            ("since", {"type": "integer", "minimum": 0, "maximum": 2**62}),
+            ("since", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}),
             ("limit", {"type": "integer", "minimum": 1, "maximum": 10_000}),
             _PAGE[1],
         ],
@@ -258,6 +258,9 @@ def document(*, dev: bool = True) -> dict[str, Any]:
     _, schemas = msgspec.json.schema_components(
         sorted(models, key=lambda t: t.__name__), ref_template="#/components/schemas/{name}"
     )
+    for name, rules in m.BODY_RULES.items():
+        schemas[name] |= rules
+    schemas["TradeRequestBody"]["properties"]["nonce"]["anyOf"][0]["maximum"] = m.NONCE_MAX
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
         paths.setdefault(r.path, {})[r.method] = _operation(r)
