@@ -78,6 +78,6 @@ def create_app(
 
     @app.get("/openapi.json")
     async def openapi() -> Any:
-        return jsonify(document())
+        return jsonify(document(dev=dev))
 
     return app

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from quart import Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from perpd import auth
 from perpd.api._limits import charge_agent
+from perpd.api._models import fields_of
 from perpd.errors import ApiError, Forbidden, InvalidRequest
 from perpd.units import loads
 from perpd.venue import Venue
@@ -59,13 +61,13 @@ def check_fields(
         raise InvalidRequest(f"missing field(s): {', '.join(missing)}")
 
 
-def json_object(
-    body: bytes | str, *, required: Iterable[str], optional: Iterable[str] = ()
-) -> dict[str, Any]:
-    """The body as a JSON object with exactly the known fields."""
+def json_object(body: bytes | str, model: type[msgspec.Struct]) -> dict[str, Any]:
+    """The body as a JSON object with exactly the fields of its wire ``model``
+    (`perpd.api._models`); the values are parsed by the route (`perpd.units`)."""
     data = loads(body)
     if not isinstance(data, dict):
         raise InvalidRequest("body must be a JSON object")
+    required, optional = fields_of(model)
     check_fields(data, required=required, optional=optional)
     return data
 
@@ -107,4 +109,6 @@ def http_error_response(exc: HTTPException) -> Response:
         message = exc.description or exc.name
     resp = jsonify({"error": {"code": code, "message": message}})
     resp.status_code = status
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        resp.headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # RFC 9110 §15.5.6
     return resp

@@ -8,6 +8,7 @@ import trio
 from quart import Blueprint, Response, current_app, jsonify, request, websocket
 
 from perpd import custody, engine
+from perpd.api import _models as models
 from perpd.api._common import json_object, venue
 from perpd.auth import parse_agent_id
 from perpd.errors import InvalidRequest, Unauthorized
@@ -21,7 +22,7 @@ bp = Blueprint("dev", __name__)
 
 @bp.post("/dev/faucet")
 async def post_faucet() -> Any:
-    data = json_object(await request.get_data(), required=("agent_id", "amount_usdc"))
+    data = json_object(await request.get_data(), models.FaucetBody)
     try:
         agent_id = str(parse_agent_id(data["agent_id"]))
     except Unauthorized as exc:
@@ -49,7 +50,7 @@ async def post_faucet() -> Any:
 
 @bp.post("/dev/price")
 async def post_price() -> Any:
-    data = json_object(await request.get_data(), required=("market", "price"))
+    data = json_object(await request.get_data(), models.PriceBody)
     market = get_market(data["market"])
     price = parse_price(data["price"], "price")
     p = await venue().pin_price(market.name, price)

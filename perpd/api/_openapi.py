@@ -1,137 +1,319 @@
-"""The OpenAPI 3 description served at ``/openapi.json`` (the wire contract of SPEC §6)."""
+"""``/openapi.json`` (OpenAPI 3.1), generated from the wire models of `perpd.api._models`.
+
+One table of routes says, for each, its summary, body or query, success model and the
+statuses it can refuse with; the schemas come from msgspec, so the document cannot
+drift from what the routes accept and answer.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-_SIGNED: list[dict[str, list[str]]] = [{"agentSignature": []}]
+import msgspec
+from msgspec import Struct
+
+from perpd.api import _models as m
+
+_SIGNED: list[dict[str, list[str]]] = [{"X-Agent-Id": [], "X-Timestamp": [], "X-Signature": []}]
+_HEADERS = {
+    "X-Agent-Id": "base58 ed25519 public key of the agent",
+    "X-Timestamp": "unix time in milliseconds, within 30 s of the server clock",
+    "X-Signature": "base58 ed25519 signature of "
+    "'{X-Timestamp}\\n{METHOD}\\n{path?query}\\n{sha256 hex of the raw body}' (SPEC §6)",
+}
+_REASONS = {
+    400: "invalid request (malformed JSON, wrong types, bad amounts, unknown market, ...)",
+    401: "missing, forged, stale or replayed signature",
+    403: "acting for another agent",
+    404: "not found",
+    405: "method not allowed (see Allow)",
+    409: "not in a state that allows it",
+    413: "body over 64 KiB",
+    422: "insufficient collateral",
+    429: "rate limited (see Retry-After)",
+    503: "oracle, chain or database unavailable (see Retry-After)",
+}
+_PAGE: list[tuple[str, dict[str, Any]]] = [
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+    ("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"}),
+]
 
 
-def _op(
-    summary: str,
-    *,
-    signed: bool = False,
-    body: list[str] | None = None,
-    query: list[str] | None = None,
-    ok: int = 200,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    summary: str
+    ok: type[Struct] | None  # None: not JSON (Prometheus text)
+    status: int = 200
+    body: type[Struct] | None = None
+    query: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    signed: bool = False
+    errors: tuple[int, ...] = (429, 503)
+    dev: bool = False
+
+
+_TRADE = (400, 401, 403, 404, 409, 422, 429, 503)
+ROUTES = [
+    Route(
+        "post",
+        "/trade/request",
+        "Ask for a position",
+        m.TradeRequest,
+        201,
+        m.TradeRequestBody,
+        signed=True,
+        errors=_TRADE,
+    ),
+    Route(
+        "post",
+        "/trade/quote",
+        "Quote a funding rate",
+        m.Quote,
+        201,
+        m.QuoteBody,
+        signed=True,
+        errors=_TRADE,
+    ),
+    Route(
+        "post",
+        "/trade/accept",
+        "Accept a quote",
+        m.Accepted,
+        body=m.AcceptBody,
+        signed=True,
+        errors=_TRADE,
+    ),
+    Route(
+        "post",
+        "/trade/close",
+        "Close (part of) a position",
+        m.Closed,
+        body=m.CloseBody,
+        signed=True,
+        errors=_TRADE,
+    ),
+    Route(
+        "post",
+        "/trade/liquidate",
+        "Liquidate an under-margined position",
+        m.Liquidated,
+        body=m.LiquidateBody,
+        signed=True,
+        errors=_TRADE,
+    ),
+    Route(
+        "post",
+        "/accounts/{agent_id}/withdraw",
+        "Withdraw free collateral",
+        m.Account,
+        body=m.WithdrawBody,
+        signed=True,
+        errors=_TRADE,
+    ),
+    Route(
+        "get",
+        "/accounts/{agent_id}",
+        "Balances",
+        m.Account,
+        signed=True,
+        errors=(400, 401, 403, 429, 503),
+    ),
+    Route(
+        "get",
+        "/events",
+        "Events visible to the caller",
+        m.EventPage,
+        signed=True,
+        query=[
+            ("since", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 10_000}),
+            _PAGE[1],
+        ],
+        errors=(400, 401, 429, 503),
+    ),
+    Route(
+        "get",
+        "/positions",
+        "List positions",
+        m.PositionPage,
+        query=[
+            ("agent_id", {"type": "string", "minLength": 1, "maxLength": 64}),
+            ("status", {"enum": ["open", "closed", "liquidated"]}),
+            *_PAGE,
+        ],
+        errors=(400, 429, 503),
+    ),
+    Route("get", "/positions/{position_id}", "One position", m.Position, errors=(404, 429, 503)),
+    Route(
+        "get",
+        "/quotes",
+        "Live quotes of a request",
+        m.QuotePage,
+        query=[("request_id", {"type": "string", "minLength": 1, "maxLength": 64}), *_PAGE],
+        errors=(400, 429, 503),
+    ),
+    Route(
+        "get",
+        "/requests",
+        "Open requests",
+        m.RequestPage,
+        query=[("market", {"enum": list(m.MARKETS)}), *_PAGE],
+        errors=(400, 429, 503),
+    ),
+    Route("get", "/requests/{request_id}", "One request", m.TradeRequest, errors=(404, 429, 503)),
+    Route("get", "/markets", "Markets, oracle prices and what is gated", m.Markets),
+    Route("get", "/chain", "Which chain holds the money", m.ChainInfo),
+    Route("get", "/health", "Health", m.Health),
+    Route("get", "/metrics", "Prometheus metrics", None),
+    Route(
+        "post",
+        "/dev/faucet",
+        "Dev: credit an agent (--dev only)",
+        m.Account,
+        body=m.FaucetBody,
+        errors=(400, 429, 503),
+        dev=True,
+    ),
+    Route(
+        "post",
+        "/dev/price",
+        "Dev: pin the simulated price (--dev only)",
+        m.PricePinned,
+        body=m.PriceBody,
+        errors=(400, 429, 503),
+        dev=True,
+    ),
+]
+REQUIRED_QUERY = {("/quotes", "request_id")}
+
+
+def _ref(model: type[Struct]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(status: int) -> dict[str, Any]:
+    resp: dict[str, Any] = {"description": _REASONS[status], "content": _json(_ref(m.Error))}
+    if status in (429, 503):
+        resp["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+    if status == 405:
+        resp["headers"] = {"Allow": {"required": True, "schema": {"type": "string"}}}
+    return resp
+
+
+def _operation(r: Route) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": "success"}
+    ok["content"] = (
+        _json(_ref(r.ok)) if r.ok is not None else {"text/plain": {"schema": {"type": "string"}}}
+    )
+    errors = set(r.errors)
+    if r.body is not None:
+        errors |= {400, 413}
     op: dict[str, Any] = {
-        "summary": summary,
-        "responses": {
-            str(ok): {"description": "success"},
-            "4XX": {
-                "description": "error",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            },
-        },
+        "summary": r.summary,
+        "operationId": f"{r.method}{r.path}".replace("/", "_").replace("{", "").replace("}", ""),
+        "responses": {str(r.status): ok} | {str(s): _error(s) for s in sorted(errors)},
     }
-    if signed:
-        op["security"] = _SIGNED
-    if body:
-        op["requestBody"] = {
+    params = [
+        {
+            "name": name,
+            "in": "path",
             "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"type": "object", "properties": {f: {} for f in body}}
-                }
-            },
+            "schema": {"type": "string", "minLength": 1, "maxLength": 64},
         }
-    if query:
-        op["parameters"] = [{"name": q, "in": "query", "schema": {"type": "string"}} for q in query]
+        for name in _path_names(r.path)
+    ]
+    params += [
+        {
+            "name": name,
+            "in": "query",
+            "required": (r.path, name) in REQUIRED_QUERY,
+            "schema": schema,
+        }
+        for name, schema in r.query
+    ]
+    if params:
+        op["parameters"] = params
+    if r.signed:
+        op["security"] = _SIGNED
+    if r.body is not None:
+        op["requestBody"] = {"required": True, "content": _json(_ref(r.body))}
     return op
 
 
-def document() -> dict[str, Any]:
-    paths: dict[str, dict[str, Any]] = {
-        "/trade/request": {
-            "post": _op(
-                "Ask for a position",
-                signed=True,
-                ok=201,
-                body=[
-                    "agent_id",
-                    "market",
-                    "side",
-                    "size_usdc",
-                    "leverage",
-                    "max_funding_rate",
-                    "duration",
-                    "expires_in",
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def document(*, dev: bool = True) -> dict[str, Any]:
+    """The whole document; ``dev`` adds ``/dev/*`` (served only with ``--dev``)."""
+    routes = [r for r in ROUTES if dev or not r.dev]
+    models = {r.ok for r in routes if r.ok} | {r.body for r in routes if r.body}
+    models |= {m.Error, *m.WS_MODELS}
+    _, schemas = msgspec.json.schema_components(
+        sorted(models, key=lambda t: t.__name__), ref_template="#/components/schemas/{name}"
+    )
+    for name, rules in m.BODY_RULES.items():
+        schemas[name] |= rules
+    schemas["TradeRequestBody"]["properties"]["nonce"]["anyOf"][0]["maximum"] = m.NONCE_MAX
+    paths: dict[str, dict[str, Any]] = {}
+    for r in routes:
+        paths.setdefault(r.path, {})[r.method] = _operation(r)
+    paths["/openapi.json"] = {
+        "get": {
+            "summary": "This document",
+            "operationId": "get_openapi",
+            "responses": {
+                "200": {"description": "OpenAPI 3.1", "content": _json({"type": "object"})}
+            },
+        }
+    }
+    paths["/ws"] = {
+        "get": {
+            "summary": "WebSocket: login, subscribe, events in order, quotes (SPEC §6)",
+            "operationId": "get_ws",
+            "x-websocket": {
+                "client": [
+                    f"#/components/schemas/{t.__name__}"
+                    for t in (m.WsAuth, m.WsSubscribe, m.WsQuote)
                 ],
-            )
-        },
-        "/trade/quote": {
-            "post": _op(
-                "Quote a funding rate",
-                signed=True,
-                ok=201,
-                body=["request_id", "agent_id", "funding_rate", "collateral_usdc", "valid_for"],
-            )
-        },
-        "/trade/accept": {
-            "post": _op("Accept a quote", signed=True, body=["request_id", "quote_id", "agent_id"])
-        },
-        "/trade/close": {
-            "post": _op(
-                "Close (part of) a position", signed=True, body=["position_id", "size_percent"]
-            )
-        },
-        "/trade/liquidate": {
-            "post": _op("Liquidate an under-margined position", signed=True, body=["position_id"])
-        },
-        "/positions": {
-            "get": _op("List positions", query=["agent_id", "status", "limit", "cursor"])
-        },
-        "/positions/{position_id}": {"get": _op("One position")},
-        "/quotes": {
-            "get": _op("Live quotes of a request", query=["request_id", "limit", "cursor"])
-        },
-        "/requests": {"get": _op("Open requests", query=["market", "limit", "cursor"])},
-        "/requests/{request_id}": {"get": _op("One request")},
-        "/markets": {"get": _op("Markets and oracle prices")},
-        "/accounts/{agent_id}": {"get": _op("Balances", signed=True)},
-        "/accounts/{agent_id}/withdraw": {
-            "post": _op("Withdraw free collateral", signed=True, body=["amount_usdc"])
-        },
-        "/events": {
-            "get": _op(
-                "Events visible to the caller", signed=True, query=["since", "limit", "cursor"]
-            )
-        },
-        "/chain": {"get": _op("Which chain holds the money: mode, program id, mint, vault, slot")},
-        "/health": {"get": _op("Health")},
-        "/metrics": {"get": _op("Prometheus metrics")},
-        "/dev/faucet": {"post": _op("Dev: credit an agent", body=["agent_id", "amount_usdc"])},
-        "/dev/price": {"post": _op("Dev: pin the simulated price", body=["market", "price"])},
+                "server": [
+                    f"#/components/schemas/{t.__name__}"
+                    for t in (m.WsAuthOk, m.WsEvent, m.WsQuoteAck, m.WsError)
+                ],
+                "close_codes": {
+                    "1000": "normal",
+                    "1001": "shutting down",
+                    "1008": "login failed",
+                    "1009": "message too large",
+                    "1011": "internal error",
+                    "4001": "too far behind: resubscribe",
+                },
+            },
+            "responses": {
+                "400": {"description": "not a WebSocket upgrade", "content": _json(_ref(m.Error))}
+            },
+        }
     }
     return {
-        "openapi": "3.0.3",
-        "info": {"title": "perpd", "version": "1"},
+        "openapi": "3.1.0",
+        "info": {
+            "title": "perpd",
+            "version": "1",
+            "description": "Peer-to-peer perpetual futures where agents are the "
+            "liquidity. Amounts are decimal strings (numbers accepted on the way in).",
+        },
         "paths": paths,
         "components": {
+            "schemas": schemas,
             "securitySchemes": {
-                "agentSignature": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Signature",
-                    "description": "base58 ed25519 signature of "
-                    "'{X-Timestamp}\\n{METHOD}\\n{path}\\n{sha256 hex of body}', "
-                    "with X-Agent-Id and X-Timestamp (unix ms)",
-                }
-            },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        }
-                    },
-                }
+                name: {"type": "apiKey", "in": "header", "name": name, "description": text}
+                for name, text in _HEADERS.items()
             },
         },
     }

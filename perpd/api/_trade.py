@@ -15,6 +15,7 @@ from quart import Blueprint, jsonify
 from solders.signature import Signature
 
 from perpd import custody, engine
+from perpd.api import _models as models
 from perpd.api._common import acting_agent, json_object, text_field, venue, verified
 from perpd.auth import Verified
 from perpd.consents import (
@@ -113,18 +114,10 @@ def parse_quote_fields(data: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-QUOTE_REQUIRED = ("request_id", "funding_rate", "collateral_usdc")
-QUOTE_OPTIONAL = ("agent_id", "valid_for", "valid_until", "consent")
-
-
 @bp.post("/trade/request")
 async def post_request() -> Any:
     v, body = await verified()
-    data = json_object(
-        body,
-        required=("market", "side", "size_usdc", "leverage", "max_funding_rate"),
-        optional=("agent_id", "duration", "expires_in", "expires_at", "nonce", "consent"),
-    )
+    data = json_object(body, models.TradeRequestBody)
     agent_id = acting_agent(data, v.agent_id)
     market = get_market(data["market"])
     side = SIDES.get(data["side"]) if isinstance(data["side"], str) else None
@@ -227,7 +220,7 @@ async def submit_quote(agent_id: str, data: dict[str, Any], auth: Verified | Non
 @bp.post("/trade/quote")
 async def post_quote() -> Any:
     v, body = await verified()
-    data = json_object(body, required=QUOTE_REQUIRED, optional=QUOTE_OPTIONAL)
+    data = json_object(body, models.QuoteBody)
     quote = await submit_quote(acting_agent(data, v.agent_id), data, v)
     return jsonify(quote_view(quote)), 201
 
@@ -235,7 +228,7 @@ async def post_quote() -> Any:
 @bp.post("/trade/accept")
 async def post_accept() -> Any:
     v, body = await verified()
-    data = json_object(body, required=("request_id", "quote_id"), optional=("agent_id",))
+    data = json_object(body, models.AcceptBody)
     agent_id = acting_agent(data, v.agent_id)
     request_id, quote_id = text_field(data, "request_id"), text_field(data, "quote_id")
     submitter = venue().submitter
@@ -309,11 +302,7 @@ async def _close_consent(
 @bp.post("/trade/close")
 async def post_close() -> Any:
     v, body = await verified()
-    data = json_object(
-        body,
-        required=("position_id",),
-        optional=("agent_id", "size_percent", "expires_at", "consent"),
-    )
+    data = json_object(body, models.CloseBody)
     agent_id = acting_agent(data, v.agent_id)
     position_id = text_field(data, "position_id")
     pct = parse_int(data.get("size_percent", 100), "size_percent", 1, 100)
@@ -349,7 +338,7 @@ async def post_close() -> Any:
 @bp.post("/trade/liquidate")
 async def post_liquidate() -> Any:
     v, body = await verified()
-    data = json_object(body, required=("position_id",), optional=("agent_id",))
+    data = json_object(body, models.LiquidateBody)
     agent_id = acting_agent(data, v.agent_id)
     position_id = text_field(data, "position_id")
     submitter = venue().submitter
@@ -382,11 +371,7 @@ async def post_withdraw(agent_id: str) -> Any:
     v, body = await verified()
     if agent_id != v.agent_id:
         raise Forbidden("an agent can only withdraw from its own account")
-    data = json_object(
-        body,
-        required=("amount_usdc",),
-        optional=("agent_id", "destination", "expires_at", "consent"),
-    )
+    data = json_object(body, models.WithdrawBody)
     acting_agent(data, v.agent_id)
     amount = parse_usdc(data["amount_usdc"], "amount_usdc")
     destination = _optional(data, "destination", lambda d: parse_address(d, "destination"))

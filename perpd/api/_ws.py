@@ -22,7 +22,8 @@ from quart import Blueprint, Response, current_app, jsonify, websocket
 from perpd import auth
 from perpd.api._common import acting_agent, check_fields, venue
 from perpd.api._limits import charge_agent
-from perpd.api._trade import QUOTE_OPTIONAL, QUOTE_REQUIRED, submit_quote
+from perpd.api._models import QuoteBody, fields_of
+from perpd.api._trade import submit_quote
 from perpd.errors import ApiError, InvalidRequest, Unauthorized
 from perpd.markets import get_market
 from perpd.nursery import ws_wire
@@ -215,7 +216,8 @@ async def _quote(login: auth.Verified, msg: dict[str, Any]) -> None:
     agent (its login, already spent, records no further signature); errors reach the
     caller's loop, which answers with an ``error`` message carrying the ``client_id``."""
     body = {k: v for k, v in msg.items() if k not in ("type", "client_id")}
-    check_fields(body, required=QUOTE_REQUIRED, optional=QUOTE_OPTIONAL)
+    required, optional = fields_of(QuoteBody)
+    check_fields(body, required=required, optional=optional)
     agent_id = acting_agent(body, login.agent_id)
     charge_agent(agent_id)  # a socket quote counts like a signed call
     quote = await submit_quote(agent_id, body, login)

@@ -1,0 +1,411 @@
+"""The wire's typed models (SPEC §6): every request body, list query and response object.
+
+msgspec Structs, so one definition gives both the fields a body may carry (`fields_of`,
+used by every POST route to refuse unknown and missing fields) and the JSON Schema of
+``/openapi.json`` (`perpd.api._openapi`). The values themselves are still parsed by
+`perpd.units` and `perpd.consents`, whose messages SPEC §6's tests pin: the models
+describe exactly what those parsers take (decimal strings or numbers, bounded).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from perpd.markets import MARKETS
+
+# what the parsers accept, as JSON Schema can say it (bounds beyond it are 400s)
+_USDC = r"^([1-9][0-9]{0,8}(\.[0-9]{1,6})?|0?\.[0-9]{0,5}[1-9])$"
+_RATE = r"^-?0(\.0([0-4][0-9]{0,4})?|\.050{0,4})?$"
+_PRICE = r"^([1-9][0-9]{0,7}(\.[0-9]{1,8})?|100000000(\.0{1,8})?|0?\.[0-9]{0,7}[1-9])$"
+_DURATION = r"^(perpetual|[1-9][0-9]{0,3}h)$"
+_B58 = r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"
+_SIG = r"^[1-9A-HJ-NP-Za-km-z]{64,88}$"
+
+if TYPE_CHECKING:
+    MarketName = str
+else:  # the listed markets, as an enum of the schema
+    MarketName = Literal[tuple(MARKETS)]
+Side = Literal["long", "short"]
+UsdcIn = (
+    Annotated[str, Meta(pattern=_USDC, description="USDC, ≤ 6 decimals")]
+    | Annotated[int, Meta(ge=1, le=1_000_000_000)]
+)
+RateIn = Annotated[str, Meta(pattern=_RATE, description="per funding period, within ±0.05")]
+PriceIn = (
+    Annotated[str, Meta(pattern=_PRICE, description="≤ 8 decimals")]
+    | Annotated[int, Meta(ge=1, le=100_000_000)]
+)
+Id = Annotated[str, Meta(min_length=1, max_length=64)]
+AgentId = Annotated[str, Meta(pattern=_B58, description="base58 ed25519 public key")]
+Consent = Annotated[str, Meta(pattern=_SIG, description="base58 ed25519 signature (SPEC §6)")]
+UnixS = Annotated[int, Meta(ge=0, le=2**62, description="unix seconds")]
+Nonce = Annotated[int, Meta(ge=0, description="0 to 2^64-1")]
+
+Usdc = Annotated[str, Meta(pattern=r"^-?[0-9]+\.[0-9]{6}$", description="USDC, 6 decimals")]
+Rate = Annotated[str, Meta(pattern=r"^-?[0-9]+\.[0-9]+$", description="decimal")]
+Price = Annotated[str, Meta(pattern=r"^[0-9]+\.[0-9]{8}$", description="8 decimals")]
+Iso = Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$")]
+
+
+class _Body(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A request body: unknown fields are refused (a typo is a 400, never ignored)."""
+
+
+class TradeRequestBody(_Body):
+    market: MarketName
+    side: Side
+    size_usdc: UsdcIn
+    leverage: Annotated[int, Meta(ge=1, le=100)]
+    max_funding_rate: RateIn
+    agent_id: AgentId | None = None
+    duration: Annotated[str, Meta(pattern=_DURATION)] | None = None
+    expires_in: Annotated[int, Meta(ge=1, le=300)] = 30
+    expires_at: UnixS | None = None
+    nonce: Nonce | None = None
+    consent: Consent | None = None
+
+
+class QuoteBody(_Body):
+    request_id: Id
+    funding_rate: RateIn
+    collateral_usdc: UsdcIn
+    agent_id: AgentId | None = None
+    valid_for: Annotated[int, Meta(ge=1, le=60)] = 10
+    valid_until: UnixS | None = None
+    consent: Consent | None = None
+
+
+class AcceptBody(_Body):
+    request_id: Id
+    quote_id: Id
+    agent_id: AgentId | None = None
+
+
+class CloseBody(_Body):
+    position_id: Id
+    agent_id: AgentId | None = None
+    size_percent: Annotated[int, Meta(ge=1, le=100)] = 100
+    expires_at: UnixS | None = None
+    consent: Consent | None = None
+
+
+class LiquidateBody(_Body):
+    position_id: Id
+    agent_id: AgentId | None = None
+
+
+class WithdrawBody(_Body):
+    amount_usdc: UsdcIn
+    agent_id: AgentId | None = None
+    destination: AgentId | None = None
+    expires_at: UnixS | None = None
+    consent: Consent | None = None
+
+
+class FaucetBody(_Body):
+    agent_id: AgentId
+    amount_usdc: UsdcIn
+
+
+class PriceBody(_Body):
+    market: MarketName
+    price: PriceIn
+
+
+_GIVEN = {"not": {"type": "null"}}
+
+
+def _needs(*fields: str) -> dict[str, Any]:
+    """A non-null ``consent`` comes with these fields, non-null too (null is absent)."""
+    return {
+        "if": {"required": ["consent"], "properties": {"consent": {"type": "string"}}},
+        "then": {"required": list(fields), "properties": {f: _GIVEN for f in fields}},
+    }
+
+
+def _one_way(a: str, b: str) -> dict[str, Any]:
+    """Not both ``a`` and ``b`` (null is absent)."""
+    return {"not": {"required": [a, b], "properties": {a: _GIVEN, b: _GIVEN}}}
+
+
+# What a body's fields require of each other (JSON Schema the Structs cannot carry):
+# a consent signs these fields, so it comes with them; a deadline is given one way.
+BODY_RULES: dict[str, dict[str, Any]] = {
+    "TradeRequestBody": {
+        "allOf": [
+            _needs("nonce", "expires_at"),
+            _one_way("expires_at", "expires_in"),
+            *(
+                {
+                    "if": {"properties": {"market": {"const": name}}},
+                    "then": {"properties": {"leverage": {"maximum": market.max_leverage}}},
+                }
+                for name, market in MARKETS.items()
+            ),
+        ],
+    },
+    "QuoteBody": {"allOf": [_needs("valid_until"), _one_way("valid_until", "valid_for")]},
+    "WsQuote": {"allOf": [_needs("valid_until"), _one_way("valid_until", "valid_for")]},
+    "CloseBody": _needs("expires_at"),
+    "WithdrawBody": _needs("destination", "expires_at"),
+}
+NONCE_MAX = 2**64 - 1  # above msgspec's int64 bounds: set in the schema by hand
+
+
+def fields_of(model: type[Struct]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(required, optional)`` field names of a body model, for `json_object`."""
+    info = msgspec.structs.fields(model)
+    return (
+        tuple(f.name for f in info if f.required),
+        tuple(f.name for f in info if not f.required),
+    )
+
+
+# -- responses ---------------------------------------------------------------------------
+
+
+class Account(Struct, kw_only=True):
+    agent_id: str
+    free_usdc: Usdc
+    locked_usdc: Usdc
+    withdrawals: int
+
+
+class TradeRequest(Struct, kw_only=True):
+    request_id: str
+    agent_id: str
+    market: MarketName
+    side: Side
+    size_usdc: Usdc
+    leverage: int
+    max_funding_rate: Rate
+    duration: str
+    status: Literal["open", "filled", "expired"]
+    created_at: int
+    expires_at: int
+    expires_at_iso: Iso
+    position_id: str | None
+    nonce: int | None
+    consent: str | None
+    request_hash: str | None
+
+
+class Quote(Struct, kw_only=True):
+    quote_id: str
+    request_id: str
+    agent_id: str
+    funding_rate: Rate
+    collateral_usdc: Usdc
+    status: Literal["live", "accepted", "rejected", "expired"]
+    created_at: int
+    expires_at: int
+    expires_at_iso: Iso
+    consent: str | None
+
+
+class Position(Struct, kw_only=True):
+    position_id: str
+    request_id: str
+    quote_id: str
+    market: MarketName
+    requester: str
+    maker: str
+    side: Side
+    size_usdc: Usdc
+    entry_price: Price
+    leverage: int
+    requester_collateral_usdc: Usdc
+    maker_collateral_usdc: Usdc
+    requester_initial_margin_usdc: Usdc
+    maker_initial_margin_usdc: Usdc
+    funding_rate: Rate
+    funding_paid_usdc: Usdc
+    realized_pnl_usdc: Usdc
+    status: Literal["pending", "open", "closed", "liquidated", "failed"]
+    opened_at: int
+    opened_at_iso: Iso
+    expires_at: int | None
+    expires_at_iso: Iso | None
+    next_funding_at: int | None
+    closed_at: int | None
+    exit_price: Price | None
+    liquidator: str | None
+    nonce: int | None
+    position_address: str | None
+    closes: int
+    lock_signature: str | None
+    settle_signature: str | None
+    close_signature: str | None
+    mark_price: Price | None
+    unrealized_pnl_usdc: Usdc | None
+    margin_ratio_requester: Rate | None
+    margin_ratio_maker: Rate | None
+
+
+class Accepted(Struct, kw_only=True):
+    position: Position
+
+
+class Closed(Struct, kw_only=True):
+    position: Position
+    realized_pnl_usdc: Usdc
+    released_usdc: Usdc
+
+
+class Liquidated(Struct, kw_only=True):
+    position: Position
+    liquidated_side: Side
+    reward_usdc: Usdc
+
+
+class Market(Struct, kw_only=True):
+    market: MarketName
+    index: int
+    oracle_price: Price | None
+    oracle_conf: Price | None
+    price_source: str | None
+    publish_time: int | None
+    publish_time_iso: Iso | None
+    price_usable: bool
+    price_unusable_reason: str | None
+    gated_actions: list[Literal["accept", "close", "liquidate"]]
+    oracle_age_s: int | None
+    oracle_confidence_ratio: Rate | None
+    pyth_feed_id: str
+    max_leverage: int
+    funding_period_s: int
+    min_size_usdc: Usdc
+
+
+class Limits(Struct, kw_only=True):
+    max_open_requests_per_agent: int
+    max_live_quotes_per_agent: int
+    max_live_quotes_per_request: int
+    max_live_quotes_per_maker_request: int
+
+
+class Markets(Struct, kw_only=True):
+    markets: list[Market]
+    limits: Limits
+
+
+class RequestPage(Struct, kw_only=True):
+    requests: list[TradeRequest]
+    next_cursor: str | None
+
+
+class QuotePage(Struct, kw_only=True):
+    quotes: list[Quote]
+    next_cursor: str | None
+
+
+class PositionPage(Struct, kw_only=True):
+    positions: list[Position]
+    next_cursor: str | None
+
+
+class Event(Struct, kw_only=True):
+    seq: int
+    type: str
+    ts: int
+    market: str | None
+    data: dict[str, Any]
+
+
+class EventPage(Struct, kw_only=True):
+    events: list[Event]
+    next_cursor: str | None
+
+
+class ChainInfo(Struct, kw_only=True):
+    """``mode`` none shows only ``mode``; a chain shows where the money lives."""
+
+    mode: Literal["none", "local", "rpc"]
+    program_id: str | None = None
+    cluster: str | None = None
+    usdc_mint: str | None = None
+    vault: str | None = None
+    slot: int | None = None
+
+
+class Health(Struct, kw_only=True):
+    status: Literal["ok", "degraded"]
+    oracle_usable: dict[str, bool]
+    last_seq: int
+    time: int
+    chain: str
+    warning: str | None = None
+
+
+class PricePinned(Struct, kw_only=True):
+    market: MarketName
+    oracle_price: Price
+    price_source: str
+    publish_time: int
+    pinned: bool
+
+
+class ErrorDetail(Struct, kw_only=True):
+    code: str
+    message: str
+
+
+class Error(Struct, kw_only=True):
+    """Every refusal (SPEC §6): nothing was changed."""
+
+    error: ErrorDetail
+
+
+# -- the WebSocket (GET /ws) -------------------------------------------------------------
+
+
+class WsAuth(_Body, tag="auth", tag_field="type"):
+    agent_id: AgentId
+    timestamp: int
+    signature: Consent
+
+
+class WsSubscribe(_Body, tag="subscribe", tag_field="type"):
+    markets: list[MarketName]
+    since: int | None = None
+
+
+class WsQuote(QuoteBody, tag="quote", tag_field="type"):
+    client_id: Any = None  # echoed in its quote_ack or error
+
+
+class WsAuthOk(Struct, tag="auth_ok", tag_field="type"):
+    seq: int
+
+
+class WsQuoteAck(Struct, tag="quote_ack", tag_field="type"):
+    quote_id: str
+    request_id: str
+    client_id: Any = None
+
+
+class WsError(Struct, tag="error", tag_field="type"):
+    error: ErrorDetail
+
+
+class WsEvent(Struct, kw_only=True):
+    """A server event: ``type`` is the event (trade_request, quote, position_opened, ...)."""
+
+    type: str
+    seq: int
+    ts: int
+    data: dict[str, Any]
+
+
+WS_MODELS: tuple[type[Struct], ...] = (
+    WsAuth,
+    WsSubscribe,
+    WsQuote,
+    WsAuthOk,
+    WsQuoteAck,
+    WsError,
+    WsEvent,
+)
