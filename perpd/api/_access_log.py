@@ -71,16 +71,16 @@ class AccessLog:
             if self.metrics is not None:
                 self.metrics.observe_http(scope["method"], route, status, seconds)
             if log.isEnabledFor(logging.INFO):
-                self._line(scope, rid, status, seconds)
+                self._line(scope["method"], route, rid, status, seconds)
 
     @staticmethod
-    def _line(scope: dict[str, Any], rid: bytes, status: int, seconds: float) -> None:
+    def _line(method: str, route: str, rid: bytes, status: int, seconds: float) -> None:
         log.info(
             "http",
             extra={
                 "request_id": rid.decode(),
-                "method": scope["method"],
-                "route": scope.get(ROUTE_KEY, "-"),
+                "method": method,
+                "route": route,
                 "status": status,  # 0: the client went away before an answer
                 "duration_ms": round(seconds * 1000, 3),
             },
