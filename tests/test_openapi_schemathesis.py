@@ -39,10 +39,6 @@ async def test_schemathesis_all_checks_pass(tmp_path: Path) -> None:
         )
         url = f"{str(d.http.base_url).rstrip('/')}/openapi.json"
         bounds = ["--max-examples", "15", "--seed", "12", "--max-time", "60", "--workers", "1"]
-        # The coverage phase is left out until the one request it sometimes leaves
-        # unanswered for 30 s (1 in ~1,300; not reproduced by hand yet) is found and fixed:
-        # issue 12's note. Examples, fuzzing and stateful runs all pass.
-        bounds += ["--phases", "examples,fuzzing,stateful"]
         run = await trio.run_process(
             [
                 cli,

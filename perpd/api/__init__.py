@@ -15,6 +15,7 @@ from perpd.api._chain import chain_blueprint
 from perpd.api._common import MAX_BODY, error_response, http_error_response
 from perpd.api._door import Door
 from perpd.api._openapi import document
+from perpd.api._whole_body import WholeBody
 from perpd.chain._backend import Chain
 from perpd.errors import ApiError
 from perpd.metrics import Metrics
@@ -71,7 +72,7 @@ def create_app(
     app.before_request(note_route)
     app.before_request(_limits.limit_address)
     door = Door(app.asgi_app, limiter)
-    app.asgi_app = AccessLog(door, metrics)  # type: ignore[method-assign,assignment]
+    app.asgi_app = AccessLog(WholeBody(door, MAX_BODY), metrics)  # type: ignore[method-assign,assignment]
     venue.services.setdefault("door", door)
     app.register_error_handler(ApiError, error_response)
     app.register_error_handler(HTTPException, http_error_response)
