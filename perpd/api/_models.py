@@ -9,6 +9,7 @@ describe exactly what those parsers take (decimal strings or numbers, bounded).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
@@ -155,8 +156,10 @@ BODY_RULES: dict[str, dict[str, Any]] = {
 NONCE_MAX = 2**64 - 1  # above msgspec's int64 bounds: set in the schema by hand
 
 
+@functools.cache
 def fields_of(model: type[Struct]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(required, optional)`` field names of a body model, for `json_object`."""
+    """``(required, optional)`` field names of a body model, for `json_object` (cached:
+    msgspec resolves the class's annotations on every call, 6% of a busy daemon's CPU)."""
     info = msgspec.structs.fields(model)
     return (
         tuple(f.name for f in info if f.required),
