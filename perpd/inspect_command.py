@@ -101,7 +101,7 @@ def _agents(args: argparse.Namespace, conn: sqlite3.Connection) -> list[Row]:
 
 def _requests(args: argparse.Namespace, conn: sqlite3.Connection) -> list[Row]:
     def fetch(after: int | None, n: int) -> list[tuple[Any, Row]]:
-        rows = si.page_requests(conn, args.status, after or 0, n)
+        rows = q.page_requests(conn, args.status, after or 0, n)
         return [(k, request_view(r)) for k, r in rows]
 
     return list(_pages(fetch, args.limit))

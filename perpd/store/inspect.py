@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from perpd.records import Account, TradeRequest
+from perpd.records import Account
 from perpd.store import _schema
 from perpd.store import queries as q
 from perpd.store._store import connect_reader
@@ -54,19 +54,6 @@ def page_accounts(conn: sqlite3.Connection, after: str, limit: int) -> list[tupl
         (after, limit),
     )
     return [(Account(a, free, locked, w), n) for a, free, locked, w, n in rows]
-
-
-def page_requests(
-    conn: sqlite3.Connection, status: str | None, after: int, limit: int
-) -> list[tuple[int, TradeRequest]]:
-    """Requests of any status (or ``status``) with rowid > ``after``, in rowid order."""
-    where, args = ("AND status = ? ", (status,)) if status is not None else ("", ())
-    rows = conn.execute(
-        f"SELECT rowid, {q._REQUEST_COLS} FROM requests WHERE rowid > ? {where}"
-        "ORDER BY rowid LIMIT ?",
-        (after, *args, limit),
-    )
-    return [(r[0], q._request(r[1:])) for r in rows]
 
 
 def last_seq(conn: sqlite3.Connection) -> int:

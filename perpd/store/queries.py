@@ -326,6 +326,19 @@ def live_quotes_on_request(
     return [(a, e) for a, e in rows]
 
 
+def page_requests(
+    conn: sqlite3.Connection, status: str | None, after: int, limit: int
+) -> list[tuple[int, TradeRequest]]:
+    """Requests of any status (or ``status``) with rowid > ``after``, in rowid order."""
+    where, args = ("AND status = ? ", (status,)) if status is not None else ("", ())
+    rows = conn.execute(
+        f"SELECT rowid, {_REQUEST_COLS} FROM requests WHERE rowid > ? {where}"
+        "ORDER BY rowid LIMIT ?",
+        (after, *args, limit),
+    )
+    return [(r[0], _request(r[1:])) for r in rows]
+
+
 def page_live_quotes(
     conn: sqlite3.Connection, request_id: str, now: float, after: int, limit: int
 ) -> list[tuple[int, Quote]]:
