@@ -4,6 +4,7 @@ operator's tools beside it: demo, chain, verify, inspect, backup, db."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -12,19 +13,75 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from types import ModuleType
+from typing import Any, NamedTuple, TypeVar
 
-import trio
-
-from perpd import chain_verify, config_sources, daemon, db_command, demo, inspect_command, logs
-from perpd.chain import command as chain_command
+from perpd import config_sources, logs
 from perpd.config import CHAIN_MODES, Config
-from perpd.store import queries
 
 T = TypeVar("T")
 
 
-def _parser() -> argparse.ArgumentParser:
+class Tool(NamedTuple):
+    """An operator's subcommand: its module, imported only when it runs (so that
+    ``perpd inspect`` does not load the daemon, the SVM or the agents), and the names
+    of its functions there."""
+
+    module: str
+    add_arguments: str
+    run: str
+    help: str
+    raw_help: bool = False
+
+
+TOOLS = {
+    "demo": Tool(
+        "perpd.demo",
+        "add_arguments",
+        "main",
+        "run the daemon with three market makers and two traders, and watch them trade",
+    ),
+    "chain": Tool(
+        "perpd.chain.command",
+        "add_arguments",
+        "main",
+        "deploy and initialize the escrow program over JSON-RPC; show a chain's status",
+    ),
+    "inspect": Tool(
+        "perpd.inspect_command",
+        "add_arguments",
+        "run",
+        "look into a state file (read-only; the daemon may be running)",
+        raw_help=True,
+    ),
+    "backup": Tool(
+        "perpd.db_command",
+        "add_backup_arguments",
+        "run_backup",
+        "an online copy of the state file, checked before it is kept",
+    ),
+    "db": Tool(
+        "perpd.db_command",
+        "add_db_arguments",
+        "run_db",
+        "the state file's schema: applied and pending migrations (reads only)",
+    ),
+}
+
+
+def _chosen(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the top level takes no option values)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _tool(name: str) -> ModuleType:
+    return importlib.import_module(TOOLS[name].module)
+
+
+def _parser(argv: list[str]) -> argparse.ArgumentParser:
+    """Every subcommand; of the operator's tools only the one named in ``argv`` gets its
+    arguments (from its module: the others are listed by their help alone)."""
+    chosen = _chosen(argv)
     parser = argparse.ArgumentParser(prog="perpd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the daemon")
@@ -148,27 +205,28 @@ def _parser() -> argparse.ArgumentParser:
     for action in run._actions:  # only the flags given reach config_from_args
         if action.dest not in ("help", *NOT_CONFIG):
             action.default = argparse.SUPPRESS
-    demo.add_arguments(sub.add_parser("demo", help=demo.HELP, description=demo.__doc__))
-    chain_command.add_arguments(
-        sub.add_parser("chain", help=chain_command.HELP, description=chain_command.__doc__)
-    )
+    for name, tool in TOOLS.items():
+        if name == "inspect":  # in the order `perpd --help` has always listed them
+            _add_verify(sub)
+        kind = argparse.RawDescriptionHelpFormatter if tool.raw_help else argparse.HelpFormatter
+        if chosen == name:
+            module = _tool(name)
+            p = sub.add_parser(
+                name, help=tool.help, description=module.__doc__, formatter_class=kind
+            )
+            getattr(module, tool.add_arguments)(p)
+        else:
+            sub.add_parser(name, help=tool.help)
+    return parser
+
+
+def _add_verify(sub: Any) -> None:
     verify = sub.add_parser(
         "verify", help="check that the books balance, and that they equal the chain's"
     )
     verify.add_argument("--db", default=Config.db)
     verify.add_argument("--rpc-url", default="", help="compare with this cluster (--chain rpc)")
     verify.add_argument("--program-id", default="", help="the escrow program on that cluster")
-    inspect_command.add_arguments(
-        sub.add_parser(
-            "inspect",
-            help=inspect_command.HELP,
-            description=inspect_command.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
-    db_command.add_backup_arguments(sub.add_parser("backup", help=db_command.BACKUP_HELP))
-    db_command.add_db_arguments(sub.add_parser("db", help=db_command.DB_HELP))
-    return parser
 
 
 def verify(db: str, rpc_url: str = "", program_id: str = "") -> int:
@@ -177,6 +235,9 @@ def verify(db: str, rpc_url: str = "", program_id: str = "") -> int:
     if not os.path.exists(db):
         print(f"perpd verify: no database at {db}", file=sys.stderr)
         return 2
+    from perpd import chain_verify
+    from perpd.store import queries
+
     uri = Path(db).resolve().as_uri() + "?mode=ro"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
@@ -195,6 +256,8 @@ def verify(db: str, rpc_url: str = "", program_id: str = "") -> int:
                     return fn(conn)
                 finally:
                     conn.execute("COMMIT")
+
+            import trio
 
             on_chain = trio.run(chain_verify.rpc_problems, reader, rpc_url, program_id)
     finally:
@@ -232,6 +295,10 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
 
 
 async def _serve(config: Config) -> None:
+    import trio
+
+    from perpd import daemon
+
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -248,19 +315,13 @@ async def _serve(config: Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(argv).parse_args(argv)
     if args.command == "verify":
         return verify(args.db, args.rpc_url, args.program_id)
-    if args.command == "demo":
-        return demo.main(args)
-    if args.command == "chain":
-        return chain_command.main(args)
-    if args.command == "inspect":
-        return inspect_command.run(args)
-    if args.command == "backup":
-        return db_command.run_backup(args)
-    if args.command == "db":
-        return db_command.run_db(args)
+    if args.command in TOOLS:
+        code: int = getattr(_tool(args.command), TOOLS[args.command].run)(args)
+        return code
     logs.configure(args.log_level, args.log_format)
     if args.command == "run":
         try:
@@ -268,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"perpd: {exc}", file=sys.stderr)
             return 2
+        import trio
+
         try:
             trio.run(_serve, config)
         except Exception:  # a service crashed: say so and exit non-zero for systemd

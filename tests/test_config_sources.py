@@ -20,7 +20,7 @@ from tests.daemon_proc import free_port, wait_ready
 
 
 def config(argv: list[str], environ: dict[str, str], tmp_path: Path) -> Config:
-    args = cli._parser().parse_args(["run", *argv])
+    args = cli._parser(["run"]).parse_args(["run", *argv])
     return cli.config_from_args(args, environ=environ)
 
 
