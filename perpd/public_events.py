@@ -1,0 +1,138 @@
+"""What the unauthenticated stream (``GET /ws/public``) may carry: public data only.
+
+The rule (docs/decisions.md, "Issue 15"): an event goes out on the public stream only
+with fields that the unsigned GETs already show to anyone (``GET /markets``,
+``GET /requests``, ``GET /quotes``, ``GET /positions``), so the stream tells nobody
+anything a poller could not learn. Events the venue marks public pass as they are;
+an agent's private events pass only through the projections below, which keep the
+fields of the public object (a quote as ``GET /quotes`` shows it, less the maker's
+consent signature, which only its requester needs; a position as
+``GET /positions/{id}`` shows it) and drop the rest (fees, balances released, reward,
+reasons of a cancel, error messages). Everything else is private and never sent.
+Pure functions, so the rule is tested without a daemon.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from perpd.records import Event
+
+_QUOTE = (
+    "quote_id",
+    "request_id",
+    "agent_id",
+    "funding_rate",
+    "collateral_usdc",
+    "status",
+    "created_at",
+    "expires_at",
+    "expires_at_iso",
+)
+_IDS = ("quote_id", "request_id")
+# the position object of views.position_view, as GET /positions/{id} shows it
+_POSITION = (
+    "position_id",
+    "request_id",
+    "quote_id",
+    "market",
+    "requester",
+    "maker",
+    "side",
+    "size_usdc",
+    "entry_price",
+    "leverage",
+    "requester_collateral_usdc",
+    "maker_collateral_usdc",
+    "requester_initial_margin_usdc",
+    "maker_initial_margin_usdc",
+    "funding_rate",
+    "funding_paid_usdc",
+    "realized_pnl_usdc",
+    "status",
+    "opened_at",
+    "opened_at_iso",
+    "expires_at",
+    "expires_at_iso",
+    "next_funding_at",
+    "closed_at",
+    "exit_price",
+    "liquidator",
+    "nonce",
+    "position_address",
+    "closes",
+    "lock_signature",
+    "settle_signature",
+    "close_signature",
+    "mark_price",
+    "unrealized_pnl_usdc",
+    "margin_ratio_requester",
+    "margin_ratio_maker",
+)
+_FUNDING = ("position_id", "amount_usdc", "payer", "receiver", "settled_to", "funding_rate")
+
+
+def _keep(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: data[k] for k in keys if k in data}
+
+
+def _position(data: dict[str, Any]) -> dict[str, Any]:
+    return _keep(data, _POSITION)
+
+
+def _closed(data: dict[str, Any]) -> dict[str, Any]:
+    """A close: the position object (its running realized PnL, as GET shows it) and
+    how much of it closed, which two successive position objects show anyway."""
+    out = _position(data)
+    if "total_realized_pnl_usdc" in data:
+        out["realized_pnl_usdc"] = data["total_realized_pnl_usdc"]
+    return out | _keep(data, ("size_percent", "closed_size_usdc"))
+
+
+def _liquidated(data: dict[str, Any]) -> dict[str, Any]:
+    # which side fell below maintenance follows from the margin ratios GET showed
+    return _position(data) | _keep(data, ("liquidated_side",))
+
+
+def _failed(data: dict[str, Any]) -> dict[str, Any]:
+    # GET /positions/{id} shows status "failed"; the chain's error text stays private
+    return _keep(data, ("position_id", "request_id", "quote_id")) | {"status": "failed"}
+
+
+PROJECTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "quote": lambda d: _keep(d, _QUOTE),
+    "quote_accepted": lambda d: _keep(d, (*_IDS, "position_id")),
+    "quote_rejected": lambda d: _keep(d, _IDS),
+    "quote_expired": lambda d: _keep(d, _IDS),
+    "quote_cancelled": lambda d: _keep(d, _IDS),  # not why: mmp, disconnect are private
+    "position_opened": _position,
+    "position_closed": _closed,
+    "liquidation": _liquidated,
+    "funding_settled": lambda d: _keep(d, _FUNDING),
+    "position_failed": _failed,
+}
+PUBLIC_TYPES = tuple(sorted(PROJECTIONS))  # private event types the stream projects
+
+
+def public_data(e: Event) -> dict[str, Any] | None:
+    """``e``'s data as the public stream shows it; None if it is not public at all."""
+    if e.market is None:
+        return None
+    if e.public:
+        return e.data
+    project = PROJECTIONS.get(e.type)
+    return None if project is None else project(e.data)
+
+
+def public_wire(e: Event) -> str | None:
+    """The public stream's frame text for ``e`` (the /ws frame shape), or None."""
+    if e.public and e.market is not None:
+        return e.wire  # the same text /ws sends, built once
+    data = public_data(e)
+    if data is None:
+        return None
+    return json.dumps(
+        {"type": e.type, "seq": e.seq, "ts": e.ts, "data": data}, separators=(",", ":")
+    )
