@@ -378,6 +378,14 @@ async function pollPositions(query) {
 
 // ---------------------------------------------------------------- chain
 
+// what a transaction was for: a position (pos_...), an agent (base58), or a batch id
+function txRef(t) {
+  if (!t.ref) return "—";
+  if (t.ref.startsWith("pos_")) return positionLink(t.ref);
+  if (/^[1-9A-HJ-NP-Za-km-z]{32,44}$/.test(t.ref)) return agentLink(t.ref);
+  return el("span", { title: t.ref }, short(t.ref));
+}
+
 async function pollChain() {
   const body = panels.chain;
   const info = await getJSON("/chain");
@@ -390,7 +398,7 @@ async function pollChain() {
   body.replaceChildren(
     el("p", { data: { chain: info.mode } }, el("strong", {}, info.mode), " slot ", el("span", { class: "num", id: "slot" }, info.slot ?? "—"), el("span", { class: "muted" }, ` program ${short(info.program_id)}`)),
     transactions.length
-      ? el("div", { class: "scroll" }, el("table", {}, el("tbody", {}, transactions.map((t) => el("tr", { data: { signature: t.signature } }, el("td", {}, t.kind), el("td", {}, t.ref ? (t.kind === "deposit" || t.kind === "withdraw" ? agentLink(t.ref) : positionLink(t.ref)) : "—"), el("td", { class: "num" }, t.slot), el("td", { class: "sig", title: t.signature }, short(t.signature)))))))
+      ? el("div", { class: "scroll" }, el("table", {}, el("tbody", {}, transactions.map((t) => el("tr", { data: { signature: t.signature } }, el("td", {}, t.kind), el("td", {}, txRef(t)), el("td", { class: "num" }, t.slot), el("td", { class: "sig", title: t.signature }, short(t.signature)))))))
       : el("p", { class: "empty" }, "No transactions yet."),
   );
 }
@@ -424,6 +432,7 @@ function renderPositionDetail() {
     ["requester", agentLink(p.requester)], ["maker", agentLink(p.maker)], ["requester collateral", usd(p.requester_collateral_usdc)], ["maker collateral", usd(p.maker_collateral_usdc)],
     ["margin ratio requester", pct(p.margin_ratio_requester)], ["margin ratio maker", pct(p.margin_ratio_maker)], ["liquidation price requester", price(liq.requester)], ["liquidation price maker", price(liq.maker)],
     ["opened", p.opened_at_iso], ["closed", p.closed_at ? clock(p.closed_at) : "—"], ["exit price", price(p.exit_price)], ["liquidator", agentLink(p.liquidator)], ["on-chain address", p.position_address ?? "—"],
+    ["lock transaction", p.lock_signature ?? "—"], ["last settle transaction", p.settle_signature ?? "—"], ["last close transaction", p.close_signature ?? "—"],
   ];
   body.replaceChildren(el("dl", { class: "fields" }, fields.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
 }
