@@ -159,7 +159,14 @@ def test_agent_and_position_pages(running: Demo, browser: Browser) -> None:
     agent = p["maker"]
     page.goto(f"{running.url}/agents/{agent}")
     page.wait_for_selector("#status[data-state=live]")
-    page.wait_for_selector(f'#positions-body tr[data-position-id="{p["position_id"]}"]')
+    row = f'#positions-body tr[data-position-id="{p["position_id"]}"]'
+    page.wait_for_selector(row)
+    assert "maker" in (page.text_content(row) or "")
+    mine = running.get(f"/positions?agent_id={agent}&limit=500")["positions"]
+    fills = page.get_attribute("#positions-body [data-fills]", "data-fills")
+    assert fills is not None and int(fills) >= len(mine) - 3  # it keeps trading meanwhile
+    # funding settles every 5 s in this demo: the agent's page shows it live
+    page.wait_for_selector("#funding-body [data-kind=funding]", timeout=15_000)
     page.screenshot(path=str(ARTIFACTS / "agent.png"))
     assert console.errors == [], console.errors
     page.context.close()

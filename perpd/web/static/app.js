@@ -3,12 +3,13 @@
 // ratios and the chain's slot (which no event carries) are polled.
 
 import { chart } from "./charts.js";
-import { age, agentLink, clock, el, liquidationPrices, pct, positionLink, price, rate, short, usd } from "./format.js";
+import { age, agentLink, clock, el, fromMicro, liquidationPrices, pct, positionLink, price, rate, short, units, usd } from "./format.js";
 import { PublicStream } from "./stream.js";
 
 const REPLAY = 2000; // events of history the tape replays on load
 const POSITION_REPLAY = 5000; // events of history a position's page searches
 const TAPE_MAX = 80;
+const FEED_MAX = 40; // funding lines an agent's page keeps
 const PRICE_POINTS = 300;
 
 const state = {
@@ -318,14 +319,24 @@ function liqCell(p) {
   return el("td", { class: Math.abs(dist) < 2 ? "num bad" : "num", title: `requester at ${price(liq.requester)}, maker at ${price(liq.maker)}` }, `${price(nearest)} (${dist >= 0 ? "+" : ""}${dist.toFixed(2)}%)`);
 }
 
+// The agent's view of a position: its role, its side, the funding it received (+) or paid.
+function mine(p) {
+  const requester = p.requester === view.id;
+  const paid = units(p.funding_paid_usdc ?? "0", 6); // requester -> maker
+  const side = requester ? p.side : p.side === "long" ? "short" : "long";
+  return { role: requester ? "requester" : "maker", side, funding: requester ? -paid : paid };
+}
+
 function positionRow(p) {
   const open = p.status === "open";
+  const agent = view.page === "agent" ? mine(p) : null;
   return el(
     "tr",
     { data: { positionId: p.position_id, status: p.status } },
     el("td", {}, positionLink(p.position_id)),
     el("td", {}, p.market),
-    el("td", {}, p.side),
+    agent ? el("td", {}, agent.role) : null,
+    el("td", {}, agent ? agent.side : p.side),
     el("td", { class: "num" }, usd(p.size_usdc)),
     el("td", { class: "num" }, price(p.entry_price)),
     el("td", { class: "num" }, `${p.leverage}×`),
@@ -333,6 +344,7 @@ function positionRow(p) {
     el("td", {}, agentLink(p.requester)),
     el("td", {}, agentLink(p.maker)),
     el("td", { class: "num" }, usd(p.unrealized_pnl_usdc)),
+    el("td", { class: "num" }, agent ? usd(fromMicro(agent.funding)) : usd(p.funding_paid_usdc)),
     el("td", { class: "num" }, open ? pct(p.margin_ratio_requester) : "—"),
     el("td", { class: "num" }, open ? pct(p.margin_ratio_maker) : "—"),
     open ? liqCell(p) : el("td", {}, p.status),
@@ -344,8 +356,19 @@ function renderPositions() {
   if (!body) return;
   const list = [...state.positions.values()].sort((a, b) => b.opened_at - a.opened_at);
   if (!list.length) return body.replaceChildren(el("p", { class: "empty" }, view.page === "venue" ? "No open positions." : "No positions."));
-  const head = ["position", "market", "side", "size", "entry", "lev", "rate", "requester", "maker", "uPnL", "margin R", "margin M", "liquidation (distance)"];
-  body.replaceChildren(el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, list.slice(0, 200).map(positionRow)))));
+  const agent = view.page === "agent";
+  const head = ["position", "market", agent ? "role" : null, agent ? "its side" : "side", "size", "entry", "lev", "rate", "requester", "maker", "uPnL (req.)", agent ? "funding (+ received)" : "funding paid (req.)", "margin R", "margin M", "liquidation (distance)"].filter(Boolean);
+  const table = el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))), el("tbody", {}, list.slice(0, 200).map(positionRow))));
+  if (!agent) return body.replaceChildren(table);
+  const rows = list.map(mine);
+  const net = rows.reduce((a, r) => a + r.funding, 0n);
+  const summary = el(
+    "p",
+    { class: "summary", data: { fills: String(list.length) } },
+    `${list.length} fills (${rows.filter((r) => r.role === "requester").length} as requester, ${rows.filter((r) => r.role === "maker").length} as maker), `,
+    `${list.filter((p) => p.status === "open").length} open; net funding ${usd(fromMicro(net))}`,
+  );
+  body.replaceChildren(summary, table);
 }
 
 function inScope(p) {
@@ -418,6 +441,7 @@ function onFunding(e) {
   const d = e.data;
   const sign = view.page === "agent" ? (d.receiver === view.id ? "+" : "−") : "";
   panels.funding.querySelector(".empty")?.remove();
+  while (panels.funding.children.length >= FEED_MAX) panels.funding.lastElementChild.remove();
   panels.funding.prepend(el("p", { data: { kind: "funding", positionId: d.position_id, seq: String(e.seq) } }, el("time", {}, clock(e.ts)), ` ${sign}${usd(d.amount_usdc)} `, el("span", { class: "muted" }, "paid by "), agentLink(d.payer), el("span", { class: "muted" }, " to "), agentLink(d.receiver), el("span", { class: "muted" }, " on "), positionLink(d.position_id), ` at ${rate(d.funding_rate)}`));
 }
 
@@ -491,7 +515,7 @@ async function start() {
     crumbs(el("a", { href: "/" }, "venue"), `agent ${short(view.id)}`);
     positionsQuery = `agent_id=${encodeURIComponent(view.id)}&limit=500`;
     panel("positions", `Positions and fills of ${short(view.id)}`, true);
-    panel("funding", "Funding settled (live)").append(el("p", { class: "empty" }, "None since this page opened."));
+    panel("funding", "Funding settled (recent events, newest first)", true).append(el("p", { class: "empty" }, "None in the recent events."));
     panel("tape", "Its requests, quotes and fills", true).append(el("p", { class: "empty" }, "Nothing yet."));
     panel("markets", "Markets");
   } else {

@@ -91,3 +91,10 @@ export function liquidationPrices(p) {
   };
   return { requester: at(imr / 2n - cr), maker: at(cm - imm / 2n) };
 }
+
+// A decimal string from micro-units (BigInt), the inverse of units(v, 6).
+export function fromMicro(v) {
+  const neg = v < 0n;
+  const a = neg ? -v : v;
+  return `${neg ? "-" : ""}${a / 1000000n}.${String(a % 1000000n).padStart(6, "0")}`;
+}
