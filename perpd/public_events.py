@@ -18,59 +18,22 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from perpd.records import Event
+from perpd.money import PositionState
+from perpd.records import Event, Position, Quote
+from perpd.views import position_view, quote_view
 
-_QUOTE = (
-    "quote_id",
-    "request_id",
-    "agent_id",
-    "funding_rate",
-    "collateral_usdc",
-    "status",
-    "created_at",
-    "expires_at",
-    "expires_at_iso",
-)
+
+def _fields_of_views() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The keys of a quote (less its consent) and of a position as the public GETs show
+    them, taken from `perpd.views` itself so that the stream and the GETs never drift."""
+    state = PositionState(1, 1, 1, 1, 1, 1, 1, 0, 0, 0)
+    position = Position("p", "r", "q", "BTC-PERP", "a", "b", 1, state, 0, 0, "open", 0, None, 0)
+    quote = Quote("q", "r", "a", 0, 1, 0, 1, "live")
+    return tuple(k for k in quote_view(quote) if k != "consent"), tuple(position_view(position, 1))
+
+
+_QUOTE, _POSITION = _fields_of_views()
 _IDS = ("quote_id", "request_id")
-# the position object of views.position_view, as GET /positions/{id} shows it
-_POSITION = (
-    "position_id",
-    "request_id",
-    "quote_id",
-    "market",
-    "requester",
-    "maker",
-    "side",
-    "size_usdc",
-    "entry_price",
-    "leverage",
-    "requester_collateral_usdc",
-    "maker_collateral_usdc",
-    "requester_initial_margin_usdc",
-    "maker_initial_margin_usdc",
-    "funding_rate",
-    "funding_paid_usdc",
-    "realized_pnl_usdc",
-    "status",
-    "opened_at",
-    "opened_at_iso",
-    "expires_at",
-    "expires_at_iso",
-    "next_funding_at",
-    "closed_at",
-    "exit_price",
-    "liquidator",
-    "nonce",
-    "position_address",
-    "closes",
-    "lock_signature",
-    "settle_signature",
-    "close_signature",
-    "mark_price",
-    "unrealized_pnl_usdc",
-    "margin_ratio_requester",
-    "margin_ratio_maker",
-)
 _FUNDING = ("position_id", "amount_usdc", "payer", "receiver", "settled_to", "funding_rate")
 
 

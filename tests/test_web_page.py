@@ -41,6 +41,11 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
+def test_demo_prints_the_page_address_first(running: Demo) -> None:
+    first = running.log.read_text().splitlines()[0]
+    assert first == f"perpd demo: live view at {running.url}/", first
+
+
 def open_page(browser: Browser, url: str, **context: Any) -> tuple[Page, Console]:
     page = browser.new_context(**context).new_page()
     console = Console(page)
