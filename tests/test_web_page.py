@@ -6,6 +6,8 @@ liquidation test pins a price, so it runs last. Screenshots go to tests/artifact
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,6 +79,10 @@ def test_page_loads_without_console_errors_in_both_themes_and_on_a_phone(
         page.wait_for_selector("#markets-body tr[data-market=BTC-PERP]")
         page.wait_for_selector("#chain-body [data-chain=local] #slot")
         page.wait_for_selector("#m-BTC-PERP-body svg.chart path.line", timeout=10_000)
+        page.wait_for_selector("#main svg.chart circle.dot")  # a filled funding rate
+        # margin ratios and the distance to the nearer liquidation price, in percent
+        row = page.text_content("#positions-body tr[data-position-id]") or ""
+        assert re.search(r"\d+\.\d\d%.*\d+\.\d\d%.*\([+-]\d+\.\d\d%\)", row), row
         assert page.text_content("#markets-body") and "simulated" in page.text_content(
             "#markets-body"
         )
@@ -137,9 +143,11 @@ def test_a_request_its_quotes_and_its_fill_show_within_a_second(
             row = f'{card} [data-kind=quote][data-quote-id="{q.data["quote_id"]}"]'
             lags[f"quote {q.data['quote_id']}"] = shown_at(page, row) - q.arrived
         lags["fill"] = shown_at(page, f"{card} [data-kind=fill]") - fill.arrived
+        (ARTIFACTS / "latency.json").write_text(json.dumps(lags, indent=1))
         assert all(lag < 1.0 for lag in lags.values()), lags
-        # and against the events' own time (whole seconds)
-        assert shown_at(page, f"{card} [data-kind=fill]") - fill.arrived < 1.0
+        # and against the events' own time, whole seconds (so within 1 s of the next one)
+        assert shown_at(page, f"{card} [data-kind=fill]") < fill.ts + 2.0
+        assert shown_at(page, card) < request.ts + 2.0
         pid = fill.data["position_id"]
         assert page.get_attribute(f"{card} [data-kind=fill]", "data-position-id") == pid
         assert page.get_attribute(card, "data-status") == "filled"

@@ -117,6 +117,7 @@ class Frame:
     seq: int
     type: str
     data: dict[str, Any]
+    ts: int  # the event's own time (whole unix seconds)
     arrived: float  # time.time() when our socket got it
 
 
@@ -163,7 +164,9 @@ class Watcher:
                 with trio.move_on_after(0.1):
                     msg = json.loads(await ws.conn.get_message())
                     if "seq" in msg:
-                        self.frames.append(Frame(msg["seq"], msg["type"], msg["data"], time.time()))
+                        self.frames.append(
+                            Frame(msg["seq"], msg["type"], msg["data"], msg["ts"], time.time())
+                        )
 
     def wait(self, predicate: Any, timeout: float = 30.0) -> Any:
         """The first value ``predicate(frames)`` returns that is not None, polling."""
