@@ -109,3 +109,6 @@ class PublicGate:
         self._by_address[address] -= 1
         if self._by_address[address] <= 0:
             del self._by_address[address]
+
+    def statistics(self) -> dict[str, int]:
+        return {"open": self.open, "refused": self.refused}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import trio
 
 from perpd.public_events import public_data
@@ -145,17 +146,19 @@ async def test_public_sockets_are_capped_per_address(server: Server) -> None:
         for _ in range(16):
             nursery.start_soon(hold)
         await opened.wait()
-        refused = await server.http.get(
-            "/ws/public",
-            headers={
-                "Connection": "Upgrade",
-                "Upgrade": "websocket",
-                "Sec-WebSocket-Version": "13",
-                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-            },
-        )
+        upgrade = {
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        }
+        async with httpx.AsyncClient(base_url=server.url) as once:  # its own connection
+            refused = await once.get("/ws/public", headers=upgrade)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"]["code"] == "unavailable"
+        metrics = (await server.http.get("/metrics")).text
+        assert "perpd_public_sockets_open 16" in metrics
+        assert "perpd_public_sockets_refused 1" in metrics
         # the agents' own sockets are not affected
         agent = server.agent()
         async with connect(server.url, agent) as (_ws, seq):

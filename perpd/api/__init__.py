@@ -73,7 +73,8 @@ def create_app(
     app.before_request(_limits.limit_address)
     # web branch (issue 15): the public stream, chain transactions, the live page (after
     # the limits above, so its routes are counted and limited like any other)
-    app.config["PERPD_PUBLIC_SOCKETS"] = PublicGate(PublicLimits())
+    app.config["PERPD_PUBLIC_SOCKETS"] = public = PublicGate(PublicLimits())
+    venue.services.setdefault("public_sockets", public)  # /metrics: open, refused
     app.register_blueprint(_public_ws.bp)
     app.register_blueprint(_chain_txs.bp)
     app.register_blueprint(web_bp)

@@ -9,6 +9,9 @@ then turns live at a moment when it has sent exactly what the hub has dispatched
 gap, no duplicate.
 A session whose queue is full is closed (it resumes with ``since``), so one slow or
 dead client never slows the hub or anyone else.
+The public stream's sessions (`PublicSession`, ``GET /ws/public``) ride the same path:
+they see the public projection of every event of their markets
+(`perpd.public_events`), its frame too built once per event for all of them.
 """
 
 from __future__ import annotations

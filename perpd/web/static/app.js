@@ -465,7 +465,7 @@ function onTimeline(e) {
   if (!panels.timeline) return;
   panels.timeline.querySelector(".empty")?.remove();
   const d = e.data;
-  const what = { position_opened: `opened at ${price(d.entry_price)}`, funding_settled: `funding ${usd(d.amount_usdc)} to ${short(d.receiver)}`, position_closed: `closed ${d.size_percent ?? ""}% at ${price(d.exit_price)}`, liquidation: `liquidated (${d.liquidated_side ?? ""}) at ${price(d.exit_price)}`, position_failed: "failed on chain" }[e.type] ?? e.type;
+  const what = { quote_accepted: "filled: its quote accepted", position_opened: `opened at ${price(d.entry_price)}`, funding_settled: `funding ${usd(d.amount_usdc)} to ${short(d.receiver)}`, position_closed: `closed ${d.size_percent ?? ""}% at ${price(d.exit_price)}`, liquidation: `liquidated (${d.liquidated_side ?? ""}) at ${price(d.exit_price)}`, position_failed: "failed on chain" }[e.type] ?? e.type;
   panels.timeline.append(el("p", { data: { kind: e.type, seq: String(e.seq) } }, el("time", {}, clock(e.ts)), ` ${what}`));
 }
 
