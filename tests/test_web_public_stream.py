@@ -122,10 +122,21 @@ async def test_public_stream_is_read_only_and_refuses_bad_messages(server: Serve
         assert (await ws.until("pong"))["type"] == "pong"  # still open
 
 
-async def test_unknown_market_is_refused(server: Server) -> None:
+async def test_bad_subscriptions_are_refused_and_the_socket_stays(server: Server) -> None:
     async with raw_socket(server.url, "/ws/public") as ws:
         await hello(ws, markets=["DOGE-PERP"])
         assert (await ws.until("error"))["error"]["code"] == "unknown_market"
+        for bad in (
+            {"markets": "BTC-PERP"},
+            {"since": -1},
+            {"since": "x"},
+            {"cancel_on_disconnect": True},  # an agent's option: no agent here
+        ):
+            await ws.send({"type": "subscribe", **bad})
+            assert (await ws.until("error"))["error"]["code"] == "invalid_request", bad
+        await ws.send({"type": "subscribe", "markets": ["ETH-PERP"]})
+        await ws.send({"type": "ping"})
+        assert (await ws.recv())["type"] == "pong"  # subscribed at last, nothing refused
 
 
 async def test_public_sockets_are_capped_per_address(server: Server) -> None:

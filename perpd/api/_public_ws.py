@@ -29,14 +29,14 @@ from perpd.api._ws import (
     _receive_object,
     _refuse_handshake,
     _send,
-    _subscription,
 )
 from perpd.errors import ApiError, InvalidRequest
-from perpd.markets import MARKETS
+from perpd.markets import MARKETS, get_market
 from perpd.nursery import ws_wire
 from perpd.nursery.event_hub import CLOSE_LAGGING, Hub, PublicSession
 from perpd.ratelimit import address_key
 from perpd.socket_limits import PublicGate
+from perpd.units import parse_int
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public_ws", __name__)
@@ -44,6 +44,18 @@ bp = Blueprint("public_ws", __name__)
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+
+
+def _subscription(msg: dict[str, Any], default_since: int) -> tuple[frozenset[str], int]:
+    """``subscribe``'s markets (default: all) and ``since`` (default: the hello's seq)."""
+    unknown = set(msg) - {"type", "markets", "since"}
+    if unknown:
+        raise InvalidRequest(f"unknown field(s) in subscribe: {', '.join(sorted(unknown))}")
+    markets = msg.get("markets", list(MARKETS))
+    if not isinstance(markets, list) or len(markets) > 16:
+        raise InvalidRequest("markets must be a list of market names")
+    names = frozenset(get_market(m).name for m in markets)
+    return names, parse_int(msg.get("since", default_since), "since", 0, 2**62)
 
 
 @bp.websocket("/ws/public")
@@ -107,9 +119,7 @@ async def _serve(gate: PublicGate) -> None:
                     if msg["type"] == "subscribe":
                         if session is not None:
                             raise InvalidRequest("already subscribed")
-                        markets, since = _subscription(
-                            {"markets": list(MARKETS)} | msg, default_since
-                        )
+                        markets, since = _subscription(msg, default_since)
                         session = PublicSession(markets, wire)
                         nursery.start_soon(pump, session, since)
                         nursery.start_soon(on_lagging, session)
