@@ -4,7 +4,8 @@
 # systemd for `systemd-analyze`, which the tests run on systemd/perpd.service;
 # skips those already installed. Safe to run any number of times.
 set -eu
-PACKAGES="make rustc rust-src llvm-14 systemd"
+# PERPD_EXTRA_PACKAGES: more packages to install the same way (the top-level ci-deps.sh)
+PACKAGES="make rustc rust-src llvm-14 systemd ${PERPD_EXTRA_PACKAGES:-}"
 missing=""
 for package in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
@@ -18,7 +19,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
-echo "escrow-program: installing$missing"
+echo "ci-deps: installing$missing"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 # shellcheck disable=SC2086 # word splitting of the package list is intended
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing

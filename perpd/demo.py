@@ -259,7 +259,8 @@ def render(s: Snapshot, cast: Cast, url: str, funding_period_s: int) -> str:
     """The full-screen view."""
     names = cast.names
     rows = [
-        f"perpd demo  {url}   oracle: simulated   funding every {funding_period_s} s   "
+        f"perpd demo  {url}/ (live web view)   oracle: simulated   "
+        f"funding every {funding_period_s} s   "
         f"up {int(s.elapsed) // 60:02d}:{int(s.elapsed) % 60:02d}    Ctrl-C to stop",
         "",
         "markets   " + "   ".join(f"{m} {price_text(p)}" for m, p in s.prices.items()),
@@ -344,6 +345,8 @@ async def run_demo(opts: argparse.Namespace, stop: trio.Event, *, tty: bool) -> 
 
             venue: Venue = await root.start(serve)
             url = venue.binds[0]
+            # the live web view's address comes first, before anything else is printed
+            print(f"perpd demo: live view at {url}/", flush=True)
             try:
                 observer = Client(url, Keypair())
                 clients.append(observer)

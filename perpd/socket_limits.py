@@ -70,3 +70,45 @@ class SocketGate:
             "unauthenticated": self.unauthenticated,
             "refused": self.refused,
         }
+
+
+@dataclass(frozen=True)
+class PublicLimits:
+    """Caps of the unauthenticated stream (``GET /ws/public``, issue 15): in all, and
+    per client address, so watchers can never crowd out the agents' sockets."""
+
+    max_sockets: int = 256
+    max_per_address: int = 16
+    subscribe_timeout_s: float = 10.0
+
+
+class PublicGate:
+    """Counts public-stream sockets, in all and per address (no ``await`` in between)."""
+
+    def __init__(self, limits: PublicLimits) -> None:
+        self.limits = limits
+        self.open = 0
+        self._by_address: Counter[str] = Counter()
+        self.refused = 0
+
+    def admit(self, address: str) -> str | None:
+        """Count a new public socket from ``address``, or say why it is refused."""
+        if self.open >= self.limits.max_sockets:
+            reason = f"too many public sockets (at most {self.limits.max_sockets})"
+        elif self._by_address[address] >= self.limits.max_per_address:
+            reason = f"at most {self.limits.max_per_address} public sockets per address"
+        else:
+            self.open += 1
+            self._by_address[address] += 1
+            return None
+        self.refused += 1
+        return reason
+
+    def release(self, address: str) -> None:
+        self.open -= 1
+        self._by_address[address] -= 1
+        if self._by_address[address] <= 0:
+            del self._by_address[address]
+
+    def statistics(self) -> dict[str, int]:
+        return {"open": self.open, "refused": self.refused}

@@ -56,7 +56,9 @@ async def test_schemathesis_all_checks_pass(tmp_path: Path) -> None:
                 "--no-color",
                 "--exclude-path",
                 "/ws",
-            ],  # /ws: a WebSocket (x-websocket)
+                "--exclude-path",
+                "/ws/public",
+            ],  # /ws, /ws/public: WebSockets (x-websocket)
             cwd=tmp_path,
             env=env,
             capture_stdout=True,

@@ -9,7 +9,7 @@ from quart import jsonify
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from perpd.api import _dev, _limits, _reads, _trade, _ws
+from perpd.api import _chain_txs, _dev, _limits, _public_ws, _reads, _trade, _ws
 from perpd.api._access_log import AccessLog, note_route
 from perpd.api._chain import chain_blueprint
 from perpd.api._common import MAX_BODY, error_response, http_error_response
@@ -21,8 +21,9 @@ from perpd.errors import ApiError
 from perpd.metrics import Metrics
 from perpd.nursery.event_hub import Hub
 from perpd.ratelimit import Limiter
-from perpd.socket_limits import SocketGate, SocketLimits
+from perpd.socket_limits import PublicGate, PublicLimits, SocketGate, SocketLimits
 from perpd.venue import Venue
+from perpd.web import bp as web_bp
 
 __all__ = ["create_app"]
 
@@ -71,6 +72,13 @@ def create_app(
         app.register_blueprint(_dev.bp)
     app.before_request(note_route)
     app.before_request(_limits.limit_address)
+    # web branch (issue 15): the public stream, chain transactions, the live page (after
+    # the limits above, so its routes are counted and limited like any other)
+    app.config["PERPD_PUBLIC_SOCKETS"] = public = PublicGate(PublicLimits())
+    venue.services.setdefault("public_sockets", public)  # /metrics: open, refused
+    app.register_blueprint(_public_ws.bp)
+    app.register_blueprint(_chain_txs.bp)
+    app.register_blueprint(web_bp)
     door = Door(app.asgi_app, limiter)
     app.asgi_app = AccessLog(WholeBody(door, MAX_BODY), metrics)  # type: ignore[method-assign,assignment]
     venue.services.setdefault("door", door)

@@ -412,3 +412,53 @@ WS_MODELS: tuple[type[Struct], ...] = (
     WsError,
     WsEvent,
 )
+
+
+# -- web branch (issue 15): the public stream (GET /ws/public) and chain transactions --
+
+
+class WsHello(Struct, tag="hello", tag_field="type"):
+    """The public stream's greeting: the last ``seq`` dispatched (the default ``since``)."""
+
+    seq: int
+
+
+class WsPublicSubscribe(_Body, tag="subscribe", tag_field="type"):
+    """Markets default to all; ``since`` to the hello's ``seq``."""
+
+    markets: list[MarketName] | None = None
+    since: int | None = None
+
+
+class WsPing(_Body, tag="ping", tag_field="type"):
+    pass
+
+
+class WsPong(Struct, tag="pong", tag_field="type"):
+    ts: int
+
+
+class ChainTx(Struct, kw_only=True):
+    """A transaction the daemon landed: ``kind`` lock, settle, close, liquidate, ...;
+    ``ref`` the position (or agent) it was for."""
+
+    signature: str
+    slot: int
+    kind: str
+    ref: str | None
+
+
+class ChainTxs(Struct, kw_only=True):
+    """Newest first; empty without a chain (``--chain none``) or where none are kept."""
+
+    transactions: list[ChainTx]
+
+
+PUBLIC_WS_MODELS: tuple[type[Struct], ...] = (
+    WsHello,
+    WsPublicSubscribe,
+    WsPing,
+    WsPong,
+    WsEvent,
+    WsError,
+)

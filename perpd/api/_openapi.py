@@ -165,6 +165,17 @@ ROUTES = [
     Route("get", "/requests/{request_id}", "One request", m.TradeRequest, errors=(404, 429, 503)),
     Route("get", "/markets", "Markets, oracle prices and what is gated", m.Markets),
     Route("get", "/chain", "Which chain holds the money", m.ChainInfo),
+    Route(
+        "get",
+        "/chain/transactions",
+        "The newest chain transactions the daemon landed (public: all are on chain)",
+        m.ChainTxs,
+        query=[
+            ("ref", {"type": "string", "minLength": 1, "maxLength": 64}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+        ],
+        errors=(400, 429, 503),
+    ),
     Route("get", "/health", "Health", m.Health),
     Route("get", "/metrics", "Prometheus metrics", None),
     Route(
@@ -254,7 +265,7 @@ def document(*, dev: bool = True) -> dict[str, Any]:
     """The whole document; ``dev`` adds ``/dev/*`` (served only with ``--dev``)."""
     routes = [r for r in ROUTES if dev or not r.dev]
     models = {r.ok for r in routes if r.ok} | {r.body for r in routes if r.body}
-    models |= {m.Error, *m.WS_MODELS}
+    models |= {m.Error, *m.WS_MODELS, *m.PUBLIC_WS_MODELS}
     _, schemas = msgspec.json.schema_components(
         sorted(models, key=lambda t: t.__name__), ref_template="#/components/schemas/{name}"
     )
@@ -297,6 +308,35 @@ def document(*, dev: bool = True) -> dict[str, Any]:
             },
             "responses": {
                 "400": {"description": "not a WebSocket upgrade", "content": _json(_ref(m.Error))}
+            },
+        }
+    }
+    paths["/ws/public"] = {
+        "get": {
+            "summary": "WebSocket, no login: public events in order, resumable (docs/api.md)",
+            "operationId": "get_ws_public",
+            "x-websocket": {
+                "client": [
+                    f"#/components/schemas/{t.__name__}" for t in (m.WsPublicSubscribe, m.WsPing)
+                ],
+                "server": [
+                    f"#/components/schemas/{t.__name__}"
+                    for t in (m.WsHello, m.WsEvent, m.WsPong, m.WsError)
+                ],
+                "close_codes": {
+                    "1001": "shutting down",
+                    "1008": "no subscribe within 10 s",
+                    "1009": "message too large",
+                    "1011": "internal error",
+                    "4001": "too far behind: resubscribe",
+                },
+            },
+            "responses": {
+                "400": {"description": "not a WebSocket upgrade", "content": _json(_ref(m.Error))},
+                "503": {
+                    "description": "public socket caps reached",
+                    "content": _json(_ref(m.Error)),
+                },
             },
         }
     }

@@ -9,6 +9,9 @@ then turns live at a moment when it has sent exactly what the hub has dispatched
 gap, no duplicate.
 A session whose queue is full is closed (it resumes with ``since``), so one slow or
 dead client never slows the hub or anyone else.
+The public stream's sessions (`PublicSession`, ``GET /ws/public``) ride the same path:
+they see the public projection of every event of their markets
+(`perpd.public_events`), its frame too built once per event for all of them.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from functools import partial
 import trio
 
 from perpd.nursery.ws_wire import Wire, text_frame
+from perpd.public_events import PUBLIC_TYPES, public_wire
 from perpd.records import Event
 from perpd.store import Store
 from perpd.store import queries as q
+from perpd.store.public import public_events
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,16 @@ class Session:
         self.cursor = 0  # last seq handed to this client (replayed or queued)
         self.lagging = trio.Event()
 
+    def replay(self, since: int, until: int) -> Callable[..., list[Event]]:
+        """The store read of the next replay batch after ``since`` (up to ``until``)."""
+        return partial(
+            q.events_visible_to, agent_id=self.agent_id, since=since, limit=BATCH, until=until
+        )
+
+    def text_of(self, e: Event) -> str | None:
+        """``e``'s frame text for this client, None if it may not see it."""
+        return e.wire if visible(e, self.agent_id, self.markets) else None
+
     def offer(self, e: Event, text: str, frame: bytes = b"") -> None:
         """Send or queue ``e`` unless already sent; a full queue marks it as lagging."""
         if e.seq <= self.cursor or self.lagging.is_set() or self.closed:
@@ -78,6 +93,28 @@ class Session:
         self.cursor = e.seq
 
 
+class PublicSession(Session):
+    """A socket of the public stream (``GET /ws/public``): no agent, the public events
+    of its markets and the public projection of the private ones
+    (`perpd.public_events`)."""
+
+    def __init__(self, markets: frozenset[str], wire: Wire | None = None) -> None:
+        super().__init__("", markets, wire)
+
+    def replay(self, since: int, until: int) -> Callable[..., list[Event]]:
+        return partial(
+            public_events,
+            markets=sorted(self.markets),
+            types=PUBLIC_TYPES,
+            since=since,
+            limit=BATCH,
+            until=until,
+        )
+
+    def text_of(self, e: Event) -> str | None:
+        return public_wire(e) if e.market in self.markets else None
+
+
 class Hub:
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -87,10 +124,17 @@ class Hub:
         self.dispatched = store.add_listener(self._committed)
         self._by_market: dict[str, set[Session]] = defaultdict(set)
         self._by_agent: dict[str, set[Session]] = defaultdict(set)
+        self._public: dict[str, set[Session]] = defaultdict(set)  # public stream, by market
         self.sessions = 0
+        self._public_live: set[Session] = set()
         self.cut_off = 0
 
     def _add(self, s: Session) -> None:
+        if isinstance(s, PublicSession):
+            self._public_live.add(s)
+            for m in s.markets:
+                self._public[m].add(s)
+            return
         self.sessions += 1
         self._by_agent[s.agent_id].add(s)
         for m in s.markets:
@@ -99,7 +143,12 @@ class Hub:
     def remove(self, s: Session) -> None:
         """Forget ``s`` (idempotent); a replay still running for it will not register it."""
         s.closed = True
-        if s in self._by_agent.get(s.agent_id, ()):
+        if isinstance(s, PublicSession):
+            if s in self._public_live:
+                self._public_live.discard(s)
+                for m in s.markets:
+                    self._public[m].discard(s)
+        elif s in self._by_agent.get(s.agent_id, ()):
             self.sessions -= 1
             self._by_agent[s.agent_id].discard(s)
             for m in s.markets:
@@ -118,18 +167,11 @@ class Hub:
             if s.cursor >= target:
                 self._add(s)  # no await since the check: the hub cannot slip in between
                 return
-            events = await self._store.read(
-                partial(
-                    q.events_visible_to,
-                    agent_id=s.agent_id,
-                    since=s.cursor,
-                    limit=BATCH,
-                    until=target,
-                )
-            )
+            events = await self._store.read(s.replay(s.cursor, target))
             for e in events:
-                if visible(e, s.agent_id, s.markets):
-                    await deliver(e.wire)
+                text = s.text_of(e)
+                if text is not None:
+                    await deliver(text)
             s.cursor = events[-1].seq if len(events) == BATCH else target
 
     def dispatch(self, events: list[Event]) -> None:
@@ -144,6 +186,13 @@ class Hub:
                 targets |= self._by_agent.get(agent, set())
             for s in targets:
                 s.offer(e, text, frame)
+            public = self._public.get(e.market) if e.market is not None else None
+            if public:  # the public stream's own text, built once for all its sockets
+                ptext = public_wire(e)
+                if ptext is not None:
+                    pframe = frame if ptext is text else text_frame(ptext.encode())
+                    for s in public:
+                        s.offer(e, ptext, pframe)
             self.dispatched = e.seq
 
     def _committed(self, events: list[Event]) -> None:
@@ -162,7 +211,12 @@ class Hub:
             self.dispatch(events)
 
     def statistics(self) -> dict[str, int]:
-        return {"sessions": self.sessions, "dispatched": self.dispatched, "cut_off": self.cut_off}
+        return {
+            "sessions": self.sessions,
+            "public_sessions": len(self._public_live),
+            "dispatched": self.dispatched,
+            "cut_off": self.cut_off,
+        }
 
 
 async def run(hub: Hub, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

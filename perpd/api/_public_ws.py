@@ -1,0 +1,141 @@
+"""``GET /ws/public``: the read-only stream of public events (issue 15), no login.
+
+The frames of ``GET /ws`` (SPEC §6), through the same hub: the server greets with
+``{"type":"hello","seq":LAST_SEQ}``; the client sends
+``{"type":"subscribe","markets":[...],"since":SEQ}`` (markets default to all, since to
+the hello's seq) and gets every public event after ``since`` of those markets, then
+the live ones, in ``seq`` order, never skipping one, so a client that reconnects with
+``since`` = the last seq it saw misses nothing. What is public is `perpd.public_events`:
+only what the unsigned GETs already show. ``ping`` answers ``pong``; anything else is an
+``error`` (the socket stays open). Close codes: 1001 shutting down, 1008 no subscribe
+in time, 1011 internal error, 4001 too far behind (resubscribe with ``since``).
+Sockets are capped in all and per address (`perpd.socket_limits.PublicGate`); over a
+cap the upgrade itself is answered 503.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import trio
+from quart import Blueprint, current_app, websocket
+
+from perpd.api._ws import (
+    _error,
+    _internal,
+    _receive_object,
+    _refuse_handshake,
+    _send,
+)
+from perpd.errors import ApiError, InvalidRequest
+from perpd.markets import MARKETS, get_market
+from perpd.nursery import ws_wire
+from perpd.nursery.event_hub import CLOSE_LAGGING, Hub, PublicSession
+from perpd.ratelimit import address_key
+from perpd.socket_limits import PublicGate
+from perpd.units import parse_int
+
+log = logging.getLogger(__name__)
+bp = Blueprint("public_ws", __name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+
+
+def _subscription(msg: dict[str, Any], default_since: int) -> tuple[frozenset[str], int]:
+    """``subscribe``'s markets (default: all) and ``since`` (default: the hello's seq)."""
+    unknown = set(msg) - {"type", "markets", "since"}
+    if unknown:
+        raise InvalidRequest(f"unknown field(s) in subscribe: {', '.join(sorted(unknown))}")
+    markets = msg.get("markets", list(MARKETS))
+    if not isinstance(markets, list) or len(markets) > 16:
+        raise InvalidRequest("markets must be a list of market names")
+    names = frozenset(get_market(m).name for m in markets)
+    return names, parse_int(msg.get("since", default_since), "since", 0, 2**62)
+
+
+@bp.websocket("/ws/public")
+async def ws_public() -> Any:
+    gate: PublicGate = current_app.config["PERPD_PUBLIC_SOCKETS"]
+    address = address_key(websocket.remote_addr)
+    refusal = gate.admit(address)
+    if refusal is not None:
+        return _refuse_handshake(refusal)
+    try:
+        await websocket.accept()
+        await _serve(gate)
+        return None
+    finally:
+        gate.release(address)
+
+
+async def _serve(gate: PublicGate) -> None:
+    hub: Hub = current_app.config["PERPD_HUB"]
+    shutdown: trio.Event = current_app.config["PERPD_SHUTDOWN"]
+    await websocket.send(json.dumps({"type": "hello", "seq": hub.dispatched}))
+    default_since = hub.dispatched
+    wire = ws_wire.CURRENT.get() if websocket.http_version == "1.1" else None
+    if wire is not None:
+        wire.activate()  # every write of this socket is ordered by its wire from here
+    session: PublicSession | None = None
+    async with trio.open_nursery() as nursery:
+
+        async def close(code: int, reason: str) -> None:
+            nursery.cancel_scope.cancel()
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await websocket.close(code, reason)
+
+        async def on_shutdown() -> None:
+            await shutdown.wait()
+            await close(CLOSE_GOING_AWAY, "server shutting down")
+
+        async def on_no_subscribe() -> None:
+            await trio.sleep(gate.limits.subscribe_timeout_s)
+            if session is None:
+                await close(CLOSE_POLICY, "no subscribe in time")
+
+        async def pump(s: PublicSession, since: int) -> None:
+            await hub.catch_up(s, since, _send)
+            if s.wire is not None:
+                await s.wire.flush_forever()
+            async for text in s.receive:
+                await websocket.send(text)
+
+        async def on_lagging(s: PublicSession) -> None:
+            await s.lagging.wait()
+            hub.cut_off += 1
+            await close(CLOSE_LAGGING, f"too slow: resubscribe with since={s.cursor}")
+
+        nursery.start_soon(on_shutdown)
+        nursery.start_soon(on_no_subscribe)
+        try:
+            while True:
+                try:
+                    msg = await _receive_object()
+                    if msg["type"] == "subscribe":
+                        if session is not None:
+                            raise InvalidRequest("already subscribed")
+                        markets, since = _subscription(msg, default_since)
+                        session = PublicSession(markets, wire)
+                        nursery.start_soon(pump, session, since)
+                        nursery.start_soon(on_lagging, session)
+                    elif msg["type"] == "ping":
+                        await _send(json.dumps({"type": "pong", "ts": int(time.time())}))
+                    else:
+                        raise InvalidRequest(
+                            f"the public stream is read-only: unknown message {msg['type']!r} "
+                            "(subscribe or ping)"
+                        )
+                except ApiError as exc:
+                    await _send(_error(exc))
+                except Exception:
+                    log.exception("public socket message failed on a bug")
+                    await _send(_internal())
+                    await close(CLOSE_INTERNAL, "internal error")
+        finally:
+            if session is not None:
+                hub.remove(session)
