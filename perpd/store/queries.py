@@ -505,14 +505,26 @@ def get_position(conn: sqlite3.Connection, position_id: str) -> Position | None:
 
 
 def page_positions(
-    conn: sqlite3.Connection, agent_id: str | None, status: str | None, after: int, limit: int
+    conn: sqlite3.Connection,
+    agent_id: str | None,
+    status: str | None,
+    after: int,
+    limit: int,
+    market: str | None = None,
+    closed: tuple[int | None, int | None] = (None, None),
 ) -> list[tuple[int, Position]]:
     """Positions with rowid > ``after`` in rowid (opening) order, with their rowid.
 
     For an agent, the requester and maker sides are two index range scans of at most
     ``limit`` rows each, merged: a page costs O(limit) however many positions exist.
+    ``market`` and ``closed`` (since, until on closed_at) filter those scans (issue 13).
     """
     status_sql, status_args = ("AND status = ? ", (status,)) if status is not None else ("", ())
+    for cond, value in (("market = ?", market), ("closed_at >= ?", closed[0])):
+        if value is not None:
+            status_sql, status_args = f"{status_sql}AND {cond} ", (*status_args, value)
+    if closed[1] is not None:
+        status_sql, status_args = f"{status_sql}AND closed_at < ? ", (*status_args, closed[1])
     if agent_id is None:
         rows = conn.execute(
             f"SELECT rowid, {_POSITION_COLS} FROM positions WHERE rowid > ? {status_sql}"
