@@ -43,8 +43,8 @@ _PAGE: list[tuple[str, dict[str, Any]]] = [
 _HISTORY: list[tuple[str, dict[str, Any]]] = [
     ("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
     _PAGE[1],
-    ("since", {"type": "integer", "minimum": 0, "maximum": 2**62}),
-    ("until", {"type": "integer", "minimum": 0, "maximum": 2**62}),
+    ("since", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}),
+    ("until", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}),
     ("market", {"enum": list(m.MARKETS)}),
     ("format", {"enum": ["json", "csv"]}),
 ]

@@ -21,7 +21,7 @@ from perpd.units import parse_int
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,40}")
 PAGE_DEFAULT, PAGE_MAX = 100, 500  # the history lists' limit: default and maximum
 FORMATS = ("json", "csv")
-TIME_MAX = 2**62
+TIME_MAX = 10**18 - 1  # what parse_int reads (18 digits), as GET /events' since
 CSV_TYPE = "text/csv; charset=utf-8"
 
 
