@@ -148,7 +148,7 @@ async def run(
             await services.start(pruner.run, prune)
             hub = event_hub.Hub(store)
             await services.start(event_hub.run, hub)
-            curve = funding_curve.FundingCurve(venue)  # i13-history
+            curve = funding_curve.FundingCurve(venue, publish=config.funding_curve_events)
             await services.start(funding_curve.run, curve)
             limiter = Limiter(config.rate_limits())
             sockets = SocketGate(

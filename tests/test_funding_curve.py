@@ -61,7 +61,7 @@ def point(
 async def test_curve_shows_best_rates_per_term_and_last_fill(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
-    config = base_config(tmp_path)
+    config = base_config(tmp_path, funding_curve_events=True)
     clock = Clock()
     s = await start_server(nursery, config, clock)
     r1, r2, r3, m1, m2 = await funded(s, 5)
@@ -105,7 +105,10 @@ async def test_curve_shows_best_rates_per_term_and_last_fill(
         again.shutdown.set()
 
 
-async def test_funding_curve_event_arrives_on_a_socket_and_is_throttled(server: Server) -> None:
+async def test_funding_curve_event_arrives_on_a_socket_and_is_throttled(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    server = await start_server(nursery, base_config(tmp_path, funding_curve_events=True))
     watcher, requester, *makers = await funded(server, 8)
     rid = await request(requester, "perpetual")
     got: list[tuple[float, dict[str, Any]]] = []
@@ -141,3 +144,15 @@ async def test_funding_curve_event_arrives_on_a_socket_and_is_throttled(server: 
     assert [e["seq"] for e in logged] == [m["seq"] for _, m in got]
     # each names its market (public events go to that market's subscribers)
     assert all(e["market"] == "BTC-PERP" for e in logged)
+    await server.http.aclose()
+    server.shutdown.set()
+
+
+async def test_without_events_the_curve_still_shows(server: Server) -> None:
+    requester, maker = await funded(server, 2)
+    rid = await request(requester, "24h")
+    await quote(maker, rid, "0.002")
+    assert await curve(server) == [point("24h", "0.002", 1)]
+    await trio.sleep(1.2)
+    events = (await requester.get("/events?limit=10000")).json()["events"]
+    assert "funding_curve" not in {e["type"] for e in events}

@@ -33,10 +33,13 @@ MIN_INTERVAL_S = 1.0  # per market, between two funding_curve events
 
 
 class FundingCurve:
-    def __init__(self, venue: Venue, *, min_interval_s: float = MIN_INTERVAL_S) -> None:
+    def __init__(
+        self, venue: Venue, *, min_interval_s: float = MIN_INTERVAL_S, publish: bool = True
+    ) -> None:
         self.venue = venue
         self.book = CurveBook()
         self.min_interval_s = min_interval_s
+        self.publish_events = publish  # False: keep the book (GET /markets), send nothing
         self._buffer: list[Event] | None = []  # commits seen before the snapshot
         self._dirty: set[str] = set()
         self._moved = trio.Event()
@@ -54,7 +57,7 @@ class FundingCurve:
             self._buffer.extend(events)
             return
         moved = self.book.apply(e for e in events if e.type != EVENT)
-        if moved:
+        if moved and self.publish_events:
             self._dirty |= moved
             self._moved.set()
 

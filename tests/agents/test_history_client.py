@@ -20,7 +20,7 @@ PERIOD = 2  # seconds: funding is paid while the test runs
 
 @pytest.fixture
 async def srv(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
-    config = base_config(tmp_path, funding_period_s=PERIOD)
+    config = base_config(tmp_path, funding_period_s=PERIOD, funding_curve_events=True)
     s = await start_server(nursery, config, Clock(real=True, start=time.time()))
     yield s
     await s.http.aclose()
