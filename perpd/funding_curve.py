@@ -10,6 +10,7 @@ cancelled or filled, its chain lock failed), and by time once past its deadline.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -34,6 +35,44 @@ def _term(expires_at: int | None, opened_at: int) -> int | None:
     return None if expires_at is None else expires_at - opened_at
 
 
+class _Term:
+    """The live quotes of one market and term, with heaps of (rate, id) and (deadline,
+    id) whose stale entries are dropped lazily: the best rate and the next deadline cost
+    O(log n) each, whatever the number of live quotes."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, LiveQuote] = {}
+        self._rates: list[tuple[int, str]] = []
+        self._deadlines: list[tuple[int, str]] = []
+
+    def add(self, quote: LiveQuote) -> None:
+        self.live[quote.quote_id] = quote
+        heapq.heappush(self._rates, (quote.rate, quote.quote_id))
+        heapq.heappush(self._deadlines, (quote.expires_at, quote.quote_id))
+
+    def discard(self, quote_id: str) -> None:
+        self.live.pop(quote_id, None)
+        if len(self._rates) > 2 * len(self.live) + 64:  # mostly stale: rebuild
+            self._rates = [(q.rate, i) for i, q in self.live.items()]
+            self._deadlines = [(q.expires_at, i) for i, q in self.live.items()]
+            heapq.heapify(self._rates)
+            heapq.heapify(self._deadlines)
+
+    def past(self, now: float) -> list[str]:
+        """Live quotes whose deadline is not after ``now`` (they can never fill)."""
+        out = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, quote_id = heapq.heappop(self._deadlines)
+            if quote_id in self.live:
+                out.append(quote_id)
+        return out
+
+    def best(self) -> int | None:
+        while self._rates and self._rates[0][1] not in self.live:
+            heapq.heappop(self._rates)
+        return self._rates[0][0] if self._rates else None
+
+
 class CurveBook:
     """Live quotes and last fills by market and duration (None: perpetual)."""
 
@@ -41,7 +80,7 @@ class CurveBook:
         self._requests: dict[str, tuple[str, int | None]] = {}  # open: market, duration
         self._quotes: dict[str, LiveQuote] = {}
         self._by_request: dict[str, set[str]] = defaultdict(set)
-        self._by_market: dict[str, set[str]] = defaultdict(set)
+        self._terms: dict[str, dict[int | None, _Term]] = defaultdict(dict)
         self._fills: dict[tuple[str, int | None], tuple[int, int]] = {}  # rate, time
         self.seq = 0  # the last event applied
 
@@ -58,19 +97,23 @@ class CurveBook:
     def _add(self, quote: LiveQuote) -> None:
         self._quotes[quote.quote_id] = quote
         self._by_request[quote.request_id].add(quote.quote_id)
-        self._by_market[quote.market].add(quote.quote_id)
+        terms = self._terms[quote.market]
+        terms.setdefault(quote.duration_s, _Term()).add(quote)
 
-    def _drop(self, quote_id: str) -> str | None:
+    def _drop(self, quote_id: str) -> None:
         quote = self._quotes.pop(quote_id, None)
         if quote is None:
-            return None
-        self._by_market[quote.market].discard(quote_id)
+            return
+        term = self._terms[quote.market].get(quote.duration_s)
+        if term is not None:
+            term.discard(quote_id)
+            if not term.live:
+                del self._terms[quote.market][quote.duration_s]
         ids = self._by_request.get(quote.request_id)
         if ids is not None:
             ids.discard(quote_id)
             if not ids:
                 del self._by_request[quote.request_id]
-        return quote.market
 
     def _drop_request(self, request_id: str) -> None:
         self._requests.pop(request_id, None)
@@ -105,7 +148,8 @@ class CurveBook:
             )
             return market
         if e.type in QUOTE_ENDS or e.type == "position_failed":
-            return self._drop(d["quote_id"])
+            self._drop(d["quote_id"])  # maybe gone already: past its deadline at a read
+            return e.market
         if e.type in REQUEST_ENDS:
             self._drop_request(d["request_id"])
             if e.type == "position_opened":
@@ -117,24 +161,22 @@ class CurveBook:
 
     def curve(self, market: str, now: float) -> list[Point]:
         """``market``'s curve at ``now``: one point per duration with a live quote or a
-        fill, perpetual first, then by length."""
-        best: dict[int | None, tuple[int, int]] = {}  # duration: lowest rate, count
-        for quote_id in self._by_market.get(market, ()):
-            quote = self._quotes[quote_id]
-            if quote.expires_at <= now:
-                continue
-            rate, n = best.get(quote.duration_s, (quote.rate, 0))
-            best[quote.duration_s] = (min(rate, quote.rate), n + 1)
-        terms = set(best) | {t for m, t in self._fills if m == market}
+        fill, perpetual first, then by length. Quotes past their deadline leave here."""
+        terms = self._terms.get(market, {})
+        for held in list(terms.values()):
+            for quote_id in held.past(now):
+                self._drop(quote_id)
+        lengths = set(terms) | {t for m, t in self._fills if m == market}
         points = []
-        for term in sorted(terms, key=lambda t: -1 if t is None else t):
-            low = best.get(term)
-            fill = self._fills.get((market, term))
+        for length in sorted(lengths, key=lambda t: -1 if t is None else t):
+            term = terms.get(length)
+            best = None if term is None else term.best()
+            fill = self._fills.get((market, length))
             points.append(
                 {
-                    "duration": duration_name(term),
-                    "best_rate": None if low is None else format_rate(low[0]),
-                    "live_quotes": 0 if low is None else low[1],
+                    "duration": duration_name(length),
+                    "best_rate": None if best is None else format_rate(best),
+                    "live_quotes": 0 if term is None else len(term.live),
                     "last_filled_rate": None if fill is None else format_rate(fill[0]),
                     "last_filled_at": None if fill is None else fill[1],
                 }

@@ -4,11 +4,17 @@ reaches market subscribers when it moves, at most once per second per market."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from perpd.funding_curve import CurveBook
+from perpd.records import Event
+from perpd.store.history import CurveSnapshot
+from perpd.units import format_rate
+from perpd.views import duration_name
 from tests.conftest import Agent, Clock, Server, base_config, funded, start_server
 from tests.wsclient import connect
 
@@ -156,3 +162,38 @@ async def test_without_events_the_curve_still_shows(server: Server) -> None:
     await trio.sleep(1.2)
     events = (await requester.get("/events?limit=10000")).json()["events"]
     assert "funding_curve" not in {e["type"] for e in events}
+
+
+def test_the_book_agrees_with_a_scan_through_adds_removals_and_deadlines() -> None:
+    """The heaps with lazy removal (and their rebuilds) against a brute-force scan."""
+    rng = random.Random(13)
+    book = CurveBook()
+    terms = [None, 3600, 86400]
+    book.load(CurveSnapshot(0, [(f"r{i}", "BTC-PERP", terms[i % 3]) for i in range(50)], [], []))
+    live: dict[str, tuple[int | None, int, int]] = {}  # quote: term, rate, deadline
+    seq, now = 0, 1000
+    for step in range(3000):
+        seq += 1
+        if live and rng.random() < 0.45:
+            qid = rng.choice(sorted(live))
+            kind = rng.choice(["quote_accepted", "quote_rejected", "quote_expired"])
+            book.apply([Event(seq, now, kind, "BTC-PERP", False, (), {"quote_id": qid})])
+            del live[qid]
+        else:
+            r = rng.randrange(50)
+            qid, rate, deadline = f"q{step}", rng.randrange(-500, 500), now + rng.randrange(1, 40)
+            data = {"quote_id": qid, "request_id": f"r{r}", "funding_rate": format_rate(rate),
+                    "expires_at": deadline}  # fmt: skip
+            book.apply([Event(seq, now, "quote", "BTC-PERP", False, (), data)])
+            live[qid] = (terms[r % 3], rate, deadline)
+        now += rng.choice([0, 0, 1])
+        live = {k: v for k, v in live.items() if v[2] > now}
+        want = []
+        for t in terms:
+            rates = [rate for term, rate, _ in live.values() if term == t]
+            if rates:
+                want.append((duration_name(t), format_rate(min(rates)), len(rates)))
+        got = [
+            (p["duration"], p["best_rate"], p["live_quotes"]) for p in book.curve("BTC-PERP", now)
+        ]
+        assert got == want, step

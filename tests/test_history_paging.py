@@ -3,6 +3,8 @@ queries are index range scans (EXPLAIN QUERY PLAN)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 import trio
 
+from perpd.store import _schema, connect
 from perpd.store.history import Window, closed_positions_sql, history_sql, plan
 from tests.conftest import Agent, Server, base_config, start_server
 from tests.test_history import open_position, page
@@ -108,3 +111,45 @@ async def test_history_queries_are_index_range_scans(srv: Server) -> None:
     assert "SEARCH p USING INDEX sqlite_autoindex_positions_1 (position_id=?)" in joined["closed"]
     for text in joined.values():  # no table scan, no sort: pages stream in key order
         assert "SCAN" not in text and "TEMP B-TREE" not in text, text
+
+
+def test_migration_copies_the_history_of_events_logged_before_it(tmp_path: Path) -> None:
+    """A file from before migration 7: its fills, payments, liquidations and final closes
+    are in agent_history once the daemon's connect migrates it; partial closes and other
+    events are not."""
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for version, migration in enumerate(_schema.MIGRATIONS[:6], start=1):
+        migration(raw)
+        raw.execute(f"PRAGMA user_version = {version}")
+    a, b, c = "A" * 44, "B" * 44, "C" * 44
+    logged = [
+        ("quote", {"quote_id": "q1"}, (a,)),
+        ("position_opened", {"position_id": "p1", "status": "open"}, (a, b)),
+        ("funding_settled", {"position_id": "p1", "payer": a}, (a, b)),
+        ("position_closed", {"position_id": "p1", "status": "open"}, (a, b)),  # partial
+        ("position_closed", {"position_id": "p1", "status": "closed"}, (a, b)),
+        ("liquidation", {"position_id": "p2", "status": "liquidated"}, (a, b, c)),
+    ]
+    for seq, (kind, data, who) in enumerate(logged, start=1):
+        raw.execute(
+            "INSERT INTO events (seq, ts, type, market, public, data) VALUES (?, ?, ?, ?, 0, ?)",
+            (seq, 100 + seq, kind, "BTC-PERP", json.dumps(data)),
+        )
+        raw.executemany("INSERT INTO event_audience VALUES (?, ?)", [(x, seq) for x in who])
+    raw.close()
+    conn = connect(path)
+    rows = conn.execute(
+        "SELECT agent_id, kind, seq, market, ts, position_id FROM agent_history "
+        "ORDER BY agent_id, seq"
+    ).fetchall()
+    conn.close()
+    mine = [(kind, seq, pid) for who, kind, seq, _, _, pid in rows if who == a]
+    assert mine == [
+        ("fill", 2, "p1"),
+        ("funding", 3, "p1"),
+        ("closed", 5, "p1"),
+        ("liquidation", 6, "p2"),
+    ]
+    assert [(kind, seq) for who, kind, seq, *_ in rows if who == c] == [("liquidation", 6)]
+    assert {(m, ts) for _, _, seq, m, ts, _ in rows if seq == 2} == {("BTC-PERP", 102)}

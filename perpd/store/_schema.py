@@ -276,13 +276,13 @@ def m006_outbox(conn: sqlite3.Connection) -> None:
 
 def m007_history(conn: sqlite3.Connection) -> None:
     """Issue 13's history: one row per (agent, kind, event) for fills, funding payments,
-    liquidations and final closes, keyed by the event's ``seq``.
+    liquidations and final closes, keyed by the event's ``seq``; `queries.append_event`
+    and `queries.append_events_bulk` write them with their event, and the events logged
+    before this migration are copied in here.
 
     ``seq`` is allocated inside the writer's transaction and SQLite serialises writers,
     so seqs become visible in increasing order: a reader past ``seq`` k never meets a
-    later commit below k. The trigger fills the table from ``event_audience`` in the same
-    statement that names an event's audience, whatever code appends the event (one event
-    or a bulk funding batch); existing events are copied in once."""
+    later commit below k."""
     kinds = (
         "CASE e.type WHEN 'position_opened' THEN 'fill' WHEN 'funding_settled' THEN 'funding' "
         "WHEN 'liquidation' THEN 'liquidation' ELSE 'closed' END"
@@ -304,11 +304,6 @@ def m007_history(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (agent_id, kind, seq)
         ) WITHOUT ROWID;
         CREATE INDEX agent_history_market ON agent_history (agent_id, kind, market, seq);
-        CREATE TRIGGER agent_history_of_audience AFTER INSERT ON event_audience BEGIN
-            INSERT INTO agent_history (agent_id, kind, seq, market, ts, position_id)
-            SELECT NEW.agent_id, {kinds}, e.seq, e.market, e.ts, e.data ->> 'position_id'
-            FROM events e WHERE e.seq = NEW.seq AND {wanted};
-        END;
         INSERT INTO agent_history (agent_id, kind, seq, market, ts, position_id)
             SELECT a.agent_id, {kinds}, e.seq, e.market, e.ts, e.data ->> 'position_id'
             FROM event_audience a JOIN events e ON e.seq = a.seq WHERE {wanted};

@@ -589,6 +589,23 @@ def next_position_deadline(conn: sqlite3.Connection) -> int | None:
 # ---------------------------------------------------------------- events
 
 
+_HISTORY_KINDS = {
+    "position_opened": "fill",
+    "funding_settled": "funding",
+    "liquidation": "liquidation",
+    "position_closed": "closed",
+}
+
+
+def history_kind(type_: str, data: dict[str, Any]) -> str | None:
+    """The ``agent_history`` kind an event is recorded under (issue 13), if any: fills,
+    funding payments, liquidations, and the close that ends a position."""
+    kind = _HISTORY_KINDS.get(type_)
+    if kind == "closed" and data.get("status") != "closed":
+        return None  # a partial close: the position is still open
+    return kind
+
+
 def append_event(
     conn: sqlite3.Connection,
     ts: int,
@@ -610,6 +627,13 @@ def append_event(
     conn.executemany(
         "INSERT INTO event_audience (agent_id, seq) VALUES (?, ?)", [(a, seq) for a in who]
     )
+    kind = history_kind(type_, data)
+    if kind is not None:  # issue 13: the audience's history rows, in the same unit
+        conn.executemany(
+            "INSERT INTO agent_history (agent_id, kind, seq, market, ts, position_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(a, kind, seq, market, ts, data.get("position_id")) for a in who],
+        )
     pending = getattr(conn, "pending", None)
     if pending is not None:  # the store publishes these after COMMIT
         pending.append(Event(seq, ts, type_, market, public, who, data))
@@ -924,6 +948,17 @@ def append_events_bulk(
         "SELECT a.value ->> 0, a.value ->> 1 FROM json_each(?) AS a",
         (json.dumps(audience),),
     )
+    kind = history_kind(type_, made[0].data)
+    if kind is not None:  # issue 13: one statement for the audience's history rows
+        history = sorted(
+            (who, e.seq, e.market, e.data.get("position_id")) for e in made for who in e.audience
+        )
+        conn.execute(
+            "INSERT INTO agent_history (agent_id, kind, seq, market, ts, position_id) "
+            "SELECT h.value ->> 0, ?, h.value ->> 1, h.value ->> 2, ?, h.value ->> 3 "
+            "FROM json_each(?) AS h",
+            (kind, ts, json.dumps(history)),
+        )
     pending = getattr(conn, "pending", None)
     if pending is not None:  # the store publishes these after COMMIT
         pending.extend(made)
