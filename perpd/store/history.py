@@ -1,9 +1,10 @@
 """History reads (issue 13): an agent's fills, funding payments, liquidations and closed
 positions, paged on the event ``seq``; and the funding curve's starting snapshot.
 
-Rows come from ``agent_history`` (migration 7), which a trigger fills from each event's
-audience in the event's own transaction; the items' fields are the events' data, which
-the log keeps forever (pruning removes finished requests and quotes, never events).
+Rows come from ``agent_history`` (migration 7), which `queries.append_event` and
+`queries.append_events_bulk` fill for each event's audience in the event's own unit;
+the items' fields are the events' data, which the log keeps forever (pruning removes
+finished requests and quotes, never events).
 All of these run on the read-only connections.
 """
 
