@@ -61,8 +61,14 @@ from agents._models import (
     ChainInfo,
     CloseResult,
     Event,
+    Fill,
+    FundingCurveEvent,
+    FundingCurvePoint,
+    FundingPayment,
     FundingSettledEvent,
+    HistoryPage,
     LiquidationEvent,
+    LiquidationRecord,
     LiquidationResult,
     Market,
     Position,
@@ -86,7 +92,7 @@ from agents._models import (
     parse_usdc,
 )
 from agents._signing import Signer, signing_message
-from agents._trader import Chooser, Trader, TraderStatistics
+from agents._trader import Chooser, HistoryTally, TradeHistory, Trader, TraderStatistics
 from agents._ws import Session, SessionStatistics
 
 __all__ = [
@@ -156,6 +162,15 @@ __all__ = [
     "RequestExpiredEvent",
     "TradeRequestEvent",
     "parse_event",
+    # history and the funding curve (issue 13)
+    "Fill",
+    "FundingCurveEvent",
+    "FundingCurvePoint",
+    "FundingPayment",
+    "HistoryPage",
+    "HistoryTally",
+    "LiquidationRecord",
+    "TradeHistory",
     # errors
     "AgentError",
     "ApiError",

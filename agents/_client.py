@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from solders.keypair import Keypair
@@ -51,6 +52,10 @@ from agents._models import (
     ChainInfo,
     CloseResult,
     Event,
+    Fill,
+    FundingPayment,
+    HistoryPage,
+    LiquidationRecord,
     LiquidationResult,
     Market,
     Position,
@@ -69,6 +74,7 @@ from agents._ws import Session, open_session
 
 __all__ = ["Client", "ClientStatistics"]
 
+T = TypeVar("T")
 CONSENT_S = 30  # how long a close or withdraw consent stays good (the daemon allows 60)
 
 
@@ -607,6 +613,106 @@ class Client:
         ``async with client.subscribe(["BTC-PERP"]) as session: async for ev in session``.
         """
         return open_session(self, markets, since=since, **options)
+
+    # ------------------------------------------------------------ history (issue 13)
+
+    async def _history(
+        self,
+        path: str,
+        key: str,
+        parse: Callable[[object], T],
+        window: dict[str, Any],
+    ) -> HistoryPage[T]:
+        """One signed page of this agent's ``path`` list, decoded."""
+        data = await self._send("GET", path, params=window)
+        items = tuple(parse(x) for x in _list(data, key, f"GET {path}"))
+        cursor = data.get("next_cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            raise ProtocolError(f"GET {path}: next_cursor must be a string or null")
+        return HistoryPage(items, cursor)
+
+    async def fills(
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        market: str | None = None,
+    ) -> HistoryPage[Fill]:
+        """A page of this agent's fills, oldest first (``since`` inclusive, ``until``
+        exclusive, unix s); pass the page's ``next_cursor`` for the next one."""
+        window = {"limit": limit, "cursor": cursor, "since": since, "until": until}
+        return await self._history("/fills", "fills", Fill.from_wire, window | {"market": market})
+
+    async def funding(
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        market: str | None = None,
+    ) -> HistoryPage[FundingPayment]:
+        """A page of the funding payments on this agent's positions, oldest first."""
+        window = {"limit": limit, "cursor": cursor, "since": since, "until": until}
+        return await self._history(
+            "/funding", "funding", FundingPayment.from_wire, window | {"market": market}
+        )
+
+    async def liquidations(
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        market: str | None = None,
+    ) -> HistoryPage[LiquidationRecord]:
+        """A page of the liquidations this agent was party to or made, oldest first."""
+        window = {"limit": limit, "cursor": cursor, "since": since, "until": until}
+        return await self._history(
+            "/liquidations",
+            "liquidations",
+            LiquidationRecord.from_wire,
+            window | {"market": market},
+        )
+
+    def iter_fills(
+        self,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        market: str | None = None,
+        page_size: int = 500,
+    ) -> AsyncIterator[Fill]:
+        """Every fill of this agent in the window, page after page, each once."""
+        return _every(partial(self.fills, limit=page_size, since=since, until=until, market=market))
+
+    def iter_funding(
+        self,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        market: str | None = None,
+        page_size: int = 500,
+    ) -> AsyncIterator[FundingPayment]:
+        """Every funding payment of this agent in the window, page after page."""
+        return _every(
+            partial(self.funding, limit=page_size, since=since, until=until, market=market)
+        )
+
+
+async def _every(page: Callable[..., Awaitable[HistoryPage[T]]]) -> AsyncIterator[T]:
+    """The items of every page ``page(cursor=...)`` returns, following next_cursor."""
+    cursor: str | None = None
+    while True:
+        got = await page(cursor=cursor)
+        for item in got.items:
+            yield item
+        if got.next_cursor is None:
+            return
+        cursor = got.next_cursor
 
 
 def _checked_request_hash(program: Pubkey, request: TradeRequest) -> bytes:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from agents._errors import ProtocolError
 
@@ -29,8 +29,14 @@ __all__ = [
     "ChainInfo",
     "CloseResult",
     "Event",
+    "Fill",
+    "FundingCurveEvent",
+    "FundingCurvePoint",
+    "FundingPayment",
     "FundingSettledEvent",
+    "HistoryPage",
     "LiquidationEvent",
+    "LiquidationRecord",
     "LiquidationResult",
     "Market",
     "Position",
@@ -58,6 +64,7 @@ MICRO = 1_000_000  # micro-USDC per USDC
 PPM = 1_000_000  # ppm per unit rate
 PRICE_SCALE = 100_000_000  # exponent -8
 
+T = TypeVar("T")
 Side = Literal["long", "short"]
 Role = Literal["requester", "maker"]
 
@@ -237,6 +244,8 @@ class Market:
     publish_time: int | None
     price_usable: bool
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    # per term, the best live quoted rate and the last fill (issue 13)
+    funding_curve: tuple[FundingCurvePoint, ...] = ()
 
     @classmethod
     def from_wire(cls, data: object) -> Market:
@@ -251,6 +260,7 @@ class Market:
             publish_time=f.opt_integer("publish_time"),
             price_usable=f.flag("price_usable", f.data.get("oracle_price") is not None),
             raw=f.data,
+            funding_curve=funding_curve_of(f.data, "market"),
         )
 
     def min_collateral(self, size: int) -> int:
@@ -681,4 +691,175 @@ def parse_event(message: object) -> Event:
             reward=f.usdc("reward_usdc"),
             liquidated_side=f.opt_text("liquidated_side"),
         )
+    if kind == "funding_curve":
+        return FundingCurveEvent(
+            **base, market=f.text("market"), funding_curve=funding_curve_of(f.data, kind)
+        )
     return Event(**base)
+
+
+# ---------------------------------------------------------------- history (issue 13)
+
+
+@dataclass(frozen=True, slots=True)
+class FundingCurvePoint:
+    """One term of a market's funding curve: the lowest live quoted rate (the best for a
+    requester; None when no quote is live), the live quote count, the last fill."""
+
+    duration: str
+    best_rate: int | None
+    live_quotes: int
+    last_filled_rate: int | None
+    last_filled_at: int | None
+
+    @classmethod
+    def from_wire(cls, data: object) -> FundingCurvePoint:
+        f = _Fields(data, "funding_curve point")
+        return cls(
+            duration=f.text("duration"),
+            best_rate=f.opt_rate("best_rate"),
+            live_quotes=f.integer("live_quotes"),
+            last_filled_rate=f.opt_rate("last_filled_rate"),
+            last_filled_at=f.opt_integer("last_filled_at"),
+        )
+
+
+def funding_curve_of(data: Mapping[str, Any], what: str) -> tuple[FundingCurvePoint, ...]:
+    """A ``funding_curve`` list (absent from daemons before issue 13: empty)."""
+    points = data.get("funding_curve", [])
+    if not isinstance(points, list):
+        raise ProtocolError(f"{what}.funding_curve: expected a list")
+    return tuple(FundingCurvePoint.from_wire(p) for p in points)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundingCurveEvent(Event):
+    """A market's funding curve moved (public, at most once per second per market)."""
+
+    market: str
+    funding_curve: tuple[FundingCurvePoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One of this agent's fills (``GET /fills``): side, collateral and fee are its own."""
+
+    fill_id: int
+    position_id: str
+    request_id: str
+    quote_id: str
+    market: str
+    role: Role
+    side: Side
+    size: int
+    entry_price: int
+    funding_rate: int
+    leverage: int
+    collateral: int
+    fee: int
+    filled_at: int
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> Fill:
+        f = _Fields(data, "fill")
+        role = f.text("role")
+        if role not in ("requester", "maker"):
+            raise ProtocolError(f"fill.role: expected requester or maker, got {role!r}")
+        return cls(
+            fill_id=f.integer("fill_id"),
+            position_id=f.text("position_id"),
+            request_id=f.text("request_id"),
+            quote_id=f.text("quote_id"),
+            market=f.text("market"),
+            role=role,  # type: ignore[arg-type]
+            side=f.side("side"),
+            size=f.usdc("size_usdc"),
+            entry_price=f.price("entry_price"),
+            funding_rate=f.rate("funding_rate"),
+            leverage=f.integer("leverage"),
+            collateral=f.usdc("collateral_usdc"),
+            fee=f.usdc("fee_usdc"),
+            filled_at=f.integer("filled_at"),
+            raw=f.data,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """One funding payment on this agent's position (``GET /funding``): ``amount`` is
+    positive; ``direction`` says whether this agent paid or received it."""
+
+    payment_id: int
+    position_id: str
+    market: str
+    amount: int
+    direction: Literal["paid", "received"]
+    period: int
+    settled_at: int
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> FundingPayment:
+        f = _Fields(data, "funding payment")
+        direction = f.text("direction")
+        if direction not in ("paid", "received"):
+            raise ProtocolError(f"funding.direction: expected paid or received, got {direction!r}")
+        return cls(
+            payment_id=f.integer("payment_id"),
+            position_id=f.text("position_id"),
+            market=f.text("market"),
+            amount=f.usdc("amount_usdc"),
+            direction=direction,  # type: ignore[arg-type]
+            period=f.integer("period"),
+            settled_at=f.integer("settled_at"),
+            raw=f.data,
+        )
+
+    @property
+    def signed_amount(self) -> int:
+        """What it did to this agent's collateral: negative when paid."""
+        return -self.amount if self.direction == "paid" else self.amount
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationRecord:
+    """A liquidation this agent was party to or made (``GET /liquidations``)."""
+
+    position_id: str
+    market: str
+    role: Literal["requester", "maker", "liquidator"]
+    liquidator: str
+    reward: int
+    price: int
+    liquidated_at: int
+    liquidated_side: str
+    released: int  # what came back to this agent (the reward, for the liquidator)
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> LiquidationRecord:
+        f = _Fields(data, "liquidation")
+        role = f.text("role")
+        if role not in ("requester", "maker", "liquidator"):
+            raise ProtocolError(f"liquidation.role: unexpected {role!r}")
+        return cls(
+            position_id=f.text("position_id"),
+            market=f.text("market"),
+            role=role,  # type: ignore[arg-type]
+            liquidator=f.text("liquidator"),
+            reward=f.usdc("reward_usdc"),
+            price=f.price("price"),
+            liquidated_at=f.integer("liquidated_at"),
+            liquidated_side=f.text("liquidated_side"),
+            released=f.usdc("released_usdc"),
+            raw=f.data,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage(Generic[T]):
+    """One page of a history list; ``next_cursor`` is None on the last page."""
+
+    items: tuple[T, ...]
+    next_cursor: str | None

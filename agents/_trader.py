@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import anyio
 
@@ -28,13 +29,14 @@ from agents._errors import (
     QuoteExpired,
     RequestExpired,
 )
-from agents._models import CloseResult, Position, Quote, Side, TradeRequest
+from agents._models import CloseResult, HistoryPage, Position, Quote, Side, TradeRequest
 
-__all__ = ["Chooser", "Trader", "TraderStatistics"]
+__all__ = ["Chooser", "HistoryTally", "TradeHistory", "Trader", "TraderStatistics"]
 
 log = logging.getLogger("agents.trader")
 
 Chooser = Callable[[TradeRequest, Sequence[Quote]], Quote | None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -163,3 +165,70 @@ class Trader:
             raise
         self._stats["closes"] += 1
         return result
+
+
+# ---------------------------------------------------------------- history (issue 13)
+
+
+@dataclass(frozen=True)
+class TradeHistory:
+    """What the daemon's history says this agent did, since the tally started."""
+
+    fills: int
+    notional: int  # micro-USDC, summed over the fills
+    fees: int  # open fees this agent paid
+    funding_paid: int
+    funding_received: int
+
+
+class HistoryTally:
+    """Pages this agent's fills and funding payments (``GET /fills``, ``GET /funding``)
+    from where the last `update` stopped, counting each once.
+
+    The lists are keyset pages on an increasing key, so the page the last walk ended on
+    is asked again from its own cursor: it holds the items seen then, which are skipped
+    by key, and whatever came after them; no timestamp is trusted to resume.
+    """
+
+    def __init__(self, client: Client, page_size: int = 500) -> None:
+        self.client = client
+        self.page_size = page_size
+        self._cursors: dict[str, str | None] = {"fills": None, "funding": None}
+        self._last = {"fills": 0, "funding": 0}
+        self._totals = Counter[str]()
+
+    async def _new(
+        self, name: str, page: Callable[..., Awaitable[HistoryPage[T]]], key: Callable[[T], int]
+    ) -> list[T]:
+        cursor, fresh = self._cursors[name], []
+        while True:
+            got = await page(cursor=cursor, limit=self.page_size)
+            fresh += [x for x in got.items if key(x) > self._last[name]]
+            if got.next_cursor is None:
+                break
+            cursor = got.next_cursor
+        self._cursors[name] = cursor
+        if fresh:
+            self._last[name] = key(fresh[-1])
+        return fresh
+
+    async def update(self) -> TradeHistory:
+        """Read what is new and return the running totals."""
+        t = self._totals
+        fills: list[Any] = await self._new("fills", self.client.fills, lambda f: f.fill_id)
+        for f in fills:
+            t["fills"] += 1
+            t["notional"] += f.size
+            t["fees"] += f.fee
+        payments: list[Any] = await self._new(
+            "funding", self.client.funding, lambda p: p.payment_id
+        )
+        for p in payments:
+            t["funding_paid" if p.direction == "paid" else "funding_received"] += p.amount
+        return self.totals()
+
+    def totals(self) -> TradeHistory:
+        t = self._totals
+        return TradeHistory(
+            t["fills"], t["notional"], t["fees"], t["funding_paid"], t["funding_received"]
+        )

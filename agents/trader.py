@@ -24,8 +24,8 @@ import anyio.abc
 from agents import _runner
 from agents._client import Client
 from agents._errors import AgentError, ApiError, Conflict, TransportError
-from agents._models import MICRO, Market, Position, Quote, Side, TradeRequest
-from agents._trader import Trader
+from agents._models import MICRO, Market, Position, Quote, Side, TradeRequest, format_usdc
+from agents._trader import HistoryTally, Trader
 
 __all__ = ["RandomTrader"]
 
@@ -51,6 +51,8 @@ class RandomTrader:
         cautious: the share of requests on which it takes the best-collateralised quote
             instead of the cheapest (a maker that posts more can lose more before it is
             liquidated, which some traders pay for).
+        report_s: seconds between two reports of its fills and funding, read from the
+            daemon's history (``GET /fills``, ``GET /funding``).
     """
 
     def __init__(
@@ -68,8 +70,11 @@ class RandomTrader:
         expires_in: int = 10,
         quote_window: float = 1.5,
         cautious: float = 0.0,
+        report_s: float = 30.0,
     ) -> None:
         self.client = client
+        self.history = HistoryTally(client)
+        self.report_s = report_s
         self.trader = Trader(client, quote_window=quote_window, choose=self._choose)
         self.cautious = cautious
         self._wanted = None if markets is None else list(markets)
@@ -101,6 +106,7 @@ class RandomTrader:
         self.markets = {n: listed[n] for n in wanted if n in listed}
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_makers)
+            tg.start_soon(self._report)
             task_status.started()
             while True:
                 await anyio.sleep(self._rng.uniform(*self.think_s))
@@ -149,6 +155,26 @@ class RandomTrader:
             log.warning("trader %s: close failed: %s", self.client.agent_id[:8], exc)
         finally:
             self.holding.pop(position.position_id, None)
+
+    async def _report(self) -> None:
+        """Page the fills and funding payments the daemon recorded, and log the totals."""
+        while True:
+            await anyio.sleep(self.report_s)
+            try:
+                h = await self.history.update()
+            except AgentError as exc:
+                log.info("trader %s: history unavailable: %s", self.client.agent_id[:8], exc)
+                continue
+            self.counts["fills_recorded"] = h.fills
+            log.info(
+                "trader %s: %d fills, %s USDC notional, fees %s, funding paid %s received %s",
+                self.client.agent_id[:8],
+                h.fills,
+                format_usdc(h.notional),
+                format_usdc(h.fees),
+                format_usdc(h.funding_paid),
+                format_usdc(h.funding_received),
+            )
 
     async def _watch_makers(self) -> None:
         """Liquidate makers under maintenance on this trader's positions, once a second."""

@@ -85,6 +85,8 @@ class Config:
     # latency: the writer commits the units queued together in one transaction, at most
     # this many (each in its own savepoint; 1 = one commit per unit)
     db_group_max: int = 32
+    # i13-history: the public funding_curve event (GET /markets shows the curve either way)
+    funding_curve_events: bool = True
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):

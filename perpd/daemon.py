@@ -31,6 +31,7 @@ from perpd.nursery import (
     event_hub,
     expiry,
     funding,
+    funding_curve,
     http,
     http_limits,
     liquidation_watcher,
@@ -147,6 +148,8 @@ async def run(
             await services.start(pruner.run, prune)
             hub = event_hub.Hub(store)
             await services.start(event_hub.run, hub)
+            curve = funding_curve.FundingCurve(venue, publish=config.funding_curve_events)
+            await services.start(funding_curve.run, curve)
             limiter = Limiter(config.rate_limits())
             sockets = SocketGate(
                 SocketLimits(
@@ -169,6 +172,7 @@ async def run(
                 "store": store,
                 "expiry": timer,
                 "funding": scheduler,
+                "funding_curve": curve,
             }
             metrics = Metrics()
             metrics.start_at(store.last_seq)

@@ -100,6 +100,14 @@ def _repair(body: dict[str, Any]) -> None:
             body[name] = _REPAIRS[name](value)
 
 
+def _whole(value: object) -> int | None:
+    """A query value as the integer it spells (the coverage phase sends some as text)."""
+    try:
+        return int(value) if isinstance(value, int | str) else None
+    except ValueError:
+        return None
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     positive = case.meta is None or case.meta.generation.mode.is_positive
@@ -116,4 +124,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     if positive and isinstance(case.query, dict):
         # an opaque token only the daemon mints; its refusals: test_hardening_pagination.py
         case.query.pop("cursor", None)
+        since, until = _whole(case.query.get("since")), _whole(case.query.get("until"))
+        if since is not None and until is not None and since > until:
+            # a window that ends before it starts is a 400 (tests/test_history.py)
+            case.query["since"], case.query["until"] = case.query["until"], case.query["since"]
     kwargs["auth"] = _Sign()

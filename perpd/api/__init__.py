@@ -9,7 +9,7 @@ from quart import jsonify
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from perpd.api import _chain_txs, _dev, _limits, _public_ws, _reads, _trade, _ws
+from perpd.api import _chain_txs, _dev, _history, _limits, _public_ws, _reads, _trade, _ws
 from perpd.api._access_log import AccessLog, note_route
 from perpd.api._chain import chain_blueprint
 from perpd.api._common import MAX_BODY, error_response, http_error_response
@@ -67,6 +67,7 @@ def create_app(
     app.register_blueprint(_trade.bp)
     app.register_blueprint(_reads.bp)
     app.register_blueprint(_ws.bp)
+    app.register_blueprint(_history.bp)
     app.register_blueprint(chain_blueprint(chain))
     if dev:
         app.register_blueprint(_dev.bp)

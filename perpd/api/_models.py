@@ -281,6 +281,7 @@ class Market(Struct, kw_only=True):
     max_leverage: int
     funding_period_s: int
     min_size_usdc: Usdc
+    funding_curve: list[FundingCurvePoint]  # i13-history
 
 
 class Limits(Struct, kw_only=True):
@@ -462,3 +463,80 @@ PUBLIC_WS_MODELS: tuple[type[Struct], ...] = (
     WsEvent,
     WsError,
 )
+
+
+# -- issue 13: history and the funding curve (i13-history) --------------------------------
+
+
+class FundingCurvePoint(Struct, kw_only=True):
+    """One term of a market's funding curve: the best (lowest) live quoted rate for a
+    requester, how many quotes are live, and the last filled rate."""
+
+    duration: Annotated[str, Meta(pattern=_DURATION)]
+    best_rate: Rate | None
+    live_quotes: int
+    last_filled_rate: Rate | None
+    last_filled_at: int | None
+
+
+class FundingCurveEvent(Struct, kw_only=True):
+    """Data of the public ``funding_curve`` event (at most once per second per market)."""
+
+    market: MarketName
+    funding_curve: list[FundingCurvePoint]
+
+
+class Fill(Struct, kw_only=True):
+    fill_id: int
+    position_id: str
+    request_id: str
+    quote_id: str
+    market: MarketName
+    role: Literal["requester", "maker"]
+    side: Side
+    size_usdc: Usdc
+    entry_price: Price
+    funding_rate: Rate
+    leverage: int
+    collateral_usdc: Usdc
+    fee_usdc: Usdc
+    filled_at: int
+
+
+class FillPage(Struct, kw_only=True):
+    fills: list[Fill]
+    next_cursor: str | None
+
+
+class FundingPayment(Struct, kw_only=True):
+    payment_id: int
+    position_id: str
+    market: MarketName
+    amount_usdc: Usdc
+    direction: Literal["paid", "received"]
+    period: int
+    settled_at: int
+    funding_rate: Rate | None
+    settled_to: int | None
+
+
+class FundingPage(Struct, kw_only=True):
+    funding: list[FundingPayment]
+    next_cursor: str | None
+
+
+class LiquidationRecord(Struct, kw_only=True):
+    position_id: str
+    market: MarketName
+    role: Literal["requester", "maker", "liquidator"]
+    liquidator: str
+    reward_usdc: Usdc
+    price: Price
+    liquidated_at: int
+    liquidated_side: Literal["requester", "maker"]
+    released_usdc: Usdc
+
+
+class LiquidationPage(Struct, kw_only=True):
+    liquidations: list[LiquidationRecord]
+    next_cursor: str | None

@@ -40,6 +40,16 @@ _PAGE: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+_HISTORY: list[tuple[str, dict[str, Any]]] = [
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+    _PAGE[1],
+    ("since", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}),
+    ("until", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}),
+    ("market", {"enum": list(m.MARKETS)}),
+    ("format", {"enum": ["json", "csv"]}),
+]
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -52,6 +62,7 @@ class Route:
     signed: bool = False
     errors: tuple[int, ...] = (429, 503)
     dev: bool = False
+    csv: bool = False  # also answers text/csv (``format=csv``)
 
 
 _TRADE = (400, 401, 403, 404, 409, 422, 429, 503)
@@ -136,14 +147,16 @@ ROUTES = [
     Route(
         "get",
         "/positions",
-        "List positions",
+        "List positions (with agent_id and status closed|liquidated: in the order they "
+        "ended, since/until on closed_at)",
         m.PositionPage,
         query=[
             ("agent_id", {"type": "string", "minLength": 1, "maxLength": 64}),
             ("status", {"enum": ["open", "closed", "liquidated"]}),
-            *_PAGE,
+            *_HISTORY,
         ],
         errors=(400, 429, 503),
+        csv=True,
     ),
     Route("get", "/positions/{position_id}", "One position", m.Position, errors=(404, 429, 503)),
     Route(
@@ -197,6 +210,24 @@ ROUTES = [
         dev=True,
     ),
 ]
+# issue 13 (i13-history): the caller's history, signed, cursor-paged on the event seq
+ROUTES += [
+    Route(
+        "get",
+        path,
+        summary,
+        model,
+        signed=True,
+        query=_HISTORY,
+        errors=(400, 401, 403, 429, 503),
+        csv=True,
+    )
+    for path, summary, model in (
+        ("/fills", "The caller's fills", m.FillPage),
+        ("/funding", "The caller's funding payments", m.FundingPage),
+        ("/liquidations", "Liquidations the caller was party to or made", m.LiquidationPage),
+    )
+]
 REQUIRED_QUERY = {("/quotes", "request_id")}
 
 
@@ -222,6 +253,9 @@ def _operation(r: Route) -> dict[str, Any]:
     ok["content"] = (
         _json(_ref(r.ok)) if r.ok is not None else {"text/plain": {"schema": {"type": "string"}}}
     )
+    if r.csv:  # a header row, then one line per item (the JSON's fields)
+        ok["content"]["text/csv"] = {"schema": {"type": "string"}}
+        ok["headers"] = {"X-Next-Cursor": {"schema": {"type": "string"}}}
     errors = set(r.errors)
     if r.body is not None:
         errors |= {400, 413}
@@ -265,7 +299,7 @@ def document(*, dev: bool = True) -> dict[str, Any]:
     """The whole document; ``dev`` adds ``/dev/*`` (served only with ``--dev``)."""
     routes = [r for r in ROUTES if dev or not r.dev]
     models = {r.ok for r in routes if r.ok} | {r.body for r in routes if r.body}
-    models |= {m.Error, *m.WS_MODELS, *m.PUBLIC_WS_MODELS}
+    models |= {m.Error, m.FundingCurveEvent, *m.WS_MODELS, *m.PUBLIC_WS_MODELS}
     _, schemas = msgspec.json.schema_components(
         sorted(models, key=lambda t: t.__name__), ref_template="#/components/schemas/{name}"
     )

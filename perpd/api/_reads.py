@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import re
 from functools import partial
 from typing import Any
 
@@ -14,22 +11,26 @@ from quart import Blueprint, Response, current_app, jsonify, request
 
 from perpd import engine
 from perpd.api._common import venue, verified
+from perpd.api._models import Position as PositionModel
+from perpd.api._pages import decode_cursor as _decode_cursor
+from perpd.api._pages import encode_cursor, listing, query_window
 from perpd.chain._errors import ChainUnavailable
 from perpd.errors import Forbidden, InvalidRequest, NotFound, OracleUnavailable
 from perpd.markets import MARKETS, get_market
 from perpd.metrics import Metrics, read_scrape
 from perpd.store import queries as q
+from perpd.store.history import Window, page_closed_positions
 from perpd.units import format_price, format_ratio_ppm, format_usdc, iso, parse_int
 from perpd.views import position_view, quote_view, request_view
 
 bp = Blueprint("reads", __name__)
 
 POSITION_STATUSES = ("open", "closed", "liquidated")
+POSITION_FIELDS = PositionModel.__struct_fields__  # the csv columns of a position
 GATED_BY_ORACLE = ("accept", "close", "liquidate")  # refused while the price is unusable
 EVENTS_PAGE = (1000, 10_000)  # default and maximum events per page
 # --chain none shows as what it is wherever it shows (SPEC §6)
 NO_CHAIN = "--chain none: off-chain test mode, custodial, SQLite is the only ledger"
-_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 def _arg(name: str) -> str | None:
@@ -37,24 +38,6 @@ def _arg(name: str) -> str | None:
     if value is not None and (not value or len(value) > 64):
         raise InvalidRequest(f"query parameter {name} is malformed")
     return value
-
-
-def encode_cursor(kind: str, key: int) -> str:
-    """An opaque page cursor: which list it belongs to and the last key served."""
-    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(kind: str, text: str) -> int:
-    try:
-        if not _CURSOR.fullmatch(text):
-            raise ValueError
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
-        tag, _, key = raw.partition(":")
-        if tag != kind or not key.isdigit() or len(key) > 19:
-            raise ValueError
-        return int(key)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidRequest(f"cursor is not a cursor of this list ({kind})") from None
 
 
 def _page(kind: str, sizes: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -84,6 +67,7 @@ async def get_markets() -> Any:
     v = venue()
     out = []
     now = v.clock()
+    curve = v.services.get("funding_curve")  # i13-history: kept from the commits
     for m in MARKETS.values():
         p = v.book.latest(m.name)
         reason = _unusable(v, m.name)
@@ -109,6 +93,7 @@ async def get_markets() -> Any:
                 "max_leverage": m.max_leverage,
                 "funding_period_s": v.funding_period_s,
                 "min_size_usdc": format_usdc(v.limits.min_size_of(m.name)),
+                "funding_curve": [] if curve is None else curve.curve(m.name),
             }
         )
     lim = v.limits
@@ -168,15 +153,29 @@ async def get_positions() -> Any:
     agent_id, status = _arg("agent_id"), _arg("status")
     if status is not None and status not in POSITION_STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(POSITION_STATUSES)}")
-    after, limit = _page("p")
     v = venue()
-    rows = await v.read(lambda conn: q.page_positions(conn, agent_id, status, after, limit + 1))
-    return jsonify(
-        {
-            "positions": [position_view(p, v.mark_price(p.market)) for _, p in rows[:limit]],
-            "next_cursor": _next_cursor("p", rows, limit),
-        }
+    if agent_id is not None and status in ("closed", "liquidated"):
+        return await _ended_positions(agent_id, status)
+    w, fmt = query_window("p", current_app.config["PERPD_PAGES"])
+    rows = await v.read(
+        lambda conn: q.page_positions(
+            conn, agent_id, status, w.after, w.limit + 1, w.market, (w.since, w.until)
+        )
     )
+    items = [(k, position_view(p, v.mark_price(p.market))) for k, p in rows]
+    return listing("positions", "p", POSITION_FIELDS, items, w, fmt)
+
+
+async def _ended_positions(agent_id: str, status: str) -> Any:
+    """Issue 13: an agent's closed or liquidated positions in the order they ended (the
+    seq of the final close or of the liquidation), filtered on ``closed_at``."""
+    kind = "pc" if status == "closed" else "pl"
+    w, fmt = query_window(kind)
+    fetch = Window(w.after, w.limit + 1, w.market, w.since, w.until)
+    v = venue()
+    rows = await v.read(lambda conn: page_closed_positions(conn, agent_id, status, fetch))
+    items = [(k, position_view(p, None)) for k, p in rows]
+    return listing("positions", kind, POSITION_FIELDS, items, w, fmt)
 
 
 @bp.get("/positions/<position_id>")

@@ -274,6 +274,43 @@ def m006_outbox(conn: sqlite3.Connection) -> None:
     )
 
 
+def m007_history(conn: sqlite3.Connection) -> None:
+    """Issue 13's history: one row per (agent, kind, event) for fills, funding payments,
+    liquidations and final closes, keyed by the event's ``seq``; `queries.append_event`
+    and `queries.append_events_bulk` write them with their event, and the events logged
+    before this migration are copied in here.
+
+    ``seq`` is allocated inside the writer's transaction and SQLite serialises writers,
+    so seqs become visible in increasing order: a reader past ``seq`` k never meets a
+    later commit below k."""
+    kinds = (
+        "CASE e.type WHEN 'position_opened' THEN 'fill' WHEN 'funding_settled' THEN 'funding' "
+        "WHEN 'liquidation' THEN 'liquidation' ELSE 'closed' END"
+    )
+    wanted = (
+        "(e.type IN ('position_opened', 'funding_settled', 'liquidation') "
+        "OR (e.type = 'position_closed' AND e.data ->> 'status' = 'closed'))"
+    )
+    _execute_script(
+        conn,
+        f"""
+        CREATE TABLE agent_history (
+            agent_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('fill', 'funding', 'liquidation', 'closed')),
+            seq INTEGER NOT NULL,
+            market TEXT,
+            ts INTEGER NOT NULL,
+            position_id TEXT,
+            PRIMARY KEY (agent_id, kind, seq)
+        ) WITHOUT ROWID;
+        CREATE INDEX agent_history_market ON agent_history (agent_id, kind, market, seq);
+        INSERT INTO agent_history (agent_id, kind, seq, market, ts, position_id)
+            SELECT a.agent_id, {kinds}, e.seq, e.market, e.ts, e.data ->> 'position_id'
+            FROM event_audience a JOIN events e ON e.seq = a.seq WHERE {wanted};
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_integer_money,
@@ -281,6 +318,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m004_chain,
     m005_consents,
     m006_outbox,
+    m007_history,
 )
 
 

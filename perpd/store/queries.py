@@ -518,14 +518,26 @@ def get_position(conn: sqlite3.Connection, position_id: str) -> Position | None:
 
 
 def page_positions(
-    conn: sqlite3.Connection, agent_id: str | None, status: str | None, after: int, limit: int
+    conn: sqlite3.Connection,
+    agent_id: str | None,
+    status: str | None,
+    after: int,
+    limit: int,
+    market: str | None = None,
+    closed: tuple[int | None, int | None] = (None, None),
 ) -> list[tuple[int, Position]]:
     """Positions with rowid > ``after`` in rowid (opening) order, with their rowid.
 
     For an agent, the requester and maker sides are two index range scans of at most
     ``limit`` rows each, merged: a page costs O(limit) however many positions exist.
+    ``market`` and ``closed`` (since, until on closed_at) filter those scans (issue 13).
     """
     status_sql, status_args = ("AND status = ? ", (status,)) if status is not None else ("", ())
+    for cond, value in (("market = ?", market), ("closed_at >= ?", closed[0])):
+        if value is not None:
+            status_sql, status_args = f"{status_sql}AND {cond} ", (*status_args, value)
+    if closed[1] is not None:
+        status_sql, status_args = f"{status_sql}AND closed_at < ? ", (*status_args, closed[1])
     if agent_id is None:
         rows = conn.execute(
             f"SELECT rowid, {_POSITION_COLS} FROM positions WHERE rowid > ? {status_sql}"
@@ -590,6 +602,23 @@ def next_position_deadline(conn: sqlite3.Connection) -> int | None:
 # ---------------------------------------------------------------- events
 
 
+_HISTORY_KINDS = {
+    "position_opened": "fill",
+    "funding_settled": "funding",
+    "liquidation": "liquidation",
+    "position_closed": "closed",
+}
+
+
+def history_kind(type_: str, data: dict[str, Any]) -> str | None:
+    """The ``agent_history`` kind an event is recorded under (issue 13), if any: fills,
+    funding payments, liquidations, and the close that ends a position."""
+    kind = _HISTORY_KINDS.get(type_)
+    if kind == "closed" and data.get("status") != "closed":
+        return None  # a partial close: the position is still open
+    return kind
+
+
 def append_event(
     conn: sqlite3.Connection,
     ts: int,
@@ -611,6 +640,13 @@ def append_event(
     conn.executemany(
         "INSERT INTO event_audience (agent_id, seq) VALUES (?, ?)", [(a, seq) for a in who]
     )
+    kind = history_kind(type_, data)
+    if kind is not None:  # issue 13: the audience's history rows, in the same unit
+        conn.executemany(
+            "INSERT INTO agent_history (agent_id, kind, seq, market, ts, position_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(a, kind, seq, market, ts, data.get("position_id")) for a in who],
+        )
     pending = getattr(conn, "pending", None)
     if pending is not None:  # the store publishes these after COMMIT
         pending.append(Event(seq, ts, type_, market, public, who, data))
@@ -698,11 +734,18 @@ STATE_TABLES = (
 )
 
 
+# events derived from the state and written by a service on its own time (issue 13's
+# funding_curve announcements): not state of their own, so a digest leaves them out
+DERIVED_EVENTS = ("funding_curve",)
+
+
 def state_digest(conn: sqlite3.Connection) -> str:
     """A hash of every row of venue state (not replay memory): equal digests, equal state."""
     h = hashlib.sha256()
+    derived = ", ".join(f"'{t}'" for t in DERIVED_EVENTS)
     for table in STATE_TABLES:
-        for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2"):
+        where = f" WHERE type NOT IN ({derived})" if table == "events" else ""
+        for row in conn.execute(f"SELECT * FROM {table}{where} ORDER BY 1, 2"):
             h.update(repr(row).encode())
     return h.hexdigest()
 
@@ -918,6 +961,17 @@ def append_events_bulk(
         "SELECT a.value ->> 0, a.value ->> 1 FROM json_each(?) AS a",
         (json.dumps(audience),),
     )
+    kind = history_kind(type_, made[0].data)
+    if kind is not None:  # issue 13: one statement for the audience's history rows
+        history = sorted(
+            (who, e.seq, e.market, e.data.get("position_id")) for e in made for who in e.audience
+        )
+        conn.execute(
+            "INSERT INTO agent_history (agent_id, kind, seq, market, ts, position_id) "
+            "SELECT h.value ->> 0, ?, h.value ->> 1, h.value ->> 2, ?, h.value ->> 3 "
+            "FROM json_each(?) AS h",
+            (kind, ts, json.dumps(history)),
+        )
     pending = getattr(conn, "pending", None)
     if pending is not None:  # the store publishes these after COMMIT
         pending.extend(made)

@@ -26,6 +26,8 @@ EXPECTED = {
     "parse_price", "parse_rate", "parse_usdc", "signing_message",
     "close_consent", "quote_consent", "request_consent", "request_hash", "sign_consent",
     "withdraw_consent", "ChainInfo", "NonceUsed", "pick_nonce", "position_address",
+    "Fill", "FundingCurveEvent", "FundingCurvePoint", "FundingPayment", "HistoryPage",
+    "LiquidationRecord", "HistoryTally", "TradeHistory",
 }  # fmt: skip
 
 
