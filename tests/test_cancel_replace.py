@@ -263,3 +263,48 @@ async def test_replace_racing_accept_on_the_local_chain(chain_server: Server) ->
     tally = await _race_rounds(chain_server, 16)
     assert sum(tally.values()) == 16
     assert min(tally.values()) > 0, tally
+
+
+async def test_bad_input_for_every_new_call_changes_nothing(server: Server) -> None:
+    requester, maker = await setup(server, 1)
+    rid = await open_request(requester)
+    qid = await quote(maker, rid)
+    terms = {"quote_id": qid, "funding_rate": "0.0004", "collateral_usdc": "100"}
+    bad: list[tuple[str, Any, int, str]] = [
+        ("/trade/quote/cancel", {}, 400, "invalid_request"),
+        ("/trade/quote/cancel", {"quote_id": 5}, 400, "invalid_request"),
+        ("/trade/quote/cancel", {"quote_id": ""}, 400, "invalid_request"),
+        ("/trade/quote/cancel", {"quote_id": qid, "reason": "x"}, 400, "invalid_request"),
+        ("/trade/quote/cancel", b"{not json", 400, "invalid_request"),
+        ("/trade/quote/cancel", {"quote_id": qid, "agent_id": requester.id}, 403, "forbidden"),
+        ("/trade/quote/replace", {"quote_id": qid}, 400, "invalid_request"),
+        ("/trade/quote/replace", terms | {"funding_rate": "abc"}, 400, "invalid_request"),
+        ("/trade/quote/replace", terms | {"funding_rate": "0.9"}, 400, "invalid_request"),
+        ("/trade/quote/replace", terms | {"collateral_usdc": "-1"}, 400, "invalid_request"),
+        ("/trade/quote/replace", terms | {"valid_for": 0}, 400, "invalid_request"),
+        ("/trade/quote/replace", terms | {"valid_for": 61}, 400, "invalid_request"),
+        ("/trade/quote/replace", terms | {"client_id": "no spaces"}, 400, "invalid_request"),
+        ("/trade/quote/replace", terms | {"request_id": rid}, 400, "invalid_request"),
+        ("/trade/quote/replace", terms | {"quote_id": "quo_none"}, 404, "not_found"),
+        ("/trade/request/cancel", {}, 400, "invalid_request"),
+        ("/trade/request/cancel", {"request_id": ["x"]}, 400, "invalid_request"),
+        ("/trade/request/cancel", {"request_id": "req_none"}, 404, "not_found"),
+        ("/trade/request/cancel", {"request_id": rid, "agent_id": maker.id}, 403, "forbidden"),
+    ]
+    stranger = server.agent()
+    await stranger.fund("1000")
+    before, balances = await server.digest(), [await a.balances() for a in (requester, maker)]
+    for path, body, status, code in bad:
+        who = requester if path == "/trade/request/cancel" else maker
+        r = await who.post(path, body)
+        assert r.status_code == status, (path, body, r.text)
+        assert r.json()["error"]["code"] == code, (path, body, r.text)
+    for path in ("/trade/quote/cancel", "/trade/quote/replace", "/trade/request/cancel"):
+        unsigned = await server.http.post(path, json={"quote_id": qid, "request_id": rid})
+        refused(unsigned, 401, "unauthorized")
+    # the wrong agent: a maker cannot replace another's quote
+    refused(await stranger.post("/trade/quote/replace", terms), 403, "forbidden")
+    refused(await maker.post("/trade/request/cancel", {"request_id": rid}), 403, "forbidden")
+    assert await server.digest() == before
+    assert [await a.balances() for a in (requester, maker)] == balances
+    assert await live_quotes(server, rid) == {qid}
