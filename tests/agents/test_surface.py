@@ -26,6 +26,7 @@ EXPECTED = {
     "parse_price", "parse_rate", "parse_usdc", "signing_message",
     "close_consent", "quote_consent", "request_consent", "request_hash", "sign_consent",
     "withdraw_consent", "ChainInfo", "NonceUsed", "pick_nonce", "position_address",
+    "QuoteCancelledEvent", "RequestCancelledEvent", "MmpTriggeredEvent", "MakerProtection",
 }  # fmt: skip
 
 
