@@ -420,11 +420,15 @@ class MarketMaker:
                 continue
             if r.expires_at <= now + 1:
                 continue  # about to expire anyway
+            # priced as when it was first quoted: without its own reservation
+            del self._reserved[request_id]
             try:
                 terms = self.quote(r.request, market)
             except Exception:
                 log.exception("maker %s: quote hook failed", self.agent_id[:8])
                 continue
+            finally:
+                self._reserved[request_id] = r
             if terms is None or abs(terms.funding_rate - r.rate) < self._requote_ppm:
                 continue
             if not -MAX_RATE_PPM <= terms.funding_rate <= r.request.max_funding_rate:
