@@ -8,11 +8,9 @@ reserves the quote before its lock lands, and a reserved quote cannot be replace
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from tests.conftest import Agent, Server, base_config, start_server
@@ -196,14 +194,6 @@ async def test_cancel_and_replace_on_the_socket(server: Server) -> None:
 
 
 # ---------------------------------------------------------------- the race
-
-
-@pytest.fixture
-async def chain_server(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
-    s = await start_server(nursery, base_config(tmp_path, chain="local"))
-    yield s
-    await s.http.aclose()
-    s.shutdown.set()
 
 
 async def _at_once(*calls: tuple[Agent, str, Any]) -> list[Any]:

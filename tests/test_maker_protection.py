@@ -5,25 +5,11 @@ Off chain and on the in-process chain, where the fill is counted at the reservat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-import trio
-
-from tests.conftest import Agent, Server, base_config, start_server
+from tests.conftest import Agent, Server
 from tests.quote_flow import live_quotes, open_request, quote, refused, setup, status_of
 from tests.wsclient import connect
 
 LIMITS = {"window_s": 60, "max_fills": 2, "cooldown_s": 30}
-
-
-@pytest.fixture
-async def chain_server(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
-    s = await start_server(nursery, base_config(tmp_path, chain="local"))
-    yield s
-    await s.http.aclose()
-    s.shutdown.set()
 
 
 async def _freeze_on_fills(s: Server) -> tuple[Agent, Agent]:

@@ -76,8 +76,9 @@ class TradeRequestBody(_Body):
     client_id: ClientId | None = None
 
 
-class QuoteBody(_Body):
-    request_id: Id
+class _QuoteTerms(_Body):
+    """What a quote firmly offers: a quote's body, and a replace's new terms."""
+
     funding_rate: RateIn
     collateral_usdc: UsdcIn
     agent_id: AgentId | None = None
@@ -85,6 +86,10 @@ class QuoteBody(_Body):
     valid_until: UnixS | None = None
     consent: Consent | None = None
     client_id: ClientId | None = None
+
+
+class QuoteBody(_QuoteTerms, kw_only=True):
+    request_id: Id
 
 
 class AcceptBody(_Body):
@@ -119,17 +124,10 @@ class CancelQuoteBody(_Body):
     agent_id: AgentId | None = None
 
 
-class ReplaceQuoteBody(_Body):
+class ReplaceQuoteBody(_QuoteTerms, kw_only=True):
     """The new terms of a live quote: one unit cancels it and quotes these."""
 
     quote_id: Id
-    funding_rate: RateIn
-    collateral_usdc: UsdcIn
-    agent_id: AgentId | None = None
-    valid_for: Annotated[int, Meta(ge=1, le=60)] = 10
-    valid_until: UnixS | None = None
-    consent: Consent | None = None
-    client_id: ClientId | None = None
 
 
 class CancelRequestBody(_Body):

@@ -10,10 +10,16 @@ from typing import Any
 
 from quart import Blueprint, jsonify
 
-from perpd import engine, engine_mmp, engine_quotes, idempotency
+from perpd import engine, engine_mmp, engine_quotes
 from perpd.api import _models as models
 from perpd.api._common import acting_agent, json_object, text_field, venue, verified
-from perpd.api._trade import parse_quote_fields, quote_consent, quote_fingerprint
+from perpd.api._trade import (
+    once,
+    parse_quote_fields,
+    quote_consent,
+    quote_fingerprint,
+    quote_terms,
+)
 from perpd.auth import Verified
 from perpd.errors import NotFound
 from perpd.store import queries as q
@@ -58,27 +64,12 @@ async def submit_replace(
 
     def make(conn: Any, ctx: engine.Ctx) -> tuple[int, dict[str, Any]]:
         new = engine_quotes.replace_quote(
-            conn,
-            ctx,
-            agent_id=agent_id,
-            quote_id=quote_id,
-            rate=fields["rate"],
-            collateral=fields["collateral"],
-            valid_for=fields["valid_for"] or 10,
-            valid_until=fields["valid_until"],
-            consent=consent,
-            client_id=fields["client_id"],
+            conn, ctx, agent_id=agent_id, quote_id=quote_id, **quote_terms(fields, consent)
         )
         return 201, {**quote_view(new), "replaced_quote_id": quote_id}
 
     print_ = quote_fingerprint("replace", fields, quote_id=quote_id)
-    return await venue().mutate(
-        lambda conn, ctx: idempotency.once(
-            conn, ctx.ts, agent_id, "quote", fields["client_id"], print_, lambda: make(conn, ctx)
-        ),
-        auth,
-        urgent=True,
-    )
+    return await once(agent_id, "quote", fields["client_id"], print_, make, auth, urgent=True)
 
 
 @bp.post("/trade/quote/replace")

@@ -181,12 +181,7 @@ async def post_request() -> Any:
         )
         return 201, request_view(r)
 
-    status, made = await venue().mutate(
-        lambda conn, ctx: idempotency.once(
-            conn, ctx.ts, agent_id, "request", client_id, print_, lambda: make(conn, ctx)
-        ),
-        v,
-    )
+    status, made = await once(agent_id, "request", client_id, print_, make, v)
     if request_hash is not None:
         venue().request_hashes.add(made["request_id"], request_hash)
     return jsonify(made), status
@@ -234,21 +229,47 @@ async def submit_quote(
             ctx,
             request_id=fields["request_id"],
             agent_id=agent_id,
-            rate=fields["rate"],
-            collateral=fields["collateral"],
-            valid_for=fields["valid_for"] or 10,
-            valid_until=fields["valid_until"],
-            consent=consent,
-            client_id=fields["client_id"],
+            **quote_terms(fields, consent),
         )
         return 201, quote_view(quote)
 
     print_ = quote_fingerprint("quote", fields)
+    return await once(agent_id, "quote", fields["client_id"], print_, make, auth)
+
+
+def quote_terms(fields: dict[str, Any], consent: QuoteConsent | None) -> dict[str, Any]:
+    """The engine's arguments for the terms of a parsed quote (or a replace's new one)."""
+    return {
+        "rate": fields["rate"],
+        "collateral": fields["collateral"],
+        "valid_for": fields["valid_for"] or 10,
+        "valid_until": fields["valid_until"],
+        "consent": consent,
+        "client_id": fields["client_id"],
+    }
+
+
+Make = Callable[[Any, engine.Ctx], tuple[int, dict[str, Any]]]
+
+
+async def once(
+    agent_id: str,
+    kind: str,
+    client_id: str | None,
+    print_: str,
+    make: Make,
+    auth: Verified | None,
+    *,
+    urgent: bool = False,
+) -> tuple[int, dict[str, Any]]:
+    """Run ``make`` as one unit, or answer as the client id's first call did
+    (`perpd.idempotency`)."""
     return await venue().mutate(
         lambda conn, ctx: idempotency.once(
-            conn, ctx.ts, agent_id, "quote", fields["client_id"], print_, lambda: make(conn, ctx)
+            conn, ctx.ts, agent_id, kind, client_id, print_, lambda: make(conn, ctx)
         ),
         auth,
+        urgent=urgent,
     )
 
 
