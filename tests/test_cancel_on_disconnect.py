@@ -16,7 +16,7 @@ import trio
 from trio_websocket import ConnectionClosed, wrap_client_stream
 
 from tests.conftest import Agent, Server, base_config, start_server
-from tests.quote_flow import live_quotes, open_request, quote, setup, status_of
+from tests.quote_flow import REQUEST, live_quotes, open_request, quote, setup, status_of
 from tests.wsclient import Ws, auth_message, connect
 
 
@@ -136,3 +136,29 @@ async def test_bad_subscribe_flag_is_refused_and_changes_nothing(server: Server)
         await ws.until("pong")
     await trio.sleep(0.2)
     assert await live_quotes(server, rid) == {qid}
+
+
+async def test_a_socket_cut_off_as_too_slow_cancels(
+    tmp_path: Path, nursery: trio.Nursery, monkeypatch: Any
+) -> None:
+    """As tests/test_ws.py's slow client (a queue of 4, off chain): the guarded socket
+    never reads, is closed with 4001, and its agent's quotes go with it."""
+    from perpd.nursery import event_hub
+
+    s = await start_server(nursery, base_config(tmp_path, chain="none"))
+    requester, maker, *flooders = await setup(s, 5)
+    rid = await open_request(requester)
+    monkeypatch.setattr(event_hub, "QUEUE_SIZE", 4)
+    async with killable(s, maker, cancel_on_disconnect=True) as (ws, _):
+        (qid,) = await _socket_quotes(ws, [rid])
+        for i in range(400):
+            await flooders[i % 4].ok("/trade/request", {**REQUEST, "size_usdc": "10"}, 201)
+        with trio.fail_after(5):
+            try:
+                while True:
+                    await ws.conn.get_message()
+            except ConnectionClosed as closed:
+                assert closed.reason.code == 4001
+        await _all_cancelled_within(s, [qid], 1.0)
+    await s.http.aclose()
+    s.shutdown.set()
