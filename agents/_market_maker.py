@@ -416,6 +416,8 @@ class MarketMaker:
         now = self.now()
         for request_id, r in list(self._reserved.items()):
             market = self.markets.get(r.market)
+            if self._reserved.get(request_id) is not r:
+                continue  # released (filled, expired, cancelled) during an earlier replace
             if r.quote_id is None or r.request is None or market is None:
                 continue
             if r.expires_at <= now + 1:
