@@ -57,6 +57,7 @@ from agents._models import (
     HistoryPage,
     LiquidationRecord,
     LiquidationResult,
+    MakerProtection,
     Market,
     Position,
     Quote,
@@ -211,8 +212,9 @@ class Client:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         # A read is retried once after a network error: a pooled keep-alive connection
         # that a peer or a middlebox dropped fails the first call on it, and reading
-        # twice is harmless. A mutating call is never retried (see TransportError).
-        attempts = 2 if method == "GET" else 1
+        # twice is harmless. A mutating call is retried only with a client id (issue
+        # 13): the same body under it returns the first answer, never a second effect.
+        attempts = 2 if method == "GET" or (body is not None and "client_id" in body) else 1
         for attempt in range(attempts):
             request = self.http.build_request(
                 method,
@@ -267,6 +269,7 @@ class Client:
         duration: str = "perpetual",
         expires_in: int = 30,
         nonce: int | None = None,
+        client_id: str | None = None,
     ) -> TradeRequest:
         """Ask makers for a position (``POST /trade/request``).
 
@@ -278,6 +281,11 @@ class Client:
             expires_in: seconds (1–300) the request stays open for quotes.
             nonce: the request's u64 nonce (unique per agent); with a chain the client
                 picks a random one when None.
+            client_id: an idempotency key (1-64 of ``[A-Za-z0-9._:-]``, unique per
+                agent): the same body sent again under it returns the first request,
+                never a second one, so the client resends a call with a client id once
+                after a lost answer (the same bytes, signed anew). A call made again
+                later is a new body (a new deadline and consent): use a new client id.
         """
         body: dict[str, Any] = {
             "agent_id": self.agent_id,
@@ -314,6 +322,8 @@ class Client:
                 expires_at,
             )
             body |= {"nonce": nonce, "expires_at": expires_at, **consent}
+        if client_id is not None:
+            body["client_id"] = client_id
         data = await self._send("POST", "/trade/request", body=body)
         return TradeRequest.from_wire(data)
 
@@ -324,14 +334,98 @@ class Client:
         funding_rate: int,
         collateral: int,
         valid_for: int = 10,
+        client_id: str | None = None,
     ) -> Quote:
         """Quote a request (``POST /trade/quote``): ``funding_rate`` ppm, ``collateral`` micro.
 
         ``request`` is its id or the `TradeRequest` itself (with a chain, an id costs one
-        ``GET /requests/{id}`` for the terms the quote consent names)."""
+        ``GET /requests/{id}`` for the terms the quote consent names). ``client_id``: an
+        idempotency key, as for `request_trade`."""
         body = await self.quote_body(request, funding_rate, collateral, valid_for)
+        if client_id is not None:
+            body["client_id"] = client_id
         data = await self._send("POST", "/trade/quote", body=body)
         return Quote.from_wire(data)
+
+    async def cancel_quote(self, quote_id: str) -> Quote:
+        """Pull a live quote (``POST /trade/quote/cancel``); returns it, ``cancelled``.
+
+        A quote no longer live raises `Conflict` with the code saying why
+        (``quote_filled``: accepted, or being accepted right now)."""
+        body = {"agent_id": self.agent_id, "quote_id": quote_id}
+        data = await self._send("POST", "/trade/quote/cancel", body=body)
+        return Quote.from_wire(_object(data, "quote", "POST /trade/quote/cancel"))
+
+    async def replace_quote(
+        self,
+        quote_id: str,
+        funding_rate: int,
+        collateral: int,
+        *,
+        request: str | TradeRequest | None = None,
+        valid_for: int = 10,
+        client_id: str | None = None,
+    ) -> Quote:
+        """Re-price a live quote in one step (``POST /trade/quote/replace``): the old one
+        is cancelled and the new one live, or nothing changed. Returns the new quote
+        (``replaced_quote_id`` names the old one).
+
+        With a chain the new quote carries its own consent, which names the request:
+        pass ``request`` (its id or the `TradeRequest`) when you have it, else the
+        quote is read first (``GET /quotes/{id}``)."""
+        body = await self.replace_body(quote_id, funding_rate, collateral, request, valid_for)
+        if client_id is not None:
+            body["client_id"] = client_id
+        data = await self._send("POST", "/trade/quote/replace", body=body)
+        return Quote.from_wire(data)
+
+    async def replace_body(
+        self,
+        quote_id: str,
+        funding_rate: int,
+        collateral: int,
+        request: str | TradeRequest | None,
+        valid_for: int,
+    ) -> dict[str, Any]:
+        """The fields of a replace (HTTP or socket), with the new quote's consent."""
+        if request is None and await self._program() is not None:
+            data = await self._send("GET", f"/quotes/{quote_id}", signed=False)
+            request = str(_object(data, "request_id", "GET /quotes/{id}"))
+        body = await self.quote_body(request or "", funding_rate, collateral, valid_for)
+        del body["request_id"]
+        return {"quote_id": quote_id, **body}
+
+    async def cancel_request(self, request_id: str) -> TradeRequest:
+        """Withdraw an open request (``POST /trade/request/cancel``); its quotes die."""
+        body = {"agent_id": self.agent_id, "request_id": request_id}
+        data = await self._send("POST", "/trade/request/cancel", body=body)
+        return TradeRequest.from_wire(_object(data, "request", "POST /trade/request/cancel"))
+
+    async def set_protection(
+        self,
+        *,
+        window_s: int,
+        cooldown_s: int,
+        max_fills: int | None = None,
+        max_notional: int | None = None,
+    ) -> MakerProtection:
+        """Set this maker's protection (``POST /maker/protection``): the fill that reaches
+        ``max_fills`` or ``max_notional`` (micro-USDC) within ``window_s`` freezes its
+        quoting for ``cooldown_s`` and cancels its live quotes. Neither limit: off."""
+        body: dict[str, Any] = {
+            "agent_id": self.agent_id,
+            "window_s": window_s,
+            "cooldown_s": cooldown_s,
+        }
+        if max_fills is not None:
+            body["max_fills"] = max_fills
+        if max_notional is not None:
+            body["max_notional_usdc"] = format_usdc(max_notional)
+        return MakerProtection.from_wire(await self._send("POST", "/maker/protection", body=body))
+
+    async def protection(self) -> MakerProtection:
+        """This maker's protection and whether it is frozen (a signed read)."""
+        return MakerProtection.from_wire(await self._send("GET", "/maker/protection"))
 
     async def quote_body(
         self, request: str | TradeRequest, funding_rate: int, collateral: int, valid_for: int

@@ -11,11 +11,17 @@ Limits are checked *before* a quote is sent and count live quotes as if they wer
 already filled: quotes are firm, any of them may be accepted at any moment, and the
 daemon accepts racing quotes independently, so counting only filled positions would let
 a burst of accepts blow straight through a limit.
+
+Issue 13: the maker subscribes with cancel-on-disconnect (its live quotes die with its
+connection, never left firm while it cannot see fills), gives each quote a client id
+(a lost answer is resent safely), and re-prices a live quote whose hook rate moved by
+``requote_ppm`` with one replace (never cancel-then-quote: no gap, no double fill).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,10 +38,12 @@ from agents._models import (
     FundingSettledEvent,
     LiquidationEvent,
     Market,
+    MmpTriggeredEvent,
     Position,
     PositionClosedEvent,
     PositionOpenedEvent,
     QuoteAcceptedEvent,
+    QuoteCancelledEvent,
     QuoteExpiredEvent,
     QuoteRejectedEvent,
     RequestExpiredEvent,
@@ -98,6 +106,8 @@ class MakerStatistics:
     funding_received: int
     open_positions: int
     live_quotes: int
+    replaced: int = 0  # live quotes re-priced with a replace
+    frozen: int = 0  # times the maker's protection froze it
 
 
 @dataclass
@@ -111,6 +121,9 @@ class _Reserved:
     exposure: int  # signed: the maker's side (opposite of the requester)
     expires_at: int
     quote_id: str | None = None
+    request: TradeRequest | None = None  # what a re-price prices again
+    rate: int = 0  # the live quote's rate, ppm
+    replaces: int = 0  # how many times it was re-priced (its next client id)
 
 
 class MarketMaker:
@@ -124,6 +137,10 @@ class MarketMaker:
         refresh_s: how often balances, markets and margins are refreshed.
         liquidate: liquidate requesters that fall under maintenance on this maker's
             positions (the reward is the maker's; its own side it leaves to others).
+        cancel_on_disconnect: subscribe with it (default): the daemon cancels this
+            maker's live quotes when its connection goes.
+        requote_ppm: on each refresh, a live quote whose hook now prices it at least this
+            far (ppm) from its rate is replaced at the new rate; 0 never re-prices.
 
     Run it with ``await maker.run()`` (or ``task_group.start(maker.run)``, which returns
     once the maker is subscribed and quoting).
@@ -140,6 +157,8 @@ class MarketMaker:
         quote_concurrency: int = 8,
         refresh_s: float = 1.0,
         liquidate: bool = True,
+        cancel_on_disconnect: bool = True,
+        requote_ppm: int = 20,
     ) -> None:
         self.client = client
         self.limits = limits or self.default_limits
@@ -153,6 +172,9 @@ class MarketMaker:
         self._limiter = anyio.CapacityLimiter(quote_concurrency)
         self._refresh_s = refresh_s
         self._liquidate = liquidate
+        self._cancel_on_disconnect = cancel_on_disconnect
+        self._requote_ppm = requote_ppm
+        self._tag = secrets.token_hex(4)  # this run's client ids: a restart quotes anew
         self._tg: anyio.abc.TaskGroup | None = None
         self._stats = Counter[str]()
         self._refused = Counter[str]()
@@ -229,6 +251,8 @@ class MarketMaker:
             funding_received=self._funding,
             open_positions=len(self.positions),
             live_quotes=len(self._reserved),
+            replaced=s["replaced"],
+            frozen=s["frozen"],
         )
 
     # ------------------------------------------------------------ running
@@ -240,7 +264,9 @@ class MarketMaker:
         await self._load_markets()
         await self.client.chain()  # read once, before the first quote needs it to sign
         names = list(self.markets)
-        async with self.client.subscribe(names) as session:
+        async with self.client.subscribe(
+            names, cancel_on_disconnect=self._cancel_on_disconnect
+        ) as session:
             await self._reconcile()
             await self.refresh()
             async with anyio.create_task_group() as tg:
@@ -288,6 +314,7 @@ class MarketMaker:
         for request_id, expires_at in list(self._seen.items()):
             if expires_at + 2 < now:
                 del self._seen[request_id]
+        await self._requote()
         if not self._liquidate or not self.positions:
             return
         for p in await self.client.my_positions("open"):
@@ -335,6 +362,8 @@ class MarketMaker:
             collateral=collateral,
             exposure=-sign * request.size,
             expires_at=request.expires_at,
+            request=request,
+            rate=terms.funding_rate,
         )
         assert self._tg is not None
         valid_for = max(1, min(60, terms.valid_for))
@@ -363,6 +392,7 @@ class MarketMaker:
                     funding_rate=rate,
                     collateral=collateral,
                     valid_for=valid_for,
+                    client_id=f"mm{self._tag}:{request.request_id}",  # one per request
                 )
             except ApiError as exc:
                 self._refused[exc.code] += 1
@@ -379,13 +409,74 @@ class MarketMaker:
             reserved.expires_at = min(reserved.expires_at, q.expires_at)
             self._by_quote[q.quote_id] = request.request_id
 
+    async def _requote(self) -> None:
+        """Replace each live quote whose hook rate moved by ``requote_ppm`` or more."""
+        if self._requote_ppm <= 0:
+            return
+        now = self.now()
+        for request_id, r in list(self._reserved.items()):
+            market = self.markets.get(r.market)
+            if self._reserved.get(request_id) is not r:
+                continue  # released (filled, expired, cancelled) during an earlier replace
+            if r.quote_id is None or r.request is None or market is None:
+                continue
+            if r.expires_at <= now + 1:
+                continue  # about to expire anyway
+            # priced as when it was first quoted: without its own reservation
+            del self._reserved[request_id]
+            try:
+                terms = self.quote(r.request, market)
+            except Exception:
+                log.exception("maker %s: quote hook failed", self.agent_id[:8])
+                continue
+            finally:
+                self._reserved[request_id] = r
+            if terms is None or abs(terms.funding_rate - r.rate) < self._requote_ppm:
+                continue
+            if not -MAX_RATE_PPM <= terms.funding_rate <= r.request.max_funding_rate:
+                continue
+            await self._replace(request_id, r, terms.funding_rate, max(1, min(60, terms.valid_for)))
+
+    async def _replace(self, request_id: str, r: _Reserved, rate: int, valid_for: int) -> None:
+        old = r.quote_id
+        assert old is not None
+        r.replaces += 1
+        try:
+            q = await self.client.replace_quote(
+                old,
+                rate,
+                r.collateral,
+                request=r.request,
+                valid_for=valid_for,
+                client_id=f"mm{self._tag}:{request_id}:{r.replaces}",
+            )
+        except ApiError as exc:  # filled, expired or cancelled meanwhile: events settle it
+            self._refused[exc.code] += 1
+            return
+        except TransportError as exc:
+            log.warning("maker %s: replace lost in transit: %s", self.agent_id[:8], exc)
+            return
+        self._stats["replaced"] += 1
+        if self._reserved.get(request_id) is r and r.quote_id == old:
+            self._by_quote.pop(old, None)
+            r.quote_id, r.rate = q.quote_id, rate
+            r.expires_at = min(r.request.expires_at if r.request else q.expires_at, q.expires_at)
+            self._by_quote[q.quote_id] = request_id
+
     def _release(self, request_id: str) -> None:
         r = self._reserved.pop(request_id, None)
         if r is not None and r.quote_id is not None:
             self._by_quote.pop(r.quote_id, None)
 
     def _release_quote(self, quote_id: str, request_id: str) -> None:
-        self._release(self._by_quote.get(quote_id, request_id))
+        """The quote ``quote_id`` is gone: release what it held, unless the request's
+        reservation now belongs to another quote of it (the new one of a replace)."""
+        if quote_id in self._by_quote:
+            self._release(self._by_quote[quote_id])
+            return
+        r = self._reserved.get(request_id)
+        if r is not None and r.quote_id in (None, quote_id):
+            self._release(request_id)
 
     # ------------------------------------------------------------ events
 
@@ -396,6 +487,17 @@ class MarketMaker:
             self._release_quote(event.quote_id, event.request_id)
         elif isinstance(event, QuoteRejectedEvent | QuoteExpiredEvent):
             self._release_quote(event.quote_id, event.request_id)
+        elif isinstance(event, QuoteCancelledEvent):
+            if event.reason != "replaced":  # a replace's new quote holds the reservation
+                self._release_quote(event.quote_id, event.request_id)
+        elif isinstance(event, MmpTriggeredEvent):
+            self._stats["frozen"] += 1
+            log.warning(
+                "maker %s: protection froze quoting until %d (%s)",
+                self.agent_id[:8],
+                event.frozen_until,
+                event.reason,
+            )
         elif isinstance(event, RequestExpiredEvent):
             self._release(event.request_id)
         elif isinstance(event, PositionOpenedEvent):

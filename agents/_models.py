@@ -288,6 +288,7 @@ class TradeRequest:
     consent: str | None  # the requester's base58 request consent
     request_hash: str | None  # hex sha256 of the request consent bytes
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    client_id: str | None = None  # the requester's idempotency key, if it gave one
 
     @property
     def duration_s(self) -> int:
@@ -317,6 +318,7 @@ class TradeRequest:
             consent=f.opt_text("consent"),
             request_hash=f.opt_text("request_hash"),
             raw=f.data,
+            client_id=f.opt_text("client_id"),
         )
 
 
@@ -334,6 +336,8 @@ class Quote:
     created_at: int | None
     consent: str | None  # the maker's base58 quote consent, if it gave one
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    client_id: str | None = None  # the maker's idempotency key, if it gave one
+    replaced_quote_id: str | None = None  # the answer to a replace: the quote it cancelled
 
     @classmethod
     def from_wire(cls, data: object) -> Quote:
@@ -349,6 +353,8 @@ class Quote:
             created_at=f.opt_integer("created_at"),
             consent=f.opt_text("consent"),
             raw=f.data,
+            client_id=f.opt_text("client_id"),
+            replaced_quote_id=f.opt_text("replaced_quote_id"),
         )
 
 
@@ -470,6 +476,34 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True)
+class MakerProtection:
+    """A maker's protection (issue 13): limits per trailing window; None: not set.
+
+    ``max_notional`` micro-USDC; ``frozen_until`` unix s while frozen, else None."""
+
+    agent_id: str
+    window_s: int | None
+    max_fills: int | None
+    max_notional: int | None
+    cooldown_s: int | None
+    frozen_until: int | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: object) -> MakerProtection:
+        f = _Fields(data, "maker protection")
+        return cls(
+            f.text("agent_id"),
+            f.opt_integer("window_s"),
+            f.opt_integer("max_fills"),
+            f.opt_usdc("max_notional_usdc"),
+            f.opt_integer("cooldown_s"),
+            f.opt_integer("frozen_until"),
+            f.data,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Balances:
     """An agent's account: ``free`` and ``locked`` micro-USDC."""
 
@@ -581,6 +615,32 @@ class RequestExpiredEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RequestCancelledEvent(Event):
+    request_id: str
+    market: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuoteCancelledEvent(Event):
+    """A quote died before its deadline: ``reason`` maker | replaced | disconnect | mmp |
+    request_cancelled; ``replaced_by`` names the new quote of a replace."""
+
+    quote_id: str
+    request_id: str
+    reason: str
+    replaced_by: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MmpTriggeredEvent(Event):
+    """This maker's protection froze its quoting until ``frozen_until``."""
+
+    agent_id: str
+    reason: str  # fills | notional
+    frozen_until: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QuoteEvent(Event):
     """A quote on one of this agent's requests."""
 
@@ -649,6 +709,25 @@ def parse_event(message: object) -> Event:
         return TradeRequestEvent(**base, request=TradeRequest.from_wire(f.data))
     if kind == "request_expired":
         return RequestExpiredEvent(**base, request_id=f.text("request_id"), market=f.text("market"))
+    if kind == "request_cancelled":
+        return RequestCancelledEvent(
+            **base, request_id=f.text("request_id"), market=f.text("market")
+        )
+    if kind == "quote_cancelled":
+        return QuoteCancelledEvent(
+            **base,
+            quote_id=f.text("quote_id"),
+            request_id=f.text("request_id"),
+            reason=f.text("reason"),
+            replaced_by=f.opt_text("replaced_by"),
+        )
+    if kind == "mmp_triggered":
+        return MmpTriggeredEvent(
+            **base,
+            agent_id=f.text("agent_id"),
+            reason=f.text("reason"),
+            frozen_until=f.integer("frozen_until"),
+        )
     if kind == "quote":
         return QuoteEvent(**base, quote=Quote.from_wire(f.data))
     if kind == "quote_accepted":

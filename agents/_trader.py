@@ -24,6 +24,7 @@ import anyio
 from agents._client import Client
 from agents._errors import (
     ApiError,
+    Conflict,
     InsufficientCollateral,
     NotFound,
     QuoteExpired,
@@ -37,6 +38,10 @@ log = logging.getLogger("agents.trader")
 
 Chooser = Callable[[TradeRequest, Sequence[Quote]], Quote | None]
 T = TypeVar("T")
+
+
+# a quote that went between the read and the accept: try the next live one
+_QUOTE_GONE = ("quote_cancelled", "quote_rejected", "quote_filled")
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,14 @@ class Trader:
             except RequestExpired as exc:
                 self._refused[exc.code] += 1
                 break
+            except Conflict as exc:
+                self._refused[exc.code] += 1
+                if exc.code not in _QUOTE_GONE:
+                    raise
+                # replaced or pulled meanwhile (issue 13): the live quotes, read again,
+                # hold its replacement if there is one
+                self._stats["accept_retries"] += 1
+                continue
             self._stats["fills"] += 1
             return position
         self._stats["unfilled"] += 1

@@ -13,9 +13,15 @@ Only refusals that a retry cannot fix end the session: the daemon rejecting the
 authentication or the subscription, a daemon without ``/ws``, or a message that breaks
 the wire contract. Those are raised to the reader of the session.
 
-Quotes can also be sent on the socket (`Session.quote`); the daemon answers each with
-``quote_ack`` or ``error`` in the same stream, matched to its quote by ``client_id``
-(or in order, for a daemon that does not echo it).
+Quotes can also be sent on the socket (`Session.quote`, `Session.replace`,
+`Session.cancel`); the daemon answers each with ``quote_ack``, ``cancel_ack`` or
+``error`` in the same stream, matched to its message by ``client_id`` (or in order, for
+a daemon that does not echo it). A quote's or replace's ``client_id`` is also its
+idempotency key (issue 13): the session makes a unique one unless the caller gives one.
+
+``cancel_on_disconnect=True`` asks the daemon to cancel this agent's live quotes when
+its last such socket goes; the session then pings every ``heartbeat_s`` (the daemon
+closes a silent one), and every reconnect asks again.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -94,6 +101,7 @@ class _Link:
         self.ws = ws
         self.waiters: dict[str, MemoryObjectSendStream[dict[str, Any] | AgentError]] = {}
         self.echoes_client_id = False
+        self.next_ping = 0.0  # monotonic time of the next heartbeat (cancel-on-disconnect)
 
     def answer(self, reply: dict[str, Any]) -> bool:
         """Route ``reply`` to the quote it answers; False if it answers none."""
@@ -149,6 +157,8 @@ class Session:
         reply_timeout: float = 10.0,
         handshake_timeout: float = 10.0,
         keepalive_s: float | None = 20.0,
+        cancel_on_disconnect: bool = False,
+        heartbeat_s: float = 3.0,
     ) -> None:
         self.client = client
         self.markets = list(markets)
@@ -158,6 +168,9 @@ class Session:
         self._reply_timeout = reply_timeout
         self._handshake_timeout = handshake_timeout
         self._keepalive_s = keepalive_s
+        self.cancel_on_disconnect = cancel_on_disconnect
+        self._heartbeat_s = heartbeat_s
+        self._tag = secrets.token_hex(4)  # this session's client ids are its own
         self._send: MemoryObjectSendStream[Event]
         self._recv: MemoryObjectReceiveStream[Event]
         self._send, self._recv = anyio.create_memory_object_stream[Event](buffer)
@@ -211,19 +224,50 @@ class Session:
         funding_rate: int,
         collateral: int,
         valid_for: int = 10,
+        client_id: str | None = None,
     ) -> str:
         """Quote on the socket; returns the ``quote_id`` from ``quote_ack``.
 
         Raises the `ApiError` of an ``error`` answer, or `ConnectionLost` if the
-        connection dropped before the answer came (the quote may or may not exist: it
-        shows up in ``GET /quotes`` if it does). Waits for a connection if there is
-        none. Several quotes may be in flight at once. Cancelling is safe: a late
-        answer is matched and dropped.
+        connection dropped before the answer came (the quote may or may not exist:
+        sending it again with the same ``client_id`` and terms returns it if it does).
+        Waits for a connection if there is none. Several quotes may be in flight at
+        once. Cancelling is safe: a late answer is matched and dropped.
         """
-        self._quote_ids += 1
-        client_id = f"q{self._quote_ids}"
         fields = await self.client.quote_body(request, funding_rate, collateral, valid_for)
-        message = {"type": "quote", "client_id": client_id, **fields}
+        reply = await self._ask("quote", fields, client_id)
+        return _quote_id(reply)
+
+    async def replace(
+        self,
+        quote_id: str,
+        *,
+        funding_rate: int,
+        collateral: int,
+        request: str | TradeRequest | None = None,
+        valid_for: int = 10,
+        client_id: str | None = None,
+    ) -> str:
+        """Replace a live quote on the socket (one unit on the daemon: the old one is
+        cancelled and the new one live, or nothing changed); returns the new quote id."""
+        fields = await self.client.replace_body(
+            quote_id, funding_rate, collateral, request, valid_for
+        )
+        return _quote_id(await self._ask("replace", fields, client_id))
+
+    async def cancel(self, quote_id: str) -> None:
+        """Cancel a live quote on the socket; returns once ``cancel_ack`` came."""
+        reply = await self._ask("cancel", {"quote_id": quote_id}, None)
+        if reply.get("type") != "cancel_ack":
+            raise ProtocolError(f"unexpected answer to a cancel: {reply!r}")
+
+    async def _ask(
+        self, kind: str, fields: dict[str, Any], client_id: str | None
+    ) -> dict[str, Any]:
+        """Send one message and wait for the answer matched to it by ``client_id``."""
+        self._quote_ids += 1
+        client_id = client_id or f"s{self._tag}-{self._quote_ids}"
+        message = {"type": kind, "client_id": client_id, **fields}
         send, recv = anyio.create_memory_object_stream[dict[str, Any] | AgentError](1)
         with send, recv, anyio.fail_after(self._reply_timeout):
             link = await self._wait_link()
@@ -237,10 +281,7 @@ class Session:
             raise reply
         if reply.get("type") == "error":
             raise error_from_wire(None, reply.get("error"))
-        quote_id = reply.get("quote_id")
-        if reply.get("type") != "quote_ack" or not isinstance(quote_id, str):
-            raise ProtocolError(f"unexpected answer to a quote: {reply!r}")
-        return quote_id
+        return reply
 
     async def _wait_link(self) -> _Link:
         while self._link is None:
@@ -343,16 +384,36 @@ class Session:
             raise _Fatal(ProtocolError(f"expected auth_ok, got {reply!r}"))
         if self._last_seq is None:
             self._last_seq = seq
-        subscribe = {"type": "subscribe", "markets": self.markets, "since": self._last_seq}
+        subscribe: dict[str, Any] = {
+            "type": "subscribe",
+            "markets": self.markets,
+            "since": self._last_seq,
+        }
+        if self.cancel_on_disconnect:
+            subscribe["cancel_on_disconnect"] = True
         await ws.send_text(json.dumps(subscribe))
 
-    async def _read(self, link: _Link) -> None:
+    async def _receive(self, link: _Link) -> str:
+        """The next message. A cancel-on-disconnect socket owes the daemon a message
+        every so often: a ping goes out whenever ``heartbeat_s`` passed since the last."""
+        if not self.cancel_on_disconnect:
+            return await link.ws.receive_text()
         while True:
-            message = _decode(await link.ws.receive_text())
+            wait = link.next_ping - time.monotonic()
+            if wait > 0:
+                with anyio.move_on_after(wait):
+                    return await link.ws.receive_text()
+            await link.ws.send_text('{"type":"ping"}')
+            link.next_ping = time.monotonic() + self._heartbeat_s
+
+    async def _read(self, link: _Link) -> None:
+        link.next_ping = time.monotonic() + self._heartbeat_s
+        while True:
+            message = _decode(await self._receive(link))
             if not isinstance(message, dict):
                 raise _Fatal(ProtocolError(f"WebSocket message is not an object: {message!r}"))
             kind = message.get("type")
-            if kind in ("quote_ack", "error"):
+            if kind in ("quote_ack", "cancel_ack", "error"):
                 if not link.answer(message):
                     # An error that answers no quote answers the subscription (the SDK
                     # sends nothing else): retrying the same subscription cannot help.
@@ -374,6 +435,13 @@ class Session:
             await self._send.send(event)
             self._last_seq = event.seq
             self._events += 1
+
+
+def _quote_id(reply: dict[str, Any]) -> str:
+    quote_id = reply.get("quote_id")
+    if reply.get("type") != "quote_ack" or not isinstance(quote_id, str):
+        raise ProtocolError(f"unexpected answer to a quote: {reply!r}")
+    return quote_id
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

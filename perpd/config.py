@@ -87,6 +87,11 @@ class Config:
     db_group_max: int = 32
     # i13-history: the public funding_curve event (GET /markets shows the curve either way)
     funding_curve_events: bool = True
+    # i13-quotes: a cancel-on-disconnect socket must send something (a ping) this often
+    ws_heartbeat_timeout_s: float = 10.0
+    # i13-quotes: how long a client id is remembered (a retry within it gets the first
+    # answer); at least retention_s, and an hour past the longest request life
+    client_id_retention_s: int = 86_400
 
     def __post_init__(self) -> None:
         if self.oracle not in ("sim", "pyth"):
@@ -122,6 +127,10 @@ class Config:
             raise ValueError("priority fee must be >= 0")
         if not 0 < self.chain_confirm_timeout_s <= 600:
             raise ValueError("chain confirm timeout must lie in (0, 600] s")
+        if not 0 < self.ws_heartbeat_timeout_s <= 3600:
+            raise ValueError("ws heartbeat timeout must lie in (0, 3600] s")
+        if self.client_id_retention_s < max(self.retention_s, 3600):
+            raise ValueError("client_id_retention_s must be at least retention_s and 3600")
         self.trade_limits()  # validates the caps and minimum sizes
         self.rate_limits()
 

@@ -144,6 +144,7 @@ async def run(
                 retention_s=config.retention_s,
                 interval_s=config.prune_interval_s,
                 batch=config.prune_batch,
+                client_id_retention_s=config.client_id_retention_s,
             )
             await services.start(pruner.run, prune)
             hub = event_hub.Hub(store)
@@ -157,6 +158,7 @@ async def run(
                     max_unauthenticated=config.ws_max_unauthenticated,
                     max_per_agent=config.ws_max_per_agent,
                     auth_timeout_s=config.ws_auth_timeout_s,
+                    heartbeat_timeout_s=config.ws_heartbeat_timeout_s,
                 )
             )
             connections = http_limits.ConnectionGate(

@@ -17,7 +17,7 @@ from typing import Any
 
 from solders.pubkey import Pubkey
 
-from perpd import money
+from perpd import engine_mmp, money
 from perpd.bounds import MAX_BALANCE, MAX_TOTAL_DEPOSITS, saturate_pnl
 from perpd.chain._program import LOCAL_PROGRAM_ID
 from perpd.consents import CloseConsent, QuoteConsent, WithdrawConsent, position_address
@@ -36,6 +36,7 @@ from perpd.limits import TradeLimits
 from perpd.markets import get_market
 from perpd.records import Account, Position, Quote, TradeRequest
 from perpd.store import queries as q
+from perpd.store import quote_controls as qc
 from perpd.units import format_price, format_rate, format_usdc
 from perpd.views import account_view, position_view, quote_view, request_view
 
@@ -146,6 +147,7 @@ def create_request(
     nonce: int | None = None,
     consent: str | None = None,
     request_hash: str | None = None,
+    client_id: str | None = None,
 ) -> TradeRequest:
     """Open a request for quotes; the requester must be able to fund IM + open fee now.
 
@@ -185,10 +187,17 @@ def create_request(
         consent=consent,
         consent_expires_at=expires_at if consent is not None else None,
         request_hash=request_hash,
+        client_id=client_id,
     )
     q.insert_request(conn, r)
-    q.append_event(conn, ctx.ts, "trade_request", request_view(r), market=market, public=True)
+    announced = _announced(request_view(r))
+    q.append_event(conn, ctx.ts, "trade_request", announced, market=market, public=True)
     return r
+
+
+def _announced(view: dict[str, Any]) -> dict[str, Any]:
+    """An object as its event shows it to others: without its owner's ``client_id``."""
+    return {k: v for k, v in view.items() if k != "client_id"}
 
 
 def _until(ctx: Ctx, deadline_s: int | None) -> int:
@@ -229,7 +238,7 @@ def _get_request(conn: sqlite3.Connection, request_id: str) -> TradeRequest:
     return r
 
 
-def _require_live(ctx: Ctx, r: TradeRequest) -> None:
+def require_live(ctx: Ctx, r: TradeRequest) -> None:
     """`request_filled` / `request_expired` unless ``r`` can still be quoted and filled."""
     if r.status == "filled":
         raise Conflict(f"request {r.request_id} is already filled", code="request_filled")
@@ -238,6 +247,8 @@ def _require_live(ctx: Ctx, r: TradeRequest) -> None:
             f"request {r.request_id} is being filled (its lock is on its way to the chain)",
             code="request_filled",
         )
+    if r.status == "cancelled":
+        raise Conflict(f"request {r.request_id} was cancelled", code="request_cancelled")
     if r.status != "open" or ctx.now >= r.expires_at:
         raise Conflict(f"request {r.request_id} has expired", code="request_expired")
 
@@ -253,15 +264,19 @@ def create_quote(
     valid_for: int = 10,
     valid_until: int | None = None,
     consent: QuoteConsent | None = None,
+    client_id: str | None = None,
+    quote_id: str | None = None,
 ) -> Quote:
     """A maker's firm quote on a live request. Nothing is locked until it is accepted.
 
     ``valid_until`` (a signed deadline) replaces ``valid_for``; a ``consent`` was
-    verified against the request consent hash it names, which must be this request's."""
+    verified against the request consent hash it names, which must be this request's.
+    ``quote_id`` is given by a replace (its cancel event names the new id first); a
+    maker frozen by its protection is refused (409 ``maker_frozen``)."""
     r = _get_request(conn, request_id)
     if consent is not None and r.request_hash != consent.request_hash:
         raise Unauthorized(f"the quote consent names another request than {request_id}")
-    _require_live(ctx, r)
+    require_live(ctx, r)
     if agent_id == r.agent_id:
         raise SelfQuote("a maker cannot quote its own request")
     if rate > r.max_rate:
@@ -272,10 +287,11 @@ def create_quote(
             f"maker collateral must be at least size / {max_lev} = "
             f"{format_usdc(money.ceil_div(r.size, max_lev))}"
         )
+    engine_mmp.require_not_frozen(conn, ctx, agent_id)
     _require_free(conn, agent_id, collateral, "maker")
     _check_quote_caps(conn, ctx, r, agent_id)
     quote = Quote(
-        quote_id=new_id("quo"),
+        quote_id=quote_id or new_id("quo"),
         request_id=request_id,
         agent_id=agent_id,
         rate=rate,
@@ -285,9 +301,12 @@ def create_quote(
         status="live",
         consent=None if consent is None else consent.signature,
         valid_until=valid_until,
+        client_id=client_id,
     )
     q.insert_quote(conn, quote)
-    q.append_event(conn, ctx.ts, "quote", quote_view(quote), market=r.market, audience=[r.agent_id])
+    q.append_event(
+        conn, ctx.ts, "quote", _announced(quote_view(quote)), market=r.market, audience=[r.agent_id]
+    )
     return quote
 
 
@@ -300,10 +319,12 @@ def _check_accept(
     r = _get_request(conn, request_id)
     if r.agent_id != agent_id:
         raise Forbidden("only the requester can accept quotes on its request")
-    _require_live(ctx, r)
+    require_live(ctx, r)
     quote = q.get_quote(conn, quote_id)
     if quote is None or quote.request_id != request_id:
         raise NotFound(f"no quote {quote_id!r} on request {request_id}")
+    if quote.status == "cancelled":
+        raise Conflict(f"quote {quote_id} was cancelled", code="quote_cancelled")
     if quote.status != "live" or ctx.now >= quote.expires_at:
         raise Conflict(f"quote {quote_id} is no longer live", code="quote_expired")
     return r, quote
@@ -360,6 +381,7 @@ def accept(
     q.save_position(conn, position, money.liquidation_price_bounds(state))
     q.set_quote_status(conn, quote_id, "accepted")
     _filled(conn, ctx, r, quote, position, fee, price)
+    engine_mmp.after_fill(conn, ctx, quote.agent_id, r.market)
     return position
 
 
@@ -427,6 +449,7 @@ def reserve_accept(
     q.save_position(conn, position, (None, None))
     q.set_request_status(conn, request_id, "pending", position.position_id)
     q.set_quote_status(conn, quote_id, "accepted")
+    engine_mmp.after_fill(conn, ctx, quote.agent_id, r.market)  # the fill is counted here
     return position
 
 
@@ -813,10 +836,20 @@ def expire_due(conn: sqlite3.Connection, ctx: Ctx) -> int:
     return n
 
 
-def prune_finished(conn: sqlite3.Connection, ctx: Ctx, retention_s: int, limit: int) -> int:
-    """Delete finished requests and quotes past ``retention_s`` (events stay: the log)."""
+def prune_finished(
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    retention_s: int,
+    limit: int,
+    client_id_retention_s: int | None = None,
+) -> int:
+    """Delete finished requests and quotes past ``retention_s`` (events stay: the log),
+    and client ids first used more than ``client_id_retention_s`` ago."""
     quotes, requests = q.prune_finished(conn, ctx.ts - retention_s, limit)
-    return quotes + requests
+    ids = 0
+    if client_id_retention_s is not None:
+        ids = qc.prune_client_ids(conn, ctx.ts - client_id_retention_s, limit)
+    return quotes + requests + ids
 
 
 def account_snapshot(conn: sqlite3.Connection, agent_id: str) -> dict[str, str]:

@@ -34,12 +34,13 @@ class TradeRequest:
     duration_s: int | None  # None = perpetual
     created_at: int
     expires_at: int
-    status: str  # open | filled | expired
+    status: str  # open | pending (chain lock under way) | filled | expired | cancelled
     position_id: str | None = None
     nonce: int | None = None  # u64, unique per requester: the position's on-chain seed
     consent: str | None = None  # base58 signature of the request consent (SPEC §6)
     consent_expires_at: int | None = None  # the expires_at the consent signs
     request_hash: str | None = None  # hex sha256 of the request consent bytes
+    client_id: str | None = None  # the requester's idempotency key (`perpd.idempotency`)
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,10 @@ class Quote:
     collateral: int
     created_at: int
     expires_at: int
-    status: str  # live | accepted | rejected | expired
+    status: str  # live | accepted | rejected | expired | cancelled | failed (lock refused)
     consent: str | None = None  # base58 signature of the maker's quote consent
     valid_until: int | None = None  # the deadline the consent signs (= expires_at)
+    client_id: str | None = None  # the maker's idempotency key (`perpd.idempotency`)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ class SocketLimits:
     max_unauthenticated: int = 128
     max_per_agent: int = 8
     auth_timeout_s: float = 10.0
+    # a cancel-on-disconnect socket silent this long is closed (4002), its quotes cancelled
+    heartbeat_timeout_s: float = 10.0
 
 
 class SocketGate:

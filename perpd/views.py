@@ -47,6 +47,7 @@ def request_view(r: TradeRequest) -> dict[str, Any]:
         "nonce": r.nonce,
         "consent": r.consent,
         "request_hash": r.request_hash,
+        "client_id": r.client_id,
     }
 
 
@@ -62,6 +63,7 @@ def quote_view(q: Quote) -> dict[str, Any]:
         "expires_at": q.expires_at,
         "expires_at_iso": iso(q.expires_at),
         "consent": q.consent,
+        "client_id": q.client_id,
     }
 
 

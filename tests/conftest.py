@@ -234,3 +234,13 @@ async def server(
     yield s
     await s.http.aclose()
     s.shutdown.set()
+
+
+@pytest.fixture
+async def chain_server(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
+    """A daemon on the in-process chain, whatever the module's ``CHAIN`` (for the tests
+    of a module that also run off chain)."""
+    s = await start_server(nursery, base_config(tmp_path, chain="local"))
+    yield s
+    await s.http.aclose()
+    s.shutdown.set()

@@ -71,6 +71,8 @@ class Consents:
             return self.request(body, now)
         if path == "/trade/quote":
             return await self.quote(body, now, read)
+        if path == "/trade/quote/replace":
+            return await self.replace(body, now, read)
         if path == "/trade/close":
             return await self.close(body, now, read)
         if path.startswith("/accounts/") and path.endswith("/withdraw"):
@@ -128,6 +130,12 @@ class Consents:
             )
         )
         return rest | {"valid_until": valid_until, **consent}
+
+    async def replace(self, body: dict[str, Any], now: float, read: Reader) -> dict[str, Any]:
+        """A replace's new quote: its consent names the old quote's request."""
+        old = await read(f"/quotes/{body.get('quote_id')}") or {}
+        signed = await self.quote({**body, "request_id": old.get("request_id")}, now, read)
+        return {k: v for k, v in signed.items() if k != "request_id"}
 
     async def close(self, body: dict[str, Any], now: float, read: Reader) -> dict[str, Any]:
         position = await read(f"/positions/{body.get('position_id')}") or {}

@@ -71,7 +71,7 @@ def _pubkey(value: object) -> object:
 
 
 def _signer(case: Any) -> str:
-    return str(MAKER.pubkey()) if case.path == "/trade/quote" else AGENT
+    return str(MAKER.pubkey()) if case.path.startswith("/trade/quote") else AGENT
 
 
 def _signature(value: object) -> object:
@@ -113,11 +113,11 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     positive = case.meta is None or case.meta.generation.mode.is_positive
     if positive and isinstance(case.body, dict):
         _repair(case.body)
-        if case.path in ("/trade/quote", "/trade/close"):
+        if case.path in ("/trade/quote", "/trade/quote/replace", "/trade/close"):
             # their consents name a consented request or an on-chain position, which
             # these calls' requests never had (tests/test_consent_http.py signs them)
             case.body.pop("consent", None)
-        if case.path == "/trade/quote" and "funding_rate" in case.body:
+        if case.path.startswith("/trade/quote") and "funding_rate" in case.body:
             case.body["funding_rate"] = "-0.05"  # within every request's maximum
         if case.body.get("agent_id") == AGENT:  # the body names its signer
             case.body["agent_id"] = _signer(case)

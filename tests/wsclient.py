@@ -23,9 +23,11 @@ class Ws:
 
     async def send(self, msg: dict[str, Any]) -> None:
         consents = self.agent.consents if self.agent is not None else None
-        if consents is not None and msg.get("type") == "quote":
+        paths = {"quote": "/trade/quote", "replace": "/trade/quote/replace"}
+        if consents is not None and msg.get("type") in paths:
             assert self.agent is not None
-            msg = await consents.sign("/trade/quote", msg, self.agent.clock(), self.agent.read)
+            path = paths[msg["type"]]
+            msg = await consents.sign(path, msg, self.agent.clock(), self.agent.read)
         await self.conn.send_message(json.dumps(msg))
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109

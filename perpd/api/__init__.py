@@ -9,13 +9,24 @@ from quart import jsonify
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from perpd.api import _chain_txs, _dev, _history, _limits, _public_ws, _reads, _trade, _ws
+from perpd.api import (
+    _chain_txs,
+    _dev,
+    _history,
+    _limits,
+    _public_ws,
+    _quote_controls,
+    _reads,
+    _trade,
+    _ws,
+)
 from perpd.api._access_log import AccessLog, note_route
 from perpd.api._chain import chain_blueprint
 from perpd.api._common import MAX_BODY, error_response, http_error_response
 from perpd.api._door import Door
 from perpd.api._openapi import document
 from perpd.api._whole_body import WholeBody
+from perpd.cancel_on_disconnect import CancelOnDisconnect
 from perpd.chain._backend import Chain
 from perpd.errors import ApiError
 from perpd.metrics import Metrics
@@ -55,6 +66,7 @@ def create_app(
     app.config["PERPD_HUB"] = hub
     app.config["PERPD_SHUTDOWN"] = shutdown
     app.config["PERPD_SOCKETS"] = sockets or SocketGate(SocketLimits())
+    app.config["PERPD_CANCEL_ON_DISCONNECT"] = CancelOnDisconnect()
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["PERPD_LIMITER"] = limiter = limiter or Limiter()
     app.config["PERPD_PAGES"] = pages
@@ -65,6 +77,7 @@ def create_app(
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_blueprint(_trade.bp)
+    app.register_blueprint(_quote_controls.bp)
     app.register_blueprint(_reads.bp)
     app.register_blueprint(_ws.bp)
     app.register_blueprint(_history.bp)

@@ -44,6 +44,13 @@ AgentId = Annotated[str, Meta(pattern=_B58, description="base58 ed25519 public k
 Consent = Annotated[str, Meta(pattern=_SIG, description="base58 ed25519 signature (SPEC §6)")]
 UnixS = Annotated[int, Meta(ge=0, le=2**62, description="unix seconds")]
 Nonce = Annotated[int, Meta(ge=0, description="0 to 2^64-1")]
+ClientId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="idempotency key, unique per agent and kind (issue 13)",
+    ),
+]
 
 Usdc = Annotated[str, Meta(pattern=r"^-?[0-9]+\.[0-9]{6}$", description="USDC, 6 decimals")]
 Rate = Annotated[str, Meta(pattern=r"^-?[0-9]+\.[0-9]+$", description="decimal")]
@@ -67,16 +74,23 @@ class TradeRequestBody(_Body):
     expires_at: UnixS | None = None
     nonce: Nonce | None = None
     consent: Consent | None = None
+    client_id: ClientId | None = None
 
 
-class QuoteBody(_Body):
-    request_id: Id
+class _QuoteTerms(_Body):
+    """What a quote firmly offers: a quote's body, and a replace's new terms."""
+
     funding_rate: RateIn
     collateral_usdc: UsdcIn
     agent_id: AgentId | None = None
     valid_for: Annotated[int, Meta(ge=1, le=60)] = 10
     valid_until: UnixS | None = None
     consent: Consent | None = None
+    client_id: ClientId | None = None
+
+
+class QuoteBody(_QuoteTerms, kw_only=True):
+    request_id: Id
 
 
 class AcceptBody(_Body):
@@ -104,6 +118,32 @@ class WithdrawBody(_Body):
     destination: AgentId | None = None
     expires_at: UnixS | None = None
     consent: Consent | None = None
+
+
+class CancelQuoteBody(_Body):
+    quote_id: Id
+    agent_id: AgentId | None = None
+
+
+class ReplaceQuoteBody(_QuoteTerms, kw_only=True):
+    """The new terms of a live quote: one unit cancels it and quotes these."""
+
+    quote_id: Id
+
+
+class CancelRequestBody(_Body):
+    request_id: Id
+    agent_id: AgentId | None = None
+
+
+class ProtectionBody(_Body):
+    """Maker protection: limits per trailing ``window_s``; none given switches it off."""
+
+    window_s: Annotated[int, Meta(ge=1, le=86_400)]
+    cooldown_s: Annotated[int, Meta(ge=1, le=86_400)]
+    agent_id: AgentId | None = None
+    max_fills: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+    max_notional_usdc: UsdcIn | None = None
 
 
 class FaucetBody(_Body):
@@ -150,6 +190,8 @@ BODY_RULES: dict[str, dict[str, Any]] = {
     },
     "QuoteBody": {"allOf": [_needs("valid_until"), _one_way("valid_until", "valid_for")]},
     "WsQuote": {"allOf": [_needs("valid_until"), _one_way("valid_until", "valid_for")]},
+    "ReplaceQuoteBody": {"allOf": [_needs("valid_until"), _one_way("valid_until", "valid_for")]},
+    "WsReplace": {"allOf": [_needs("valid_until"), _one_way("valid_until", "valid_for")]},
     "CloseBody": _needs("expires_at"),
     "WithdrawBody": _needs("destination", "expires_at"),
 }
@@ -186,7 +228,7 @@ class TradeRequest(Struct, kw_only=True):
     leverage: int
     max_funding_rate: Rate
     duration: str
-    status: Literal["open", "filled", "expired"]
+    status: Literal["open", "pending", "filled", "expired", "cancelled"]
     created_at: int
     expires_at: int
     expires_at_iso: Iso
@@ -194,6 +236,7 @@ class TradeRequest(Struct, kw_only=True):
     nonce: int | None
     consent: str | None
     request_hash: str | None
+    client_id: str | None
 
 
 class Quote(Struct, kw_only=True):
@@ -202,11 +245,37 @@ class Quote(Struct, kw_only=True):
     agent_id: str
     funding_rate: Rate
     collateral_usdc: Usdc
-    status: Literal["live", "accepted", "rejected", "expired"]
+    status: Literal["live", "accepted", "rejected", "expired", "cancelled", "failed"]
     created_at: int
     expires_at: int
     expires_at_iso: Iso
     consent: str | None
+    client_id: str | None
+
+
+class ReplacedQuote(Quote, kw_only=True):
+    """The new quote of a replace, naming the one it cancelled."""
+
+    replaced_quote_id: str
+
+
+class QuoteCancelled(Struct, kw_only=True):
+    quote: Quote
+
+
+class RequestCancelled(Struct, kw_only=True):
+    request: TradeRequest
+
+
+class Protection(Struct, kw_only=True):
+    """A maker's protection (nulls: never set); ``frozen_until`` null unless frozen now."""
+
+    agent_id: str
+    window_s: int | None
+    max_fills: int | None
+    max_notional_usdc: Usdc | None
+    cooldown_s: int | None
+    frozen_until: int | None
 
 
 class Position(Struct, kw_only=True):
@@ -375,10 +444,30 @@ class WsAuth(_Body, tag="auth", tag_field="type"):
 class WsSubscribe(_Body, tag="subscribe", tag_field="type"):
     markets: list[MarketName]
     since: int | None = None
+    # the agent's live quotes are cancelled when its last such socket goes (issue 13)
+    cancel_on_disconnect: bool = False
 
 
 class WsQuote(QuoteBody, tag="quote", tag_field="type"):
-    client_id: Any = None  # echoed in its quote_ack or error
+    # a string is the quote's idempotency key (as on POST /trade/quote); any other
+    # value is only echoed in its quote_ack or error
+    client_id: Any = None
+
+
+class WsCancel(_Body, tag="cancel", tag_field="type"):
+    quote_id: Id
+    agent_id: AgentId | None = None
+    client_id: Any = None  # echoed
+
+
+class WsReplace(ReplaceQuoteBody, tag="replace", tag_field="type"):
+    client_id: Any = None  # a string: the new quote's idempotency key; else echoed
+
+
+class WsPing(_Body, tag="ping", tag_field="type"):
+    """Also the heartbeat a cancel-on-disconnect socket owes (``ws_heartbeat_timeout_s``)."""
+
+    client_id: Any = None
 
 
 class WsAuthOk(Struct, tag="auth_ok", tag_field="type"):
@@ -389,6 +478,16 @@ class WsQuoteAck(Struct, tag="quote_ack", tag_field="type"):
     quote_id: str
     request_id: str
     client_id: Any = None
+    replaced_quote_id: str | None = None  # the answer to a replace
+
+
+class WsCancelAck(Struct, tag="cancel_ack", tag_field="type"):
+    quote_id: str
+    client_id: Any = None
+
+
+class WsPong(Struct, tag="pong", tag_field="type"):
+    ts: int
 
 
 class WsError(Struct, tag="error", tag_field="type"):
@@ -412,6 +511,11 @@ WS_MODELS: tuple[type[Struct], ...] = (
     WsQuoteAck,
     WsError,
     WsEvent,
+    WsCancel,
+    WsReplace,
+    WsPing,
+    WsCancelAck,
+    WsPong,
 )
 
 
@@ -429,14 +533,6 @@ class WsPublicSubscribe(_Body, tag="subscribe", tag_field="type"):
 
     markets: list[MarketName] | None = None
     since: int | None = None
-
-
-class WsPing(_Body, tag="ping", tag_field="type"):
-    pass
-
-
-class WsPong(Struct, tag="pong", tag_field="type"):
-    ts: int
 
 
 class ChainTx(Struct, kw_only=True):

@@ -124,6 +124,51 @@ ROUTES = [
         errors=_TRADE,
     ),
     Route(
+        "post",
+        "/trade/quote/cancel",
+        "Cancel a live quote (its maker)",
+        m.QuoteCancelled,
+        body=m.CancelQuoteBody,
+        signed=True,
+        errors=_TRADE,
+    ),
+    Route(
+        "post",
+        "/trade/quote/replace",
+        "Replace a live quote: one unit cancels it and quotes the new terms",
+        m.ReplacedQuote,
+        201,
+        m.ReplaceQuoteBody,
+        signed=True,
+        errors=_TRADE,
+    ),
+    Route(
+        "post",
+        "/trade/request/cancel",
+        "Cancel an open request (its requester); its live quotes die with it",
+        m.RequestCancelled,
+        body=m.CancelRequestBody,
+        signed=True,
+        errors=_TRADE,
+    ),
+    Route(
+        "post",
+        "/maker/protection",
+        "Set the caller's maker protection (limits per window, cool-down)",
+        m.Protection,
+        body=m.ProtectionBody,
+        signed=True,
+        errors=(400, 401, 403, 429, 503),
+    ),
+    Route(
+        "get",
+        "/maker/protection",
+        "The caller's maker protection and freeze",
+        m.Protection,
+        signed=True,
+        errors=(400, 401, 429, 503),
+    ),
+    Route(
         "get",
         "/accounts/{agent_id}",
         "Balances",
@@ -167,6 +212,7 @@ ROUTES = [
         query=[("request_id", {"type": "string", "minLength": 1, "maxLength": 64}), *_PAGE],
         errors=(400, 429, 503),
     ),
+    Route("get", "/quotes/{quote_id}", "One quote, in any status", m.Quote, errors=(404, 429, 503)),
     Route(
         "get",
         "/requests",
@@ -325,13 +371,21 @@ def document(*, dev: bool = True) -> dict[str, Any]:
             "x-websocket": {
                 "client": [
                     f"#/components/schemas/{t.__name__}"
-                    for t in (m.WsAuth, m.WsSubscribe, m.WsQuote)
+                    for t in (m.WsAuth, m.WsSubscribe, m.WsQuote, m.WsCancel, m.WsReplace, m.WsPing)
                 ],
                 "server": [
                     f"#/components/schemas/{t.__name__}"
-                    for t in (m.WsAuthOk, m.WsEvent, m.WsQuoteAck, m.WsError)
+                    for t in (
+                        m.WsAuthOk,
+                        m.WsEvent,
+                        m.WsQuoteAck,
+                        m.WsCancelAck,
+                        m.WsPong,
+                        m.WsError,
+                    )
                 ],
                 "close_codes": {
+                    "4002": "no heartbeat: a cancel-on-disconnect socket was silent too long",
                     "1000": "normal",
                     "1001": "shutting down",
                     "1008": "login failed",

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from quart import Blueprint, jsonify
 from solders.signature import Signature
 
-from perpd import custody, engine
+from perpd import custody, engine, idempotency
 from perpd.api import _models as models
 from perpd.api._common import acting_agent, json_object, text_field, venue, verified
 from perpd.auth import Verified
@@ -43,7 +43,7 @@ from perpd.errors import (
     NotFound,
 )
 from perpd.markets import get_market
-from perpd.records import Position, Quote
+from perpd.records import Position
 from perpd.store import queries as q
 from perpd.units import format_usdc, parse_int, parse_rate, parse_usdc
 from perpd.views import account_view, position_view, quote_view, request_view
@@ -109,9 +109,18 @@ def parse_quote_fields(data: dict[str, Any]) -> dict[str, Any]:
         "valid_until": _deadline(data, "valid_until", "quote"),
         "valid_for": parse_int(data.get("valid_for", 10), "valid_for", 1, 60),
         "consent": _consent(data, "quote"),
+        "client_id": idempotency.parse_client_id(data.get("client_id")),
     }
+    if fields["valid_until"] is not None:
+        fields["valid_for"] = None  # the signed deadline is the quote's: one way to say it
     _signs(fields["consent"], "quote", valid_until=fields["valid_until"])
     return fields
+
+
+def quote_fingerprint(call: str, fields: dict[str, Any], **more: Any) -> str:
+    """The parsed quote (or replace) as `perpd.idempotency` compares retries."""
+    named = {k: v for k, v in fields.items() if k not in ("client_id", "request_id")}
+    return idempotency.fingerprint(call, {**named, **more, "request_id": fields.get("request_id")})
 
 
 @bp.post("/trade/request")
@@ -136,6 +145,7 @@ async def post_request() -> Any:
     nonce = _optional(data, "nonce", parse_nonce)
     sig = _consent(data, "request")
     _signs(sig, "request", nonce=nonce, expires_at=expires_at)
+    client_id = idempotency.parse_client_id(data.get("client_id"))
     terms: dict[str, Any] = {
         "agent_id": agent_id,
         "market": market.name,
@@ -151,25 +161,33 @@ async def post_request() -> Any:
         message = request_message(venue().program_id, nonce=nonce, expires_at=expires_at, **terms)
         check(agent_id, message, sig, "request")
         request_hash = request_hash_hex(message)
-    r = await venue().mutate(
-        lambda conn, ctx: engine.create_request(
+    consent = None if sig is None else str(sig)
+    deadline = {"expires_at": expires_at} if expires_at is not None else {"expires_in": expires_in}
+    print_ = idempotency.fingerprint(
+        "request", {**terms, **deadline, "nonce": nonce, "consent": consent}
+    )
+
+    def make(conn: Any, ctx: engine.Ctx) -> tuple[int, dict[str, Any]]:
+        r = engine.create_request(
             conn,
             ctx,
             **terms,
             expires_in=expires_in,
             expires_at=expires_at,
             nonce=nonce,
-            consent=None if sig is None else str(sig),
+            consent=consent,
             request_hash=request_hash,
-        ),
-        v,
-    )
+            client_id=client_id,
+        )
+        return 201, request_view(r)
+
+    status, made = await once(agent_id, "request", client_id, print_, make, v)
     if request_hash is not None:
-        venue().request_hashes.add(r.request_id, request_hash)
-    return jsonify(request_view(r)), 201
+        venue().request_hashes.add(made["request_id"], request_hash)
+    return jsonify(made), status
 
 
-async def _quote_consent(agent_id: str, fields: dict[str, Any]) -> QuoteConsent | None:
+async def quote_consent(agent_id: str, fields: dict[str, Any]) -> QuoteConsent | None:
     """Verify a quote consent against the request's consent hash: known in memory for a
     request this daemon took (`perpd.request_hashes`), else read first."""
     sig: Signature | None = fields["consent"]
@@ -197,23 +215,61 @@ async def _quote_consent(agent_id: str, fields: dict[str, Any]) -> QuoteConsent 
     return QuoteConsent(str(sig), fields["valid_until"], request_hash)
 
 
-async def submit_quote(agent_id: str, data: dict[str, Any], auth: Verified | None) -> Quote:
-    """Validate and record a quote; shared with the WebSocket's ``quote`` message."""
+async def submit_quote(
+    agent_id: str, data: dict[str, Any], auth: Verified | None
+) -> tuple[int, dict[str, Any]]:
+    """Validate and record a quote: (status, the quote object), or a client id's first
+    answer; shared with the WebSocket's ``quote`` message."""
     fields = parse_quote_fields(data)
-    consent = await _quote_consent(agent_id, fields)
-    return await venue().mutate(
-        lambda conn, ctx: engine.create_quote(
+    consent = await quote_consent(agent_id, fields)
+
+    def make(conn: Any, ctx: engine.Ctx) -> tuple[int, dict[str, Any]]:
+        quote = engine.create_quote(
             conn,
             ctx,
             request_id=fields["request_id"],
             agent_id=agent_id,
-            rate=fields["rate"],
-            collateral=fields["collateral"],
-            valid_for=fields["valid_for"],
-            valid_until=fields["valid_until"],
-            consent=consent,
+            **quote_terms(fields, consent),
+        )
+        return 201, quote_view(quote)
+
+    print_ = quote_fingerprint("quote", fields)
+    return await once(agent_id, "quote", fields["client_id"], print_, make, auth)
+
+
+def quote_terms(fields: dict[str, Any], consent: QuoteConsent | None) -> dict[str, Any]:
+    """The engine's arguments for the terms of a parsed quote (or a replace's new one)."""
+    return {
+        "rate": fields["rate"],
+        "collateral": fields["collateral"],
+        "valid_for": fields["valid_for"] or 10,
+        "valid_until": fields["valid_until"],
+        "consent": consent,
+        "client_id": fields["client_id"],
+    }
+
+
+Make = Callable[[Any, engine.Ctx], tuple[int, dict[str, Any]]]
+
+
+async def once(
+    agent_id: str,
+    kind: str,
+    client_id: str | None,
+    print_: str,
+    make: Make,
+    auth: Verified | None,
+    *,
+    urgent: bool = False,
+) -> tuple[int, dict[str, Any]]:
+    """Run ``make`` as one unit, or answer as the client id's first call did
+    (`perpd.idempotency`)."""
+    return await venue().mutate(
+        lambda conn, ctx: idempotency.once(
+            conn, ctx.ts, agent_id, kind, client_id, print_, lambda: make(conn, ctx)
         ),
         auth,
+        urgent=urgent,
     )
 
 
@@ -221,8 +277,8 @@ async def submit_quote(agent_id: str, data: dict[str, Any], auth: Verified | Non
 async def post_quote() -> Any:
     v, body = await verified()
     data = json_object(body, models.QuoteBody)
-    quote = await submit_quote(acting_agent(data, v.agent_id), data, v)
-    return jsonify(quote_view(quote)), 201
+    status, quote = await submit_quote(acting_agent(data, v.agent_id), data, v)
+    return jsonify(quote), status
 
 
 @bp.post("/trade/accept")

@@ -4,14 +4,20 @@ Close codes: 1000 normal, 1001 the daemon is shutting down, 1008 the login faile
 stale or replayed, no login within the deadline, anything else first, or the agent's
 socket cap), 1009 a message over the size limit (the server closes it before buffering
 more), 1011 an internal error, 4001 the client fell too far behind (reconnect and
-subscribe with ``since`` = the last ``seq`` it received). After login a refused message
-gets an ``error`` and the socket stays open.
+subscribe with ``since`` = the last ``seq`` it received), 4002 a cancel-on-disconnect
+socket sent nothing for ``heartbeat_timeout_s``. After login a refused message gets an
+``error`` and the socket stays open.
+
+Issue 13: ``cancel`` and ``replace`` act on the agent's quotes as the HTTP calls do; a
+subscribe with ``cancel_on_disconnect`` makes the agent's live quotes die with its last
+such socket (`perpd.cancel_on_disconnect`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import replace
 from typing import Any
@@ -19,11 +25,13 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, current_app, jsonify, websocket
 
-from perpd import auth
-from perpd.api._common import acting_agent, check_fields, venue
+from perpd import auth, engine_cancel, engine_quotes
+from perpd.api._common import acting_agent, check_fields, text_field, venue
 from perpd.api._limits import charge_agent
-from perpd.api._models import QuoteBody, fields_of
+from perpd.api._models import QuoteBody, ReplaceQuoteBody, WsCancel, fields_of
+from perpd.api._quote_controls import submit_replace
 from perpd.api._trade import submit_quote
+from perpd.cancel_on_disconnect import CancelOnDisconnect
 from perpd.errors import ApiError, InvalidRequest, Unauthorized
 from perpd.markets import get_market
 from perpd.nursery import ws_wire
@@ -38,6 +46,7 @@ bp = Blueprint("ws", __name__)
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+CLOSE_NO_HEARTBEAT = 4002
 
 
 def _hub() -> Hub:
@@ -46,6 +55,10 @@ def _hub() -> Hub:
 
 def _gate() -> SocketGate:
     return current_app.config["PERPD_SOCKETS"]  # type: ignore[no-any-return]
+
+
+def _guard() -> CancelOnDisconnect:
+    return current_app.config["PERPD_CANCEL_ON_DISCONNECT"]  # type: ignore[no-any-return]
 
 
 def _error(exc: ApiError, **extra: Any) -> str:
@@ -94,13 +107,16 @@ async def _authenticate(timeout_s: float) -> auth.Verified:
     raise Unauthorized(f"no auth message within {timeout_s:g} s")
 
 
-def _subscription(msg: dict[str, Any], default_since: int) -> tuple[frozenset[str], int]:
+def _subscription(msg: dict[str, Any], default_since: int) -> tuple[frozenset[str], int, bool]:
     markets = msg.get("markets", [])
     if not isinstance(markets, list) or len(markets) > 16:
         raise InvalidRequest("markets must be a list of market names")
     names = frozenset(get_market(m).name for m in markets)
     since = parse_int(msg.get("since", default_since), "since", 0, 2**62)
-    return names, since
+    guard = msg.get("cancel_on_disconnect", False)
+    if not isinstance(guard, bool):
+        raise InvalidRequest("cancel_on_disconnect must be true or false")
+    return names, since, guard
 
 
 def _refuse_handshake(reason: str) -> Response:
@@ -153,6 +169,8 @@ async def _serve(login: auth.Verified) -> None:
     if wire is not None:
         wire.activate()  # from here every write of this socket is ordered by its wire
     session: Session | None = None
+    guarded = False  # this socket asked for cancel-on-disconnect
+    heartbeat_s = _gate().limits.heartbeat_timeout_s
     async with trio.open_nursery() as nursery:
 
         async def close(code: int, reason: str) -> None:
@@ -181,17 +199,27 @@ async def _serve(login: auth.Verified) -> None:
             while True:
                 msg: dict[str, Any] | None = None
                 try:
-                    msg = await _receive_object()
+                    with trio.move_on_after(heartbeat_s if guarded else math.inf):
+                        msg = await _receive_object()
+                    if msg is None:
+                        await close(CLOSE_NO_HEARTBEAT, f"no message for {heartbeat_s:g} s")
+                        continue
                     kind = msg["type"]
                     if kind == "subscribe":
                         if session is not None:
                             raise InvalidRequest("already subscribed")
-                        markets, since = _subscription(msg, default_since)
+                        markets, since, guarded = _subscription(msg, default_since)
                         session = Session(agent_id, markets, wire)
+                        if guarded:
+                            _guard().join(agent_id)
                         nursery.start_soon(pump, session, since)
                         nursery.start_soon(on_lagging, session)
                     elif kind == "quote":
                         await _quote(login, msg)
+                    elif kind == "replace":
+                        await _replace(login, msg)
+                    elif kind == "cancel":
+                        await _cancel(login, msg)
                     elif kind == "ping":
                         await _send(json.dumps({"type": "pong", "ts": int(time.time())}))
                     else:
@@ -205,23 +233,79 @@ async def _serve(login: auth.Verified) -> None:
         finally:
             if session is not None:
                 hub.remove(session)
+            if guarded and _guard().leave(agent_id):
+                await _cancel_on_disconnect(agent_id)
+
+
+async def _cancel_on_disconnect(agent_id: str) -> None:
+    """The agent's last cancel-on-disconnect socket is gone: cancel its live quotes in
+    one unit (shielded: the socket's task is being cancelled), unless another such
+    socket arrived before the unit ran."""
+    guard = _guard()
+
+    def unit(conn: Any, ctx: Any) -> int:
+        if guard.guarded(agent_id):
+            return 0
+        return engine_cancel.cancel_all_of(conn, ctx, agent_id, "disconnect")
+
+    with trio.CancelScope(shield=True), trio.move_on_after(10):
+        try:
+            guard.cancelled += await venue().mutate(unit, urgent=True)
+        except Exception:  # the daemon may be stopping: the quotes then expire on time
+            log.exception("cancel-on-disconnect of %s failed", agent_id)
 
 
 def _client_id(msg: Any) -> Any:
     return msg.get("client_id") if isinstance(msg, dict) else None
 
 
-async def _quote(login: auth.Verified, msg: dict[str, Any]) -> None:
-    """A quote on the socket: the same checks as ``POST /trade/quote``, as the socket's
-    agent (its login, already spent, records no further signature); errors reach the
-    caller's loop, which answers with an ``error`` message carrying the ``client_id``."""
+def _body(login: auth.Verified, msg: dict[str, Any], model: Any) -> tuple[str, dict[str, Any]]:
+    """A socket message as its HTTP body, for the socket's agent (its login, already
+    spent, records no further signature). A string ``client_id`` is the idempotency key
+    of what the message creates; any other one (legacy) is only echoed."""
     body = {k: v for k, v in msg.items() if k not in ("type", "client_id")}
-    required, optional = fields_of(QuoteBody)
+    if isinstance(msg.get("client_id"), str) and "client_id" in fields_of(model)[1]:
+        body["client_id"] = msg["client_id"]
+    required, optional = fields_of(model)
     check_fields(body, required=required, optional=optional)
     agent_id = acting_agent(body, login.agent_id)
-    charge_agent(agent_id)  # a socket quote counts like a signed call
-    quote = await submit_quote(agent_id, body, login)
-    ack = {"type": "quote_ack", "quote_id": quote.quote_id, "request_id": quote.request_id}
+    charge_agent(agent_id)  # a socket action counts like a signed call
+    return agent_id, body
+
+
+async def _ack(msg: dict[str, Any], ack: dict[str, Any]) -> None:
     if "client_id" in msg:
         ack["client_id"] = msg["client_id"]
     await _send(json.dumps(ack))
+
+
+async def _quote(login: auth.Verified, msg: dict[str, Any]) -> None:
+    """A quote on the socket: the same checks as ``POST /trade/quote``; errors reach the
+    caller's loop, which answers with an ``error`` message carrying the ``client_id``."""
+    agent_id, body = _body(login, msg, QuoteBody)
+    _, quote = await submit_quote(agent_id, body, login)
+    await _ack(
+        msg, {"type": "quote_ack", "quote_id": quote["quote_id"], "request_id": quote["request_id"]}
+    )
+
+
+async def _replace(login: auth.Verified, msg: dict[str, Any]) -> None:
+    """``replace``: as ``POST /trade/quote/replace``; acked like a quote, naming the old."""
+    agent_id, body = _body(login, msg, ReplaceQuoteBody)
+    _, new = await submit_replace(agent_id, body, login)
+    ack = {"type": "quote_ack", "quote_id": new["quote_id"], "request_id": new["request_id"]}
+    await _ack(msg, ack | {"replaced_quote_id": new["replaced_quote_id"]})
+
+
+async def _cancel(login: auth.Verified, msg: dict[str, Any]) -> None:
+    """``cancel``: as ``POST /trade/quote/cancel``."""
+    agent_id, body = _body(login, msg, WsCancel)
+    quote_id = text_field(body, "quote_id")
+    await venue().mutate(
+        lambda conn, ctx: engine_quotes.cancel_quote(
+            conn, ctx, agent_id=agent_id, quote_id=quote_id
+        ),
+        login,
+        urgent=True,
+    )
+    await _ack(msg, {"type": "cancel_ack", "quote_id": quote_id})

@@ -18,11 +18,21 @@ from perpd.venue import Venue
 
 
 class Pruner:
-    def __init__(self, venue: Venue, *, retention_s: int, interval_s: float, batch: int) -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        *,
+        retention_s: int,
+        interval_s: float,
+        batch: int,
+        client_id_retention_s: int | None = None,
+    ) -> None:
         if retention_s < 0 or interval_s <= 0 or batch < 1:
             raise ValueError("retention >= 0, interval > 0 and batch >= 1 are required")
         self.venue = venue
         self.retention_s = retention_s
+        # client ids (issue 13) outlive their rows: a retry must find its first answer
+        self.client_id_retention_s = client_id_retention_s
         self.interval_s = interval_s
         self.batch = batch
         self.deleted = 0
@@ -30,7 +40,12 @@ class Pruner:
 
     async def prune(self) -> int:
         """One pass: batches until one comes back short; returns the rows deleted."""
-        unit = partial(engine.prune_finished, retention_s=self.retention_s, limit=self.batch)
+        unit = partial(
+            engine.prune_finished,
+            retention_s=self.retention_s,
+            limit=self.batch,
+            client_id_retention_s=self.client_id_retention_s,
+        )
         total = 0
         while True:
             n = await self.venue.mutate(unit)

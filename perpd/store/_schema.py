@@ -311,6 +311,40 @@ def m007_history(conn: sqlite3.Connection) -> None:
     )
 
 
+def m008_quote_controls(conn: sqlite3.Connection) -> None:
+    """Issue 13: client ids (idempotency keys, with the first answer to replay), maker
+    protection settings and freezes, and the index that counts a maker's recent fills."""
+    _execute_script(
+        conn,
+        """
+        ALTER TABLE requests ADD COLUMN client_id TEXT;
+        ALTER TABLE quotes ADD COLUMN client_id TEXT;
+        CREATE TABLE client_ids (
+            agent_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('request', 'quote')),
+            client_id TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (agent_id, kind, client_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX client_ids_age ON client_ids (created_at);
+        CREATE TABLE maker_protection (
+            agent_id TEXT PRIMARY KEY,
+            window_s INTEGER NOT NULL CHECK (window_s > 0),
+            max_fills INTEGER CHECK (max_fills > 0),
+            max_notional INTEGER CHECK (max_notional > 0),
+            cooldown_s INTEGER NOT NULL CHECK (cooldown_s > 0),
+            frozen_until INTEGER NOT NULL DEFAULT 0,
+            counted_after INTEGER NOT NULL DEFAULT 0,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX positions_maker_opened ON positions (maker, opened_at);
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_integer_money,
@@ -319,6 +353,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m005_consents,
     m006_outbox,
     m007_history,
+    m008_quote_controls,
 )
 
 

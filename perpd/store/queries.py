@@ -136,7 +136,7 @@ def nonce_used(conn: sqlite3.Connection, agent_id: str, nonce: int) -> bool:
 _REQUEST_COLS = (
     "request_id, agent_id, market, side, size, leverage, max_rate, duration_s, "
     "created_at, expires_at, status, position_id, nonce, consent, consent_expires_at, "
-    "request_hash"
+    "request_hash, client_id"
 )
 
 
@@ -147,7 +147,7 @@ def _request(row: tuple[Any, ...]) -> TradeRequest:
 
 def insert_request(conn: sqlite3.Connection, r: TradeRequest) -> None:
     conn.execute(
-        f"INSERT INTO requests ({_REQUEST_COLS}) VALUES ({','.join('?' * 16)})",
+        f"INSERT INTO requests ({_REQUEST_COLS}) VALUES ({','.join('?' * 17)})",
         (
             r.request_id,
             r.agent_id,
@@ -165,6 +165,7 @@ def insert_request(conn: sqlite3.Connection, r: TradeRequest) -> None:
             r.consent,
             r.consent_expires_at,
             r.request_hash,
+            r.client_id,
         ),
     )
 
@@ -233,13 +234,13 @@ def next_request_deadline(conn: sqlite3.Connection) -> int | None:
 
 _QUOTE_COLS = (
     "quote_id, request_id, agent_id, rate, collateral, created_at, expires_at, status, "
-    "consent, valid_until"
+    "consent, valid_until, client_id"
 )
 
 
 def insert_quote(conn: sqlite3.Connection, q: Quote) -> None:
     conn.execute(
-        f"INSERT INTO quotes ({_QUOTE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO quotes ({_QUOTE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (
             q.quote_id,
             q.request_id,
@@ -251,6 +252,7 @@ def insert_quote(conn: sqlite3.Connection, q: Quote) -> None:
             q.status,
             q.consent,
             q.valid_until,
+            q.client_id,
         ),
     )
 
@@ -731,6 +733,8 @@ STATE_TABLES = (
     "events",
     "event_audience",
     "pinned_prices",
+    "client_ids",
+    "maker_protection",
 )
 
 

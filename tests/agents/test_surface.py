@@ -28,6 +28,7 @@ EXPECTED = {
     "withdraw_consent", "ChainInfo", "NonceUsed", "pick_nonce", "position_address",
     "Fill", "FundingCurveEvent", "FundingCurvePoint", "FundingPayment", "HistoryPage",
     "LiquidationRecord", "HistoryTally", "TradeHistory",
+    "QuoteCancelledEvent", "RequestCancelledEvent", "MmpTriggeredEvent", "MakerProtection",
 }  # fmt: skip
 
 
