@@ -608,6 +608,40 @@ class Client:
         """
         return open_session(self, markets, since=since, **options)
 
+    # ------------------------------------------------------------ issue 13 (mcp branch)
+    # Minimal versions of the issue-13 contract's methods that `perpd mcp` calls; the
+    # i13 branches build the full ones, and the merge keeps one version of each.
+
+    async def cancel_quote(self, quote_id: str) -> Quote:
+        """Withdraw a live quote of this agent (``POST /trade/quote/cancel``)."""
+        data = await self._send(
+            "POST",
+            "/trade/quote/cancel",
+            body={"agent_id": self.agent_id, "quote_id": quote_id},
+        )
+        return Quote.from_wire(_object(data, "quote", "POST /trade/quote/cancel"))
+
+    async def fills(self, **query: Any) -> HistoryPage:
+        """One page of this agent's fills (``GET /fills``: limit, cursor, since, until,
+        market)."""
+        return await self._history_page("/fills", "fills", query)
+
+    async def funding(self, **query: Any) -> HistoryPage:
+        """One page of this agent's funding payments (``GET /funding``)."""
+        return await self._history_page("/funding", "funding", query)
+
+    async def liquidations(self, **query: Any) -> HistoryPage:
+        """One page of the liquidations this agent took part in (``GET /liquidations``)."""
+        return await self._history_page("/liquidations", "liquidations", query)
+
+    async def _history_page(self, path: str, key: str, query: dict[str, Any]) -> HistoryPage:
+        data = await self._send("GET", path, params=query)
+        items = _list(data, key, f"GET {path}")
+        cursor = _object(data, "next_cursor", f"GET {path}")
+        if cursor is not None and not isinstance(cursor, str):
+            raise ProtocolError(f"GET {path}: next_cursor is not a string")
+        return HistoryPage(items, cursor)
+
 
 def _checked_request_hash(program: Pubkey, request: TradeRequest) -> bytes:
     """The request consent's hash, after checking that the consent is the requester's
@@ -637,3 +671,12 @@ def _checked_request_hash(program: Pubkey, request: TradeRequest) -> bytes:
     if digest.hex() != request.request_hash or not signed:
         raise ProtocolError(f"request {rid}: its consent does not match its terms; not quoting")
     return digest
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of a history read: the wire items, and the cursor of the next page
+    (None at the end). Issue 13 (mcp branch's minimal version)."""
+
+    items: list[Any]
+    next_cursor: str | None

@@ -1,5 +1,5 @@
 """Command line: ``perpd run`` (the daemon; SIGINT/SIGTERM stop it cleanly), and the
-operator's tools beside it: demo, chain, verify, inspect, backup, db."""
+operator's tools beside it: demo, chain, verify, inspect, backup, db; and ``perpd mcp``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import trio
 from perpd import chain_verify, config_sources, daemon, db_command, demo, inspect_command, logs
 from perpd.chain import command as chain_command
 from perpd.config import CHAIN_MODES, Config
+from perpd.mcp import command as mcp_command
 from perpd.store import queries
 
 T = TypeVar("T")
@@ -168,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     db_command.add_backup_arguments(sub.add_parser("backup", help=db_command.BACKUP_HELP))
     db_command.add_db_arguments(sub.add_parser("db", help=db_command.DB_HELP))
+    mcp_command.add_arguments(sub.add_parser("mcp", help=mcp_command.HELP))
     return parser
 
 
@@ -261,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         return db_command.run_backup(args)
     if args.command == "db":
         return db_command.run_db(args)
+    if args.command == "mcp":  # the MCP SDK is imported only here
+        return mcp_command.main(args)
     logs.configure(args.log_level, args.log_format)
     if args.command == "run":
         try:

@@ -1,0 +1,90 @@
+"""The MCP resources, and the WebSocket watcher that says when they change.
+
+``perpd://markets`` (prices, oracle health, funding curves) and ``perpd://positions``
+(this agent's open positions) are read fresh from the venue on each read. One
+`agents` WebSocket session, resumed without loss after any drop, tells subscribers
+when to read again: a ``resource-updated`` event goes to every ``subscriptions/listen``
+stream that named the URI (position events at once; market events coalesced to at most
+one a second, since quotes and requests move the funding curve often).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
+
+from agents import AgentError
+from perpd.mcp.desk import Desk
+from perpd.mcp.views import market_view, position_view
+
+log = logging.getLogger("perpd.mcp")
+
+MARKETS_URI = "perpd://markets"
+POSITIONS_URI = "perpd://positions"
+POSITION_EVENTS = frozenset(
+    {"position_opened", "position_closed", "liquidation", "funding_settled"}
+)
+MARKET_EVENTS = frozenset(
+    {"funding_curve", "trade_request", "request_expired", "request_cancelled", "quote_accepted"}
+)
+MARKETS_EVERY_S = 1.0
+RETRY_S = 5.0
+
+
+def register(server: MCPServer, desk: Desk) -> None:
+    """Add both resources to ``server``."""
+
+    @server.resource(
+        MARKETS_URI,
+        name="markets",
+        mime_type="application/json",
+        description="The venue's markets: oracle prices and health, leverage, funding curves.",
+    )
+    async def markets() -> str:
+        allowed = desk.limits.markets
+        found = await desk.client.markets()
+        views = [market_view(m, allowed is None or m.market in allowed) for m in found]
+        return json.dumps({"markets": views})
+
+    @server.resource(
+        POSITIONS_URI,
+        name="positions",
+        mime_type="application/json",
+        description="This agent's open positions, from its side.",
+    )
+    async def positions() -> str:
+        found = await desk.client.my_positions("open")
+        return json.dumps({"positions": [position_view(p, desk.agent_id) for p in found]})
+
+
+async def watch(desk: Desk, bus: SubscriptionBus) -> None:
+    """Forward venue events as resource updates until cancelled; a refused or lost
+    subscription is retried every few seconds (the MCP tools keep working meanwhile)."""
+    markets_dirty = anyio.Event()
+
+    async def coalesce_markets() -> None:
+        nonlocal markets_dirty
+        while True:
+            await markets_dirty.wait()
+            markets_dirty = anyio.Event()
+            await bus.publish(ResourceUpdated(uri=MARKETS_URI))
+            await anyio.sleep(MARKETS_EVERY_S)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(coalesce_markets)
+        while True:
+            try:
+                names = [m.market for m in await desk.client.markets()]
+                async with desk.client.subscribe(names) as session:
+                    async for event in session:
+                        if event.type in POSITION_EVENTS:
+                            await bus.publish(ResourceUpdated(uri=POSITIONS_URI))
+                        if event.type in MARKET_EVENTS:
+                            markets_dirty.set()
+            except AgentError as exc:
+                log.warning("venue events unavailable (%s); retrying in %.0f s", exc, RETRY_S)
+            await anyio.sleep(RETRY_S)
