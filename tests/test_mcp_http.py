@@ -8,13 +8,18 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 import trio
 from mcp import Client as McpClient
+from mcp import MCPDeprecationWarning
+from mcp.types import ResourceUpdatedNotification
 
+from perpd.mcp.resources import POSITIONS_URI
 from tests.conftest import Server
 from tests.daemon_proc import free_port
 from tests.mcp_venue import (
@@ -65,6 +70,12 @@ async def http_server(url: str, key: Path, config: Path) -> AsyncIterator[str]:
         assert code == 0, log.read_text(errors="replace")[-3000:]
 
 
+# The 2025 client's standalone GET stream reads httpx2 async generators that the SDK
+# leaves to the garbage collector on close; trio warns about them. Only those are ignored.
+@pytest.mark.filterwarnings(
+    r"ignore:Exception ignored in. <async_generator object (EventSource|Response|PoolByteStream)\."
+    ":pytest.PytestUnraisableExceptionWarning"
+)
 async def test_main_flow_limits_and_confirmations_over_http(live: Server, tmp_path: Path) -> None:
     await live.pin("BTC-PERP", "60000")
     key, config, keypair = agent_files(tmp_path)
@@ -116,3 +127,33 @@ async def test_main_flow_limits_and_confirmations_over_http(live: Server, tmp_pa
             )
             assert "(confirmation_unavailable)" in text and "nothing was sent" in text, text
             assert len(await venue_requests(live, me)) == 1
+
+        # A 2025-11-25 client: the question comes as elicitation/create mid-call, and
+        # resource updates as notifications/resources/updated after resources/subscribe.
+        positions_updated = trio.Event()
+
+        async def on_message(message: object) -> None:
+            if isinstance(message, ResourceUpdatedNotification):
+                if message.params.uri == POSITIONS_URI:
+                    positions_updated.set()
+
+        older = McpClient(
+            url, mode="legacy", elicitation_callback=Person("yes"), message_handler=on_message
+        )
+        async with older:
+            assert older.protocol_version == "2025-11-25"
+            with warnings.catch_warnings():  # deprecated as of 2026-07-28: the point here
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                await older.subscribe_resource(POSITIONS_URI)
+            asked = await call(
+                older, "ask_quotes", market="BTC-PERP", size_usdc="1600", enough_quotes=1, **trade
+            )
+            best = asked["quotes"][0]
+            await call(
+                older,
+                "accept_quote",
+                request_id=asked["request"]["request_id"],
+                quote_id=best["quote_id"],
+            )
+            with trio.fail_after(10):
+                await positions_updated.wait()

@@ -5,17 +5,21 @@
 `agents` WebSocket session, resumed without loss after any drop, tells subscribers
 when to read again: a ``resource-updated`` event goes to every ``subscriptions/listen``
 stream that named the URI (position events at once; market events coalesced to at most
-one a second, since quotes and requests move the funding curve often).
+one a second, since quotes and requests move the funding curve often). Clients on the
+2025 protocol (``resources/subscribe``) get ``notifications/resources/updated`` on their
+session instead (`LegacySubscribers`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
+from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from agents import AgentError
 from perpd.mcp.desk import Desk
@@ -35,8 +39,41 @@ MARKETS_EVERY_S = 1.0
 RETRY_S = 5.0
 
 
-def register(server: MCPServer, desk: Desk) -> None:
-    """Add both resources to ``server``."""
+class LegacySubscribers:
+    """Sessions that asked ``resources/subscribe`` (2025-11-25 and earlier), per URI.
+
+    `MCPServer` serves only ``subscriptions/listen``; these two handlers go on its
+    low-level server (which then advertises ``resources.subscribe`` to such clients)."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, set[Any]] = {}
+
+    def install(self, server: MCPServer) -> None:
+        lowlevel = server._lowlevel_server  # no public hook for the legacy methods
+        lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, self.subscribe)
+        lowlevel.add_request_handler(
+            "resources/unsubscribe", UnsubscribeRequestParams, self.unsubscribe
+        )
+
+    async def subscribe(self, ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+        self.sessions.setdefault(str(params.uri), set()).add(ctx.session)
+        return EmptyResult()
+
+    async def unsubscribe(self, ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+        self.sessions.get(str(params.uri), set()).discard(ctx.session)
+        return EmptyResult()
+
+    async def updated(self, uri: str) -> None:
+        for session in list(self.sessions.get(uri, ())):
+            try:
+                await session.send_resource_updated(uri)
+            except Exception as exc:  # a closed session: forget it
+                log.warning("resource update to a legacy session failed: %r", exc)
+                self.sessions[uri].discard(session)
+
+
+def register(server: MCPServer, desk: Desk) -> LegacySubscribers:
+    """Add both resources to ``server``; the legacy subscribers they notify."""
 
     @server.resource(
         MARKETS_URI,
@@ -60,18 +97,26 @@ def register(server: MCPServer, desk: Desk) -> None:
         found = await desk.client.my_positions("open")
         return json.dumps({"positions": [position_view(p, desk.agent_id) for p in found]})
 
+    legacy = LegacySubscribers()
+    legacy.install(server)
+    return legacy
 
-async def watch(desk: Desk, bus: SubscriptionBus) -> None:
+
+async def watch(desk: Desk, bus: SubscriptionBus, legacy: LegacySubscribers) -> None:
     """Forward venue events as resource updates until cancelled; a refused or lost
     subscription is retried every few seconds (the MCP tools keep working meanwhile)."""
     markets_dirty = anyio.Event()
+
+    async def updated(uri: str) -> None:
+        await bus.publish(ResourceUpdated(uri=uri))
+        await legacy.updated(uri)
 
     async def coalesce_markets() -> None:
         nonlocal markets_dirty
         while True:
             await markets_dirty.wait()
             markets_dirty = anyio.Event()
-            await bus.publish(ResourceUpdated(uri=MARKETS_URI))
+            await updated(MARKETS_URI)
             await anyio.sleep(MARKETS_EVERY_S)
 
     async with anyio.create_task_group() as tg:
@@ -82,7 +127,7 @@ async def watch(desk: Desk, bus: SubscriptionBus) -> None:
                 async with desk.client.subscribe(names) as session:
                     async for event in session:
                         if event.type in POSITION_EVENTS:
-                            await bus.publish(ResourceUpdated(uri=POSITIONS_URI))
+                            await updated(POSITIONS_URI)
                         if event.type in MARKET_EVENTS:
                             markets_dirty.set()
             except AgentError as exc:

@@ -27,8 +27,10 @@ correct the call, or stop. Trades above the confirmation threshold are put to th
 """
 
 
-def build(desk: Desk) -> tuple[MCPServer, InMemorySubscriptionBus]:
-    """The server with every tool and resource, and the bus its resource updates ride."""
+def build(
+    desk: Desk,
+) -> tuple[MCPServer, InMemorySubscriptionBus, resources.LegacySubscribers]:
+    """The server with every tool and resource, and where its resource updates go."""
     bus = InMemorySubscriptionBus()
     server: MCPServer = MCPServer(
         "perpd",
@@ -38,8 +40,8 @@ def build(desk: Desk) -> tuple[MCPServer, InMemorySubscriptionBus]:
         log_level="WARNING",
     )
     tools.register(server, desk)
-    resources.register(server, desk)
-    return server, bus
+    legacy = resources.register(server, desk)
+    return server, bus, legacy
 
 
 async def serve(
@@ -49,9 +51,9 @@ async def serve(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per venue call
     async with Client(url, keypair) as client:
         desk = Desk(client, limits)
-        server, bus = build(desk)
+        server, bus, legacy = build(desk)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(resources.watch, desk, bus)
+            tg.start_soon(resources.watch, desk, bus, legacy)
             if http is None:
                 await server.run_stdio_async()
             else:
