@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,15 @@ def position(**changes: Any) -> Position:
 def test_defaults_are_small_and_confirm_above_500() -> None:
     assert limits_from_mapping({}) == Limits()
     assert Limits().confirm_above == 500 * MICRO and Limits().max_leverage == 5
+
+
+def test_the_readme_example_is_the_defaults_on_two_markets() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("```toml\n[limits]\n", 1)[1].split("```", 1)[0]
+    table = tomllib.loads(block)
+    assert limits_from_mapping(table) == replace(
+        Limits(), markets=frozenset({"BTC-PERP", "ETH-PERP"})
+    )
 
 
 def test_file_values_decimal_strings_and_integers() -> None:
