@@ -208,7 +208,8 @@ def test_command_refuses_a_keypair_readable_by_others_and_a_bad_config(tmp_path:
     key.chmod(0o600)
     config = tmp_path / "mcp.toml"
     config.write_text("[limits]\nmax_leverage = 2.5\n")
+    direct = [sys.executable, "-m", "perpd.mcp", *run[4:]]  # the same, without perpd.cli
     done = subprocess.run(
-        [*run, str(key), "--config", str(config)], capture_output=True, text=True, timeout=60
+        [*direct, str(key), "--config", str(config)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "limits.max_leverage must be a positive integer" in done.stderr

@@ -50,7 +50,7 @@ class Desk:
     client: Client
     limits: Limits
     clock: Callable[[], float] = time.time
-    confirmed: set[str] = field(default_factory=set)  # request ids the person confirmed
+    confirmed: dict[str, int] = field(default_factory=dict)  # request id -> its expires_at
 
     @property
     def agent_id(self) -> str:
@@ -78,6 +78,13 @@ class Desk:
             )
         except LimitError as exc:
             raise limit_refusal(exc) from None
+
+    def note_confirmed(self, request: TradeRequest) -> None:
+        """Remember a request the person confirmed, until it expires."""
+        now = self.clock()
+        for rid in [r for r, until in self.confirmed.items() if until < now]:
+            del self.confirmed[rid]
+        self.confirmed[request.request_id] = request.expires_at
 
     async def own_request(self, request_id: str) -> TradeRequest:
         """One of this agent's requests (a model may only accept quotes on its own)."""

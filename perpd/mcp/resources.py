@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 import anyio
+import anyio.abc
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
@@ -102,10 +103,20 @@ def register(server: MCPServer, desk: Desk) -> LegacySubscribers:
     return legacy
 
 
-async def watch(desk: Desk, bus: SubscriptionBus, legacy: LegacySubscribers) -> None:
-    """Forward venue events as resource updates until cancelled; a refused or lost
-    subscription is retried every few seconds (the MCP tools keep working meanwhile)."""
+async def watch(
+    desk: Desk,
+    bus: SubscriptionBus,
+    legacy: LegacySubscribers,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Forward venue events as resource updates until cancelled. Started once the first
+    subscription is live (or has failed: the tools work without it), so no event of the
+    first tool call is missed; a refused or lost subscription is retried every few
+    seconds, from the last event seen."""
     markets_dirty = anyio.Event()
+    started = False
+    since: int | None = None
 
     async def updated(uri: str) -> None:
         await bus.publish(ResourceUpdated(uri=uri))
@@ -124,12 +135,19 @@ async def watch(desk: Desk, bus: SubscriptionBus, legacy: LegacySubscribers) -> 
         while True:
             try:
                 names = [m.market for m in await desk.client.markets()]
-                async with desk.client.subscribe(names) as session:
+                async with desk.client.subscribe(names, since=since) as session:
+                    if not started:
+                        started = True
+                        task_status.started()
                     async for event in session:
+                        since = event.seq
                         if event.type in POSITION_EVENTS:
                             await updated(POSITIONS_URI)
                         if event.type in MARKET_EVENTS:
                             markets_dirty.set()
             except AgentError as exc:
                 log.warning("venue events unavailable (%s); retrying in %.0f s", exc, RETRY_S)
+            if not started:
+                started = True
+                task_status.started()
             await anyio.sleep(RETRY_S)

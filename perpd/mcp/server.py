@@ -53,7 +53,7 @@ async def serve(
         desk = Desk(client, limits)
         server, bus, legacy = build(desk)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(resources.watch, desk, bus, legacy)
+            await tg.start(resources.watch, desk, bus, legacy)
             if http is None:
                 await server.run_stdio_async()
             else:

@@ -214,7 +214,7 @@ def register(server: MCPServer, desk: Desk) -> None:
             )
         )
         if isinstance(confirmation, AcceptedElicitation) and isinstance(confirmation.data, Confirm):
-            desk.confirmed.add(request.request_id)
+            desk.note_confirmed(request)
         deadline = anyio.current_time() + min(wait_s, max(0.0, expires_in - 1.0))
         quotes: list[Quote] = []
         while True:
@@ -259,7 +259,7 @@ def register(server: MCPServer, desk: Desk) -> None:
         request = await _venue(desk.own_request(request_id))
         await _venue(desk.check_trade(request.market, request.size, request.leverage))
         position = await _venue(client.accept(request_id, quote_id))
-        desk.confirmed.discard(request_id)
+        desk.confirmed.pop(request_id, None)
         return {"position": position_view(position, me)}
 
     @server.tool(
