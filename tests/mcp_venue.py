@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
-import trio
 from mcp import Client as McpClient
 from mcp import StdioServerParameters
 from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 
 from agents import MICRO, Client, Keypair, generate_keypair
 from agents.conservative_mm import ConservativeMM
-from tests.conftest import Clock, Server, base_config, start_server
+from tests.agents.conftest import live
+from tests.conftest import Server
+
+__all__ = ["live"]  # the daemon on the wall clock: the MCP server signs with its own clock
 
 LIMITS = """\
 [limits]
@@ -34,13 +34,18 @@ confirm_above_usdc = "1500"
 """
 
 
-@pytest.fixture
-async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
-    """A daemon on the wall clock: the MCP server signs with its own (real) clock."""
-    s = await start_server(nursery, base_config(tmp_path), Clock(real=True, start=time.time()))
-    yield s
-    await s.http.aclose()
-    s.shutdown.set()
+TRADE = {"side": "long", "leverage": 5, "max_funding_rate": "0.005", "wait_s": 5}
+
+
+async def funded_agent(s: Server, tmp_path: Path) -> tuple[Path, Path, Keypair]:
+    """BTC-PERP pinned at 60,000; an agent's files (`agent_files`), 10,000 USDC in it."""
+    await s.pin("BTC-PERP", "60000")
+    key, config, keypair = agent_files(tmp_path)
+    r = await s.http.post(
+        "/dev/faucet", json={"agent_id": str(keypair.pubkey()), "amount_usdc": "10000"}
+    )
+    assert r.status_code == 200, r.text
+    return key, config, keypair
 
 
 def agent_files(tmp_path: Path, limits: str = LIMITS) -> tuple[Path, Path, Keypair]:
@@ -102,6 +107,12 @@ async def call(mcp: McpClient, tool: str, **arguments: Any) -> dict[str, Any]:
     assert not result.is_error, text_of(result)
     assert result.structured_content is not None
     return result.structured_content
+
+
+async def accept_best(mcp: McpClient, asked: dict[str, Any]) -> dict[str, Any]:
+    """Accept the first (best) quote of an `ask_quotes` result."""
+    request_id, quote_id = asked["request"]["request_id"], asked["quotes"][0]["quote_id"]
+    return await call(mcp, "accept_quote", request_id=request_id, quote_id=quote_id)
 
 
 async def refused(mcp: McpClient, tool: str, **arguments: Any) -> str:

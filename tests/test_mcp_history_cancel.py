@@ -19,7 +19,7 @@ from mcp import Client as McpClient
 
 from agents import MICRO, Client, Keypair, parse_rate
 from tests.conftest import Clock, Server, base_config, start_server
-from tests.mcp_venue import agent_files, call, maker, refused, stdio
+from tests.mcp_venue import TRADE, accept_best, call, funded_agent, maker, refused, stdio
 
 PERIOD_S = 2
 
@@ -45,23 +45,13 @@ async def first_page(mcp: McpClient, kind: str) -> list[dict[str, Any]]:
 
 
 async def test_history_fills_funding_liquidations_paged(live: Server, tmp_path: Path) -> None:
-    await live.pin("BTC-PERP", "60000")
-    key, config, keypair = agent_files(tmp_path)
-    me = str(keypair.pubkey())
-    await live.http.post("/dev/faucet", json={"agent_id": me, "amount_usdc": "10000"})
-    trade = {"side": "long", "leverage": 5, "max_funding_rate": "0.005", "wait_s": 5}
+    key, config, _ = await funded_agent(live, tmp_path)
     async with maker(live.url) as mm, McpClient(stdio(live.url, key, config)) as mcp:
         for market in ("BTC-PERP", "ETH-PERP"):
             asked = await call(
-                mcp, "ask_quotes", market=market, size_usdc="500", enough_quotes=1, **trade
+                mcp, "ask_quotes", market=market, size_usdc="500", enough_quotes=1, **TRADE
             )
-            quote = asked["quotes"][0]
-            await call(
-                mcp,
-                "accept_quote",
-                request_id=asked["request"]["request_id"],
-                quote_id=quote["quote_id"],
-            )
+            await accept_best(mcp, asked)
         fills, cursor, pages = [], None, 0
         while True:  # one fill a page, walked to the end
             page = await call(mcp, "history", kind="fills", limit=1, cursor=cursor)
@@ -87,10 +77,8 @@ async def test_history_fills_funding_liquidations_paged(live: Server, tmp_path: 
 
 
 async def test_quote_then_cancel_and_the_funding_curve(live: Server, tmp_path: Path) -> None:
-    await live.pin("BTC-PERP", "60000")
-    key, config, keypair = agent_files(tmp_path)
+    key, config, keypair = await funded_agent(live, tmp_path)
     me = str(keypair.pubkey())
-    await live.http.post("/dev/faucet", json={"agent_id": me, "amount_usdc": "10000"})
     async with (
         Client(live.url, Keypair()) as requester,
         McpClient(stdio(live.url, key, config)) as mcp,

@@ -23,10 +23,12 @@ from perpd.mcp.resources import POSITIONS_URI
 from tests.conftest import Server
 from tests.daemon_proc import free_port
 from tests.mcp_venue import (
+    TRADE,
     Person,
+    accept_best,
     account_of,
-    agent_files,
     call,
+    funded_agent,
     live,
     maker,
     mcp_args,
@@ -77,11 +79,8 @@ async def http_server(url: str, key: Path, config: Path) -> AsyncIterator[str]:
     ":pytest.PytestUnraisableExceptionWarning"
 )
 async def test_main_flow_limits_and_confirmations_over_http(live: Server, tmp_path: Path) -> None:
-    await live.pin("BTC-PERP", "60000")
-    key, config, keypair = agent_files(tmp_path)
+    key, config, keypair = await funded_agent(live, tmp_path)
     me = str(keypair.pubkey())
-    await live.http.post("/dev/faucet", json={"agent_id": me, "amount_usdc": "10000"})
-    trade = {"side": "long", "leverage": 5, "max_funding_rate": "0.005", "wait_s": 5}
     person = Person("yes", "no")
     async with maker(live.url) as mm, http_server(live.url, key, config) as url:
         async with McpClient(url, elicitation_callback=person) as mcp:
@@ -89,7 +88,7 @@ async def test_main_flow_limits_and_confirmations_over_http(live: Server, tmp_pa
             assert {"ask_quotes", "accept_quote", "close_position", "history"} <= names
 
             asked = await call(
-                mcp, "ask_quotes", market="BTC-PERP", size_usdc="1000", enough_quotes=1, **trade
+                mcp, "ask_quotes", market="BTC-PERP", size_usdc="1000", enough_quotes=1, **TRADE
             )
             best = asked["quotes"][0]
             assert best["maker"] == mm.agent_id and best["funding_rate"] == "0.002"
@@ -107,14 +106,14 @@ async def test_main_flow_limits_and_confirmations_over_http(live: Server, tmp_pa
             assert (account["free_usdc"], account["locked_usdc"]) == await account_of(live, keypair)
 
             before = await account_of(live, keypair)
-            text = await refused(mcp, "ask_quotes", market="ETH-PERP", size_usdc="2600", **trade)
+            text = await refused(mcp, "ask_quotes", market="ETH-PERP", size_usdc="2600", **TRADE)
             assert "(open_notional_above_limit)" in text, text
 
             confirmed = await call(
-                mcp, "ask_quotes", market="BTC-PERP", size_usdc="1600", enough_quotes=1, **trade
+                mcp, "ask_quotes", market="BTC-PERP", size_usdc="1600", enough_quotes=1, **TRADE
             )
             assert confirmed["quotes"] and "1600.000000 USDC on BTC-PERP" in person.asked[0]
-            text = await refused(mcp, "ask_quotes", market="BTC-PERP", size_usdc="1600", **trade)
+            text = await refused(mcp, "ask_quotes", market="BTC-PERP", size_usdc="1600", **TRADE)
             assert "(confirmation_declined)" in text, text
             assert len(person.asked) == 2
             mine = await venue_requests(live, me)
@@ -123,7 +122,7 @@ async def test_main_flow_limits_and_confirmations_over_http(live: Server, tmp_pa
 
         async with McpClient(url) as cannot_ask:  # no elicitation callback: no capability
             text = await refused(
-                cannot_ask, "ask_quotes", market="BTC-PERP", size_usdc="1600", **trade
+                cannot_ask, "ask_quotes", market="BTC-PERP", size_usdc="1600", **TRADE
             )
             assert "(confirmation_unavailable)" in text and "nothing was sent" in text, text
             assert len(await venue_requests(live, me)) == 1
@@ -146,14 +145,8 @@ async def test_main_flow_limits_and_confirmations_over_http(live: Server, tmp_pa
                 warnings.simplefilter("ignore", MCPDeprecationWarning)
                 await older.subscribe_resource(POSITIONS_URI)
             asked = await call(
-                older, "ask_quotes", market="BTC-PERP", size_usdc="1600", enough_quotes=1, **trade
+                older, "ask_quotes", market="BTC-PERP", size_usdc="1600", enough_quotes=1, **TRADE
             )
-            best = asked["quotes"][0]
-            await call(
-                older,
-                "accept_quote",
-                request_id=asked["request"]["request_id"],
-                quote_id=best["quote_id"],
-            )
+            await accept_best(older, asked)
             with trio.fail_after(10):
                 await positions_updated.wait()

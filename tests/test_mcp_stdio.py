@@ -18,10 +18,12 @@ from mcp import Client as McpClient
 from perpd.mcp.resources import MARKETS_URI, POSITIONS_URI
 from tests.conftest import Server
 from tests.mcp_venue import (
+    TRADE,
     Person,
+    accept_best,
     account_of,
-    agent_files,
     call,
+    funded_agent,
     live,
     maker,
     refused,
@@ -81,10 +83,8 @@ async def check_tools(mcp: McpClient) -> None:
 
 
 async def test_quotes_accept_close_half_positions_account(live: Server, tmp_path: Path) -> None:
-    await live.pin("BTC-PERP", "60000")
-    key, config, keypair = agent_files(tmp_path)
+    key, config, keypair = await funded_agent(live, tmp_path)
     me = str(keypair.pubkey())
-    await live.http.post("/dev/faucet", json={"agent_id": me, "amount_usdc": "10000"})
     async with maker(live.url) as mm, McpClient(stdio(live.url, key, config)) as mcp:
         await check_tools(mcp)
         uris = {str(r.uri) for r in (await mcp.list_resources()).resources}
@@ -113,12 +113,7 @@ async def test_quotes_accept_close_half_positions_account(live: Server, tmp_path
         assert best["funding_rate"] == "0.002" and best["collateral_usdc"] == "1000.000000"
 
         async with mcp.listen(resource_subscriptions=[POSITIONS_URI]) as updates:
-            opened = await call(
-                mcp,
-                "accept_quote",
-                request_id=asked["request"]["request_id"],
-                quote_id=best["quote_id"],
-            )
+            opened = await accept_best(mcp, asked)
             with trio.fail_after(10):
                 event = await updates.__anext__()
             assert getattr(event, "uri", None) == POSITIONS_URI
@@ -158,12 +153,9 @@ async def test_quotes_accept_close_half_positions_account(live: Server, tmp_path
 
 
 async def test_every_limit_refused_and_confirmations(live: Server, tmp_path: Path) -> None:
-    await live.pin("BTC-PERP", "60000")
-    key, config, keypair = agent_files(tmp_path)
+    key, config, keypair = await funded_agent(live, tmp_path)
     me = str(keypair.pubkey())
-    await live.http.post("/dev/faucet", json={"agent_id": me, "amount_usdc": "10000"})
     person = Person("no", "cancel", "false", "yes")
-    trade = {"side": "long", "leverage": 5, "max_funding_rate": "0.005", "wait_s": 5}
     async with (
         maker(live.url),
         McpClient(stdio(live.url, key, config), elicitation_callback=person) as mcp,
@@ -175,27 +167,21 @@ async def test_every_limit_refused_and_confirmations(live: Server, tmp_path: Pat
             ({"market": "BTC-PERP", "size_usdc": "100", "leverage": 6}, "leverage_above_limit"),
         ]
         for changes, code in cases:
-            text = await refused(mcp, "ask_quotes", **(trade | changes))
+            text = await refused(mcp, "ask_quotes", **(TRADE | changes))
             assert f"limits refused ({code})" in text and "nothing was sent" in text, text
         for answer in ("declined", "cancelled", "declined"):  # no, cancel, accept + false
-            text = await refused(mcp, "ask_quotes", market="BTC-PERP", size_usdc="2000", **trade)
+            text = await refused(mcp, "ask_quotes", market="BTC-PERP", size_usdc="2000", **TRADE)
             assert f"(confirmation_{answer})" in text, text
         assert len(person.asked) == 3 and "2000.000000 USDC on BTC-PERP" in person.asked[0]
         assert await venue_requests(live, me) == [] and await account_of(live, keypair) == before
 
         asked = await call(
-            mcp, "ask_quotes", market="BTC-PERP", size_usdc="2000", enough_quotes=1, **trade
+            mcp, "ask_quotes", market="BTC-PERP", size_usdc="2000", enough_quotes=1, **TRADE
         )  # yes
-        best = asked["quotes"][0]
-        await call(
-            mcp,
-            "accept_quote",
-            request_id=asked["request"]["request_id"],
-            quote_id=best["quote_id"],
-        )
+        await accept_best(mcp, asked)
         assert len(person.asked) == 4  # confirmed once, for the request and its acceptance
 
-        text = await refused(mcp, "ask_quotes", market="ETH-PERP", size_usdc="1000.000001", **trade)
+        text = await refused(mcp, "ask_quotes", market="ETH-PERP", size_usdc="1000.000001", **TRADE)
         assert "(open_notional_above_limit)" in text and "3000.000001 USDC" in text, text
         text = await refused(
             mcp,
@@ -207,7 +193,7 @@ async def test_every_limit_refused_and_confirmations(live: Server, tmp_path: Pat
         assert "(leverage_above_limit)" in text, text  # 2000 on 100 is 20x
 
         await live.pin("BTC-PERP", "59400")  # -1 %: the long 2000 is down 20 USDC
-        text = await refused(mcp, "ask_quotes", market="BTC-PERP", size_usdc="10", **trade)
+        text = await refused(mcp, "ask_quotes", market="BTC-PERP", size_usdc="10", **TRADE)
         assert "(daily_loss_limit_reached)" in text and "20.000000 USDC" in text, text
         assert await venue_requests(live, me) == []
         account = await call(mcp, "account")

@@ -13,10 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from agents import ApiError, Client, TradeRequest
 from agents._errors import ProtocolError, TransportError
 from perpd.mcp.limits import Exposure, LimitError, Limits, check_quote, check_trade, exposure_of
+from perpd.mcp.views import market_view, position_view
 
 
 class ToolRefusal(Exception):
@@ -55,6 +57,16 @@ class Desk:
     @property
     def agent_id(self) -> str:
         return self.client.agent_id
+
+    async def market_views(self) -> list[dict[str, Any]]:
+        """The venue's markets as the `markets` tool and resource show them."""
+        allowed = self.limits.markets
+        found = await self.client.markets()
+        return [market_view(m, allowed is None or m.market in allowed) for m in found]
+
+    async def position_views(self) -> list[dict[str, Any]]:
+        """This agent's open positions, from its side."""
+        return [position_view(p, self.agent_id) for p in await self.client.my_positions("open")]
 
     async def exposure(self) -> Exposure:
         positions = [

@@ -24,7 +24,6 @@ from mcp.types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestPar
 
 from agents import AgentError
 from perpd.mcp.desk import Desk
-from perpd.mcp.views import market_view, position_view
 
 log = logging.getLogger("perpd.mcp")
 
@@ -83,10 +82,7 @@ def register(server: MCPServer, desk: Desk) -> LegacySubscribers:
         description="The venue's markets: oracle prices and health, leverage, funding curves.",
     )
     async def markets() -> str:
-        allowed = desk.limits.markets
-        found = await desk.client.markets()
-        views = [market_view(m, allowed is None or m.market in allowed) for m in found]
-        return json.dumps({"markets": views})
+        return json.dumps({"markets": await desk.market_views()})
 
     @server.resource(
         POSITIONS_URI,
@@ -95,8 +91,7 @@ def register(server: MCPServer, desk: Desk) -> LegacySubscribers:
         description="This agent's open positions, from its side.",
     )
     async def positions() -> str:
-        found = await desk.client.my_positions("open")
-        return json.dumps({"positions": [position_view(p, desk.agent_id) for p in found]})
+        return json.dumps({"positions": await desk.position_views()})
 
     legacy = LegacySubscribers()
     legacy.install(server)

@@ -34,7 +34,6 @@ from perpd.mcp.desk import Desk, ToolRefusal, venue_refusal
 from perpd.mcp.views import (
     balances_view,
     close_view,
-    market_view,
     page_view,
     position_view,
     quote_view,
@@ -151,9 +150,7 @@ def register(server: MCPServer, desk: Desk) -> None:
         "trading it. Prices and rates are decimal strings.",
     )
     async def markets() -> dict[str, Any]:
-        allowed = desk.limits.markets
-        found = await _venue(client.markets())
-        return {"markets": [market_view(m, allowed is None or m.market in allowed) for m in found]}
+        return {"markets": await _venue(desk.market_views())}
 
     async def ask_confirmation(
         market: str, side: str, size_usdc: str, leverage: int, ctx: Context
@@ -268,8 +265,7 @@ def register(server: MCPServer, desk: Desk) -> None:
         "size, entry and mark price, collateral, unrealized PnL, margin ratio, funding rate.",
     )
     async def positions() -> dict[str, Any]:
-        found = await _venue(client.my_positions("open"))
-        return {"positions": [position_view(p, me) for p in found]}
+        return {"positions": await _venue(desk.position_views())}
 
     @server.tool(
         annotations=_ann(False, True, False, True),
