@@ -213,3 +213,11 @@ def test_command_refuses_a_keypair_readable_by_others_and_a_bad_config(tmp_path:
         [*direct, str(key), "--config", str(config)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "limits.max_leverage must be a positive integer" in done.stderr
+
+
+def test_the_cli_does_not_load_the_mcp_sdk_for_other_commands() -> None:
+    code = (
+        "import sys, perpd.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'mcp'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
