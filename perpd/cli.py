@@ -1,5 +1,5 @@
 """Command line: ``perpd run`` (the daemon; SIGINT/SIGTERM stop it cleanly), and the
-operator's tools beside it: demo, chain, verify, inspect, backup, db."""
+operator's tools beside it: demo, chain, verify, inspect, backup, db; and ``perpd mcp``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,12 @@ TOOLS = {
         "add_db_arguments",
         "run_db",
         "the state file's schema: applied and pending migrations (reads only)",
+    ),
+    "mcp": Tool(
+        "perpd.mcp.command",
+        "add_arguments",
+        "main",
+        "serve an MCP server that trades as one agent, within limits a person sets",
     ),
 }
 
