@@ -135,15 +135,16 @@ class Hub:
     def dispatch(self, events: list[Event]) -> None:
         """Offer each event to the live sessions that may see it (never blocks)."""
         for e in events:
-            text = e.wire
-            frame = text_frame(text.encode())  # one frame for every socket
             targets: set[Session] = set()
             if e.public and e.market is not None:
                 targets |= self._by_market.get(e.market, set())
             for agent in e.audience:
                 targets |= self._by_agent.get(agent, set())
-            for s in targets:
-                s.offer(e, text, frame)
+            if targets:  # a funding tick's events mostly have no live reader: no text
+                text = e.wire
+                frame = text_frame(text.encode())  # one frame for every socket
+                for s in targets:
+                    s.offer(e, text, frame)
             self.dispatched = e.seq
 
     def _committed(self, events: list[Event]) -> None:

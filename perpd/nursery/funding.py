@@ -12,9 +12,8 @@ that fails on a bug is quarantined for that position alone.
 from __future__ import annotations
 
 import logging
-import math
 import sqlite3
-import time
+from collections.abc import Callable
 from functools import partial
 
 import trio
@@ -29,12 +28,13 @@ from perpd.venue import Venue
 log = logging.getLogger(__name__)
 
 BATCH = 200  # term closes per pass
-# positions per funding unit: the first unit's size, then sized to hold the writer for
-# about UNIT_S (a unit is set-based, its time proportional to its positions), so an
-# accept queued behind one waits no longer than that, however loaded the machine
-FUNDING_BATCH = 250
-MIN_BATCH, MAX_BATCH = 50, 2000
-UNIT_S = 0.02
+# A funding unit settles FUNDING_CHUNK positions per set-based step, in one transaction,
+# until none is due, UNIT_MAX are settled, or another unit waits for the writer: alone,
+# a tick commits a few large units (each commit rewrites the index pages it touched, so
+# few commits is what makes a tick fast); an accept queued meanwhile waits for one step
+# and that unit's commit, not for a fixed-size batch
+FUNDING_CHUNK = 256
+UNIT_MAX = 8_192
 MAX_SLEEP_S = 1.0
 RETRY_S = 0.25
 
@@ -55,25 +55,30 @@ async def settle_due(venue: Venue) -> int:
             done += n
             if n < SETTLE_BATCH:
                 return done
-    limit = FUNDING_BATCH
+    waiting = venue.store.writes_waiting
     while True:
-        n, took = await venue.mutate(
-            partial(_timed_batch, limit=limit), urgent=True, wait=False, alone=True
+        n, more = await venue.mutate(
+            partial(_funding_unit, waiting=waiting), urgent=True, wait=False, alone=True
         )
         done += n
-        if n < limit:
+        if not more:
             return done
-        # halfway (geometrically) to the size that takes UNIT_S: steady, no oscillation
-        aim = limit * UNIT_S / max(took, 1e-4)
-        limit = max(MIN_BATCH, min(MAX_BATCH, int(math.sqrt(limit * aim))))
 
 
-def _timed_batch(conn: sqlite3.Connection, ctx: engine.Ctx, limit: int) -> tuple[int, float]:
-    """A funding unit and how long it ran (on the writer thread: its own time, not the
-    time it queued)."""
-    began = time.perf_counter()
-    n = engine.settle_funding_due(conn, ctx, limit)
-    return n, time.perf_counter() - began
+def _funding_unit(
+    conn: sqlite3.Connection, ctx: engine.Ctx, waiting: Callable[[], bool]
+) -> tuple[int, bool]:
+    """Funding steps in one transaction (on the writer thread); returns (positions
+    settled, whether some may still be due). Ends after a step that found another unit
+    waiting for the writer: that unit then waits for one step and this commit."""
+    done = 0
+    while True:
+        n = engine.settle_funding_due(conn, ctx, FUNDING_CHUNK)
+        done += n
+        if n < FUNDING_CHUNK:
+            return done, False
+        if done >= UNIT_MAX or waiting():
+            return done, True
 
 
 async def close_expired_terms(venue: Venue, quarantine: Quarantine | None = None) -> int:

@@ -75,6 +75,11 @@ class DbThread:
         self.jobs_done = 0
         self.groups = 0  # groups of more than one job run together
 
+    def queued(self) -> int:
+        """How many jobs wait for a thread now (read without the lock: a hint, which a
+        long unit polls to end early when others wait behind it)."""
+        return len(self._heap)
+
     def _put(self, priority: int, job: _Job | None) -> None:
         with self._wake:
             heapq.heappush(self._heap, (priority, next(self._order), job))
