@@ -86,6 +86,7 @@ async def daemon_process(*extra: str, tree: str | None = None) -> AsyncIterator[
                 *extra,
             ],
             env=env,
+            cwd=tree,  # ``-m perpd`` looks in the working directory first
         )
         url = f"http://127.0.0.1:{port}"
         try:

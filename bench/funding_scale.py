@@ -143,12 +143,12 @@ async def wait_settled(conn: sqlite3.Connection, at: int, start: float) -> float
     return time.time() - start
 
 
-async def mirror_tick(n: int, tree: str | None = None) -> dict[str, float]:
+async def mirror_tick(n: int, tree: str | None = None, lead_s: float = LEAD_S) -> dict[str, float]:
     period = DEFAULT_FUNDING_PERIOD_S
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "funding.db")
         began = time.perf_counter()
-        t0 = build(db, n, LEAD_S, period)
+        t0 = build(db, n, lead_s, period)
         print(f"built {n} positions in {time.perf_counter() - began:.1f} s")
         idle: list[float] = []
         during: list[float] = []
@@ -156,7 +156,7 @@ async def mirror_tick(n: int, tree: str | None = None) -> dict[str, float]:
             async with httpx.AsyncClient(base_url=running.url, timeout=60) as http:
                 agents = await pairs(running.url, http, 2)
                 if time.time() > t0 - 3:
-                    raise SystemExit("the daemon took too long to start: raise LEAD_S")
+                    raise SystemExit("the daemon took too long to start: raise --lead")
                 print(f"daemon up; {t0 - time.time():.1f} s of idle baseline before T0")
                 done = trio.Event()
                 tick_s = 0.0
@@ -255,13 +255,13 @@ async def chain_tick(k: int) -> dict[str, float]:
     }
 
 
-async def main(n: int, k: int, baseline: str | None) -> None:
+async def main(n: int, k: int, baseline: str | None, lead_s: float) -> None:
     before: dict[str, float] = {}
     if baseline is not None:
         print(f"baseline: the daemon of {baseline}")
-        before = await mirror_tick(n, baseline)
+        before = await mirror_tick(n, baseline, lead_s)
         print("this tree:")
-    figures = await mirror_tick(n)
+    figures = await mirror_tick(n, None, lead_s)
     if before:
         for key in ("tick_s", "lifecycle_p99_during_ms", "p99_ratio"):
             print(f"{key}: {before[key]} -> {figures[key]} (x{figures[key] / before[key]:.2f})")
@@ -276,5 +276,11 @@ if __name__ == "__main__":
     parser.add_argument("--positions", type=int, default=100_000)
     parser.add_argument("--chain-positions", type=int, default=480)
     parser.add_argument("--baseline", metavar="TREE", help="source tree of a baseline daemon")
+    parser.add_argument(
+        "--lead",
+        type=float,
+        default=LEAD_S,
+        help="seconds from the build to T0 (a loaded machine needs more)",
+    )
     args = parser.parse_args()
-    trio.run(main, args.positions, args.chain_positions, args.baseline)
+    trio.run(main, args.positions, args.chain_positions, args.baseline, args.lead)
