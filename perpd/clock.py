@@ -24,14 +24,18 @@ def system() -> float:
 
 
 class TrioClock:
-    """Wall time that is ``epoch`` at trio time 0 and advances with trio's clock (a
-    ``MockClock`` in tests), plus any `advance` (a jump, as a suspended VM makes)."""
+    """Wall time that is ``epoch`` now and advances with the running trio's clock (a
+    ``MockClock`` in tests), plus any `advance` (a jump, as a suspended VM makes).
+
+    Made inside ``trio.run``; read from any thread (units of work read the time on the
+    writer thread), which is why it holds trio's clock object, not `trio.current_time`."""
 
     def __init__(self, epoch: float) -> None:
-        self.offset = epoch
+        self._trio = trio.lowlevel.current_clock()
+        self.offset = epoch - self._trio.current_time()
 
     def __call__(self) -> float:
-        return self.offset + trio.current_time()
+        return self.offset + self._trio.current_time()
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
