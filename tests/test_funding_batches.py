@@ -22,6 +22,13 @@ from perpd.store import queries as q
 from perpd.venue import Venue
 from tests.test_funding_scale import PERIOD, PRICE, T, build, ctx
 
+
+@pytest.fixture(autouse=True)
+def untimed_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Funding units end on a waiter or their size here, never on the machine's speed."""
+    monkeypatch.setattr(funding, "UNIT_S", float("inf"))
+
+
 VECTORS = Path(__file__).parent / "vectors" / "money.json"
 BOUNDARY = T // PERIOD * PERIOD
 I64 = 2**63

@@ -27,6 +27,12 @@ PRICE = 50_000 * 10**8
 M = 1_000_000
 
 
+@pytest.fixture(autouse=True)
+def untimed_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Funding units end on a waiter or their size here, never on the machine's speed."""
+    monkeypatch.setattr(funding, "UNIT_S", float("inf"))
+
+
 def ctx(now: float) -> engine.Ctx:
     return engine.Ctx(now, PERIOD, lambda market: PRICE)
 

@@ -12,8 +12,11 @@ that fails on a bug is quarantined for that position alone.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 
 import trio
@@ -28,12 +31,16 @@ from perpd.venue import Venue
 log = logging.getLogger(__name__)
 
 BATCH = 200  # term closes per pass
-# A funding unit settles FUNDING_CHUNK positions per set-based step, in one transaction,
-# until none is due, UNIT_MAX are settled, or another unit waits for the writer: alone,
-# a tick commits a few large units (each commit rewrites the index pages it touched, so
-# few commits is what makes a tick fast); an accept queued meanwhile waits for one step
-# and that unit's commit, not for a fixed-size batch
-FUNDING_CHUNK = 256
+# A funding unit runs set-based steps in one transaction until none is due, or another
+# unit waits for the writer, or it has run UNIT_S (or settled UNIT_MAX): alone, a tick
+# commits a few large units (each commit rewrites every index page its positions touched,
+# so few commits is what makes a tick fast); an accept that arrives waits for one step
+# and that unit's commit. A step is sized to hold the writer about STEP_S, by the last
+# step's own time (halfway, geometrically, to the size that takes STEP_S).
+FUNDING_CHUNK = 256  # the first step's size (and every step's, unadapted)
+MIN_STEP, MAX_STEP = 32, 2_048
+STEP_S = 0.01
+UNIT_S = 0.1
 UNIT_MAX = 8_192
 MAX_SLEEP_S = 1.0
 RETRY_S = 0.25
@@ -56,28 +63,53 @@ async def settle_due(venue: Venue) -> int:
             if n < SETTLE_BATCH:
                 return done
     waiting = venue.store.writes_waiting
+    step = Step(adapt=True)
     while True:
         n, more = await venue.mutate(
-            partial(_funding_unit, waiting=waiting), urgent=True, wait=False, alone=True
+            partial(_funding_unit, waiting=waiting, step=step),
+            urgent=True,
+            wait=False,
+            alone=True,
         )
         done += n
         if not more:
             return done
 
 
+@dataclass
+class Step:
+    """The size of a funding step; ``adapt``: resized after each step to take STEP_S."""
+
+    size: int = field(default_factory=lambda: FUNDING_CHUNK)
+    adapt: bool = False
+
+    def took(self, seconds: float) -> None:
+        if self.adapt:
+            aim = self.size * STEP_S / max(seconds, 1e-4)
+            self.size = max(MIN_STEP, min(MAX_STEP, int(math.sqrt(self.size * aim))))
+
+
 def _funding_unit(
-    conn: sqlite3.Connection, ctx: engine.Ctx, waiting: Callable[[], bool]
+    conn: sqlite3.Connection,
+    ctx: engine.Ctx,
+    waiting: Callable[[], bool],
+    step: Step | None = None,
 ) -> tuple[int, bool]:
     """Funding steps in one transaction (on the writer thread); returns (positions
     settled, whether some may still be due). Ends after a step that found another unit
     waiting for the writer: that unit then waits for one step and this commit."""
+    step = step or Step()
     done = 0
+    began = time.perf_counter()
     while True:
-        n = engine.settle_funding_due(conn, ctx, FUNDING_CHUNK)
+        size, start = step.size, time.perf_counter()
+        n = engine.settle_funding_due(conn, ctx, size)
+        ended = time.perf_counter()
+        step.took(ended - start)
         done += n
-        if n < FUNDING_CHUNK:
+        if n < size:
             return done, False
-        if done >= UNIT_MAX or waiting():
+        if waiting() or ended - began >= UNIT_S or done >= UNIT_MAX:
             return done, True
 
 
