@@ -11,10 +11,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 from perpd import engine, money
 from perpd.errors import Unavailable
-from perpd.nursery import funding
+from perpd.nursery import event_hub, funding
 from perpd.oracle import PriceBook
 from perpd.records import Position
 from perpd.store import Store, connect
@@ -27,6 +29,7 @@ from tests.test_funding_scale import PERIOD, PRICE, T, build, ctx
 def untimed_units(monkeypatch: pytest.MonkeyPatch) -> None:
     """Funding units end on a waiter or their size here, never on the machine's speed."""
     monkeypatch.setattr(funding, "UNIT_S", float("inf"))
+    monkeypatch.setattr(funding, "MIN_UNIT_S", 0.0)
 
 
 VECTORS = Path(__file__).parent / "vectors" / "money.json"
@@ -265,3 +268,31 @@ async def test_a_restart_or_a_failed_unit_mid_tick_settles_each_position_once(
     single = connect(tmp_path / "s.db")
     settle_one_by_one(single)
     assert q.state_digest(single) == digest
+
+
+async def test_the_hub_builds_frames_only_for_events_a_session_can_see(tmp_path: Path) -> None:
+    """A tick's events reach the hub; one agent is connected: its events get their wire
+    text (once) and reach its session, the others' are never encoded."""
+    build(tmp_path / "h.db", 300)
+    store = Store(tmp_path / "h.db")
+    await store.open()
+    try:
+        hub = event_hub.Hub(store)
+        watching = event_hub.Session("agent007", frozenset())
+        hub._add(watching)
+        venue = Venue(
+            store, PriceBook(["BTC-PERP"]), funding_period_s=PERIOD, clock=lambda: float(T)
+        )
+        assert await funding.settle_due(venue) == 300
+        await trio.testing.wait_all_tasks_blocked()
+        events = list(hub._inbox)
+        hub.dispatch(events)
+        seen = [e for e in events if "agent007" in e.audience]
+        assert 0 < len(seen) < len(events)
+        assert all("wire" in e.__dict__ for e in seen)
+        assert not any("wire" in e.__dict__ for e in events if e not in seen)
+        got = [watching.receive.receive_nowait() for _ in seen]
+        assert got == [e.wire for e in seen]
+        assert hub.dispatched == events[-1].seq
+    finally:
+        await store.close()

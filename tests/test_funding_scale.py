@@ -31,6 +31,7 @@ M = 1_000_000
 def untimed_units(monkeypatch: pytest.MonkeyPatch) -> None:
     """Funding units end on a waiter or their size here, never on the machine's speed."""
     monkeypatch.setattr(funding, "UNIT_S", float("inf"))
+    monkeypatch.setattr(funding, "MIN_UNIT_S", 0.0)
 
 
 def ctx(now: float) -> engine.Ctx:

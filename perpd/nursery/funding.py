@@ -31,15 +31,17 @@ from perpd.venue import Venue
 log = logging.getLogger(__name__)
 
 BATCH = 200  # term closes per pass
-# A funding unit runs set-based steps in one transaction until none is due, or another
-# unit waits for the writer, or it has run UNIT_S (or settled UNIT_MAX): alone, a tick
-# commits a few large units (each commit rewrites every index page its positions touched,
-# so few commits is what makes a tick fast); an accept that arrives waits for one step
-# and that unit's commit. A step is sized to hold the writer about STEP_S, by the last
-# step's own time (halfway, geometrically, to the size that takes STEP_S).
+# A funding unit runs set-based steps in one transaction until none is due, or it has
+# run UNIT_S (or settled UNIT_MAX), or, once it has run MIN_UNIT_S, another unit waits
+# for the writer: alone, a tick commits a few large units (each commit rewrites every
+# index page its positions touched, so few commits is what makes a tick fast); an accept
+# that arrives waits for at most MIN_UNIT_S plus a step and that unit's commit. A step is
+# sized to hold the writer about STEP_S, by the last step's own time (halfway,
+# geometrically, to the size that takes STEP_S).
 FUNDING_CHUNK = 256  # the first step's size (and every step's, unadapted)
 MIN_STEP, MAX_STEP = 32, 2_048
 STEP_S = 0.01
+MIN_UNIT_S = 0.02
 UNIT_S = 0.1
 UNIT_MAX = 8_192
 MAX_SLEEP_S = 1.0
@@ -96,8 +98,9 @@ def _funding_unit(
     step: Step | None = None,
 ) -> tuple[int, bool]:
     """Funding steps in one transaction (on the writer thread); returns (positions
-    settled, whether some may still be due). Ends after a step that found another unit
-    waiting for the writer: that unit then waits for one step and this commit."""
+    settled, whether some may still be due). Past MIN_UNIT_S, it ends after the step that
+    finds another unit waiting for the writer: that unit waits for the step and this
+    commit."""
     step = step or Step()
     done = 0
     began = time.perf_counter()
@@ -109,7 +112,8 @@ def _funding_unit(
         done += n
         if n < size:
             return done, False
-        if waiting() or ended - began >= UNIT_S or done >= UNIT_MAX:
+        held = ended - began
+        if held >= UNIT_S or done >= UNIT_MAX or (held >= MIN_UNIT_S and waiting()):
             return done, True
 
 
