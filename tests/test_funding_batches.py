@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def store_states(path: Path, states: list[money.PositionState]) -> None:
     conn.close()
 
 
-def settle_all(conn: q.sqlite3.Connection, limit: int) -> list[int]:
+def settle_all(conn: sqlite3.Connection, limit: int) -> list[int]:
     sizes = []
     while True:
         conn.execute("BEGIN IMMEDIATE")
@@ -69,7 +70,7 @@ def settle_all(conn: q.sqlite3.Connection, limit: int) -> list[int]:
             return sizes
 
 
-def settle_one_by_one(conn: q.sqlite3.Connection) -> None:
+def settle_one_by_one(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     for p in q.positions_funding_due(conn, T, 1 << 20):
         assert engine.settle_funding_of(conn, ctx(T), p.position_id)
@@ -185,7 +186,7 @@ def test_positions_closed_and_liquidated_between_units(tmp_path: Path) -> None:
     crash = PRICE * 8 // 10
     crashed = engine.Ctx(T, PERIOD, lambda market: crash)
 
-    def between(conn: q.sqlite3.Connection) -> None:
+    def between(conn: sqlite3.Connection) -> None:
         due = q.positions_funding_due(conn, T, 1 << 20)
         victim = next(p for p in due if money.liquidatable_side(p.state, crash) is not None)
         others = [p for p in due if p.position_id != victim.position_id]
@@ -252,7 +253,7 @@ async def test_a_restart_or_a_failed_unit_mid_tick_settles_each_position_once(
     try:
         venue = venue_of(store)
 
-        def fails(conn: q.sqlite3.Connection, c: engine.Ctx) -> None:
+        def fails(conn: sqlite3.Connection, c: engine.Ctx) -> None:
             funding._funding_unit(conn, c, lambda: False)
             raise Unavailable("the disk filled up under this unit")
 
