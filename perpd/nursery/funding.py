@@ -40,7 +40,7 @@ BATCH = 200  # term closes per pass
 # geometrically, to the size that takes STEP_S).
 FUNDING_CHUNK = 256  # the first step's size (and every step's, unadapted)
 MIN_STEP, MAX_STEP = 32, 2_048
-STEP_S = 0.01
+STEP_S = 0.02
 MIN_UNIT_S = 0.02
 UNIT_S = 0.1
 UNIT_MAX = 8_192
