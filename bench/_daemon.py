@@ -62,8 +62,10 @@ def cpu_s(pid: int) -> float:
 
 
 @asynccontextmanager
-async def daemon_process(*extra: str) -> AsyncIterator[Running]:
-    """``perpd run --dev`` on a fresh database in a subprocess, until the block ends."""
+async def daemon_process(*extra: str, tree: str | None = None) -> AsyncIterator[Running]:
+    """``perpd run --dev`` on a fresh database in a subprocess, until the block ends
+    (``tree``: the perpd of another source tree, for a baseline in the same run)."""
+    env = None if tree is None else {**os.environ, "PYTHONPATH": tree}
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "bench.db")
@@ -83,6 +85,8 @@ async def daemon_process(*extra: str) -> AsyncIterator[Running]:
                 str(port),
                 *extra,
             ],
+            env=env,
+            cwd=tree,  # ``-m perpd`` looks in the working directory first
         )
         url = f"http://127.0.0.1:{port}"
         try:

@@ -15,13 +15,20 @@ local`` opens K positions through the SDK (each locked on the in-process SVM), a
 next funding boundary (``--funding-period 30``) settles them with batched
 ``settle_funding`` transactions: ``chain_tick_s`` and ``chain_positions_per_s``.
 
+With ``--baseline TREE`` the mirror tick runs first on the daemon of another source
+tree (e.g. a checkout of main), then on this one, in the same run: the ratios are
+printed and the baseline's figures join the JSON line as ``baseline_*``. The machine's
+load average is recorded with each figure (``loadavg``).
+
     python bench/funding_scale.py [--positions 100000] [--chain-positions 480]
+                                  [--baseline TREE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sqlite3
 import sys
@@ -136,20 +143,20 @@ async def wait_settled(conn: sqlite3.Connection, at: int, start: float) -> float
     return time.time() - start
 
 
-async def mirror_tick(n: int) -> dict[str, float]:
+async def mirror_tick(n: int, tree: str | None = None, lead_s: float = LEAD_S) -> dict[str, float]:
     period = DEFAULT_FUNDING_PERIOD_S
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "funding.db")
         began = time.perf_counter()
-        t0 = build(db, n, LEAD_S, period)
+        t0 = build(db, n, lead_s, period)
         print(f"built {n} positions in {time.perf_counter() - began:.1f} s")
         idle: list[float] = []
         during: list[float] = []
-        async with daemon_process("--chain", "none", "--db", db) as running:
+        async with daemon_process("--chain", "none", "--db", db, tree=tree) as running:
             async with httpx.AsyncClient(base_url=running.url, timeout=60) as http:
                 agents = await pairs(running.url, http, 2)
                 if time.time() > t0 - 3:
-                    raise SystemExit("the daemon took too long to start: raise LEAD_S")
+                    raise SystemExit("the daemon took too long to start: raise --lead")
                 print(f"daemon up; {t0 - time.time():.1f} s of idle baseline before T0")
                 done = trio.Event()
                 tick_s = 0.0
@@ -206,6 +213,7 @@ async def mirror_tick(n: int) -> dict[str, float]:
         "lifecycle_p99_during_ms": round(pct(during_ms, 99), 2),
         "lifecycles_during": len(during),
         "p99_ratio": round(pct(during_ms, 99) / pct(idle_ms, 99), 2),
+        "loadavg": round(os.getloadavg()[0], 2),
     }
 
 
@@ -247,8 +255,17 @@ async def chain_tick(k: int) -> dict[str, float]:
     }
 
 
-async def main(n: int, k: int) -> None:
-    figures = await mirror_tick(n)
+async def main(n: int, k: int, baseline: str | None, lead_s: float) -> None:
+    before: dict[str, float] = {}
+    if baseline is not None:
+        print(f"baseline: the daemon of {baseline}")
+        before = await mirror_tick(n, baseline, lead_s)
+        print("this tree:")
+    figures = await mirror_tick(n, None, lead_s)
+    if before:
+        for key in ("tick_s", "lifecycle_p99_during_ms", "p99_ratio"):
+            print(f"{key}: {before[key]} -> {figures[key]} (x{figures[key] / before[key]:.2f})")
+        figures |= {f"baseline_{key}": value for key, value in before.items()}
     if k:
         figures |= await chain_tick(k)
     print(json.dumps(figures))
@@ -258,5 +275,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--positions", type=int, default=100_000)
     parser.add_argument("--chain-positions", type=int, default=480)
+    parser.add_argument("--baseline", metavar="TREE", help="source tree of a baseline daemon")
+    parser.add_argument(
+        "--lead",
+        type=float,
+        default=LEAD_S,
+        help="seconds from the build to T0 (a loaded machine needs more)",
+    )
     args = parser.parse_args()
-    trio.run(main, args.positions, args.chain_positions)
+    trio.run(main, args.positions, args.chain_positions, args.baseline, args.lead)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -21,6 +19,7 @@ import trio
 
 from perpd.api import create_app
 from perpd.chain._open import open_chain
+from perpd.clock import Clock, system
 from perpd.config import Config
 from perpd.markets import MARKETS
 from perpd.metrics import Metrics
@@ -76,10 +75,13 @@ async def run(
     config: Config,
     *,
     shutdown: trio.Event,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = system,
     task_status: trio.TaskStatus[Venue] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the daemon until ``shutdown`` is set. ``started`` gets the `Venue`."""
+    """Run the daemon until ``shutdown`` is set. ``started`` gets the `Venue`.
+
+    ``clock`` is the daemon's one clock (`perpd.clock`): every service reads the time
+    through it, and a `TrioClock` runs them all under trio's ``MockClock``."""
     # Every SQLite call releases the GIL; with CPython's 5 ms hand-over the writer thread
     # waits that long to get it back while the trio thread serves HTTP, so a unit of a
     # dozen statements took ~5 ms instead of ~0.3 ms and the write queue grew by seconds.

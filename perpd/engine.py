@@ -8,6 +8,7 @@ through `perpd.money`; SQL only through `perpd.store.queries`.
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 import sqlite3
@@ -529,8 +530,11 @@ def _funding_data(
         "payer": payer,
         "receiver": receiver,
         "settled_to": settled_to,
-        "funding_rate": format_rate(rate),
+        "funding_rate": _rate_text(rate),
     }
+
+
+_rate_text = functools.lru_cache(maxsize=1024)(format_rate)
 
 
 def _funding_event(
@@ -557,8 +561,11 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     twice. Selected inside the transaction, so nothing is read twice or goes stale.
 
     Set-based: one read of the columns funding needs, the money rule per row
-    (`money.funding_transfer`, the same one a single settlement uses), then one
-    statement each for the positions, the agents' locked balances and the events.
+    (`money.funding_transfer` and `money.price_bounds`, the ones a single settlement
+    uses: their products pass 2^63, which SQLite's integers cannot hold), then one
+    statement each for the positions, the agents' locked balances, the events and
+    their audiences. The per-row Python is kept to the arithmetic and the event's data
+    (a rate's text is formatted once: a tick has few distinct rates).
     """
     period = ctx.funding_period_s
     boundary = ctx.ts // period * period
@@ -566,16 +573,18 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     updates: list[q.FundingUpdate] = []
     locked: dict[str, int] = {}
     events: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
+    transfer_of = money.funding_transfer
+    bounds_of = money.price_bounds
     for row in q.funding_due_rows(conn, ctx.ts, limit):
         key, pid, market, requester, maker, side, n, p0, cr, cm, imr, imm, rate, t_base, paid = row
-        _due, transfer = money.funding_transfer(n, rate, t_base, paid, cr, cm, boundary, period)
+        _due, transfer = transfer_of(n, rate, t_base, paid, cr, cm, boundary, period)
         if transfer:
             cr, cm, paid = cr - transfer, cm + transfer, paid + transfer
             locked[requester] = locked.get(requester, 0) - transfer
             locked[maker] = locked.get(maker, 0) + transfer
             data = _funding_data(pid, requester, maker, transfer, boundary, rate)
             events.append((market, data, (requester, maker)))
-        low, high = money.price_bounds(side, n, p0, imr, cr, imm, cm)
+        low, high = bounds_of(side, n, p0, imr, cr, imm, cm)
         updates.append((key, cr, cm, paid, transfer, next_at, low, high))
     if updates:
         q.apply_funding(conn, updates)

@@ -16,11 +16,14 @@ import pytest
 import trio
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from trio.testing import MockClock
 
 from perpd import daemon
 from perpd.auth import sign_headers
+from perpd.clock import TrioClock
 from perpd.config import Config
 from perpd.store import queries as q
+from perpd.store._thread import DbThread
 from perpd.venue import Venue
 from tests.chain_books import assert_chain_matches
 from tests.consent_signing import Consents
@@ -41,15 +44,21 @@ class Clock:
     advances, so timers that sleep in real time still see deadlines pass.
     """
 
-    def __init__(self, start: float = T0 + 100, *, real: bool = False) -> None:
+    def __init__(self, start: float = T0 + 100, *, real: bool = False, mock: bool = False) -> None:
         self.offset = start - (time.time() if real else 0.0)
         self.real = real
+        # ``mock``: follows trio's clock (`perpd.clock.TrioClock`), for `mock_clock` tests
+        self.trio = TrioClock(start) if mock else None
 
     def __call__(self) -> float:
+        if self.trio is not None:
+            return self.trio()
         return self.offset + (time.time() if self.real else 0.0)
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+        if self.trio is not None:
+            self.trio.advance(seconds)
 
 
 @dataclass
@@ -244,3 +253,25 @@ async def chain_server(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[S
     yield s
     await s.http.aclose()
     s.shutdown.set()
+
+
+def db_aware_mock_clock() -> MockClock:
+    """trio's ``MockClock(autojump_threshold=0)``, except that it does not jump while a
+    database job is on its thread: trio sees a task waiting for the writer as idle, and
+    would otherwise jump to the next deadline (a test's timeout) under a running unit.
+    (``MockClock`` is final: the instance's autojump is wrapped instead.)"""
+    clock = MockClock(autojump_threshold=0)
+    jump = clock._autojump
+
+    def autojump() -> None:
+        if DbThread.in_flight == 0:
+            jump()
+
+    clock._autojump = autojump  # type: ignore[method-assign]
+    return clock
+
+
+@pytest.fixture
+def mock_clock() -> MockClock:
+    """Run the test under the autojump clock: services' sleeps take no real time."""
+    return db_aware_mock_clock()

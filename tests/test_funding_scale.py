@@ -9,6 +9,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import trio
 import trio.lowlevel
 
@@ -24,6 +25,13 @@ PERIOD = 28_800
 T = 1_000 * PERIOD + 5  # just after a boundary: every position below is due
 PRICE = 50_000 * 10**8
 M = 1_000_000
+
+
+@pytest.fixture(autouse=True)
+def untimed_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Funding units end on a waiter or their size here, never on the machine's speed."""
+    monkeypatch.setattr(funding, "UNIT_S", float("inf"))
+    monkeypatch.setattr(funding, "MIN_UNIT_S", 0.0)
 
 
 def ctx(now: float) -> engine.Ctx:
@@ -116,11 +124,15 @@ def test_a_batch_is_a_few_statements_not_a_few_per_position(tmp_path: Path) -> N
     assert q.funding_settled_counts(conn, "pos_")[0] == q.count_events(conn)
 
 
-async def test_the_writer_serves_other_units_between_funding_batches(tmp_path: Path) -> None:
-    """A tick of many batches: a unit queued once the first batch has committed runs
-    after at most the batch queued meanwhile (at most MAX_BATCH), not after the tick."""
+async def test_the_writer_serves_other_units_between_funding_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick of many units: a unit queued once the first unit has committed runs after
+    at most one more funding unit, which ends early for it, not after the tick."""
+    monkeypatch.setattr(funding, "FUNDING_CHUNK", 128)
+    monkeypatch.setattr(funding, "UNIT_MAX", 1_024)
     path = tmp_path / "s.db"
-    total = 4 * funding.MAX_BATCH
+    total = 4 * funding.UNIT_MAX
     build(path, total)
     store = Store(path)
     await store.open()
@@ -132,8 +144,30 @@ async def test_the_writer_serves_other_units_between_funding_batches(tmp_path: P
             nursery.start_soon(funding.settle_due, venue)
             await first_commit.wait()
             due = await venue.mutate(lambda conn, c: q.count_funding_due(conn, T), urgent=True)
-        assert total - funding.FUNDING_BATCH - 2 * funding.MAX_BATCH <= due < total
+        assert total - 2 * funding.UNIT_MAX <= due < total
         assert await store.read(lambda conn: q.count_funding_due(conn, T)) == 0
         assert await store.read(q.verify) == []
     finally:
         await store.close()
+
+
+def test_a_funding_unit_commits_after_the_step_that_finds_a_waiter(tmp_path: Path) -> None:
+    """Steps of FUNDING_CHUNK in one unit: all of them while nobody waits (up to
+    UNIT_MAX), one more once somebody does; an exact multiple ends on an empty step."""
+    build(tmp_path / "u.db", 3 * funding.FUNDING_CHUNK)
+    conn = connect(tmp_path / "u.db")
+    polls: list[int] = []
+
+    def waiting() -> bool:
+        polls.append(1)
+        return len(polls) >= 2
+
+    conn.execute("BEGIN IMMEDIATE")
+    assert funding._funding_unit(conn, ctx(T), waiting) == (2 * funding.FUNDING_CHUNK, True)
+    conn.execute("COMMIT")
+    conn.execute("BEGIN IMMEDIATE")
+    left = q.count_funding_due(conn, T)
+    assert funding._funding_unit(conn, ctx(T), lambda: False) == (left, False)
+    conn.execute("COMMIT")
+    assert q.count_funding_due(conn, T) == 0
+    assert q.verify(conn) == []

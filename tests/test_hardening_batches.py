@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import trio
+from trio.testing import MockClock
 
 from perpd import engine
 from perpd.records import Quote, TradeRequest
@@ -172,7 +173,7 @@ async def test_accept_writer_time_with_the_cap_against_four_thousand_quotes(
 
 
 async def test_finished_requests_and_quotes_are_pruned_after_the_retention(
-    tmp_path: Path,
+    tmp_path: Path, mock_clock: MockClock
 ) -> None:
     clock = Clock()
     cfg = base_config(tmp_path, retention_s=600, prune_interval_s=0.05, prune_batch=2)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+from trio.testing import MockClock
 
 from perpd.bounds import MAX_PRICE, PNL_LIMIT
 from perpd.errors import OracleUnavailable
@@ -81,13 +82,13 @@ async def test_price_moving_1e12_times_closes_liquidates_and_survives_restart(
     assert code == 0 and "books balance" in out, out
 
 
-async def test_keeper_isolates_a_position_that_fails(tmp_path: Path) -> None:
+async def test_keeper_isolates_a_position_that_fails(tmp_path: Path, mock_clock: MockClock) -> None:
     """A position whose liquidation raises (here: an account row edited by hand so that
     its locked balance no longer covers the position) is logged, counted and skipped;
     the keeper liquidates the others and the venue keeps running."""
     cfg = base_config(tmp_path, keeper=True, keeper_grace_s=0.0)
     async with trio.open_nursery() as nursery:
-        s = await start_server(nursery, cfg, Clock(real=True, start=time.time()))
+        s = await start_server(nursery, cfg, Clock(mock=True, start=time.time()))
         bad, good, (good_r, good_m) = await _damaged_pair(s, cfg.db)
         await s.pin("ETH-PERP", "2500")  # both long requesters are now under margin
         watcher = s.venue.services["watcher"]
@@ -110,12 +111,14 @@ async def test_keeper_isolates_a_position_that_fails(tmp_path: Path) -> None:
         s.shutdown.set()
 
 
-async def test_funding_isolates_a_position_that_fails(tmp_path: Path) -> None:
+async def test_funding_isolates_a_position_that_fails(
+    tmp_path: Path, mock_clock: MockClock
+) -> None:
     """The same damage on a position's requester: its funding settlement fails; the
     scheduler settles the others one by one, quarantines it and keeps running."""
     cfg = base_config(tmp_path, funding_period_s=2)
     async with trio.open_nursery() as nursery:
-        s = await start_server(nursery, cfg, Clock(real=True, start=time.time()))
+        s = await start_server(nursery, cfg, Clock(mock=True, start=time.time()))
         bad, good, (good_r, _) = await _damaged_pair(s, cfg.db)
         scheduler = s.venue.services["funding"]
         with trio.fail_after(10):

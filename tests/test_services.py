@@ -1,4 +1,8 @@
-"""The nursery's services against the real daemon: expiry, funding, term, keeper, restarts."""
+"""The nursery's services against the real daemon: expiry, funding, term, keeper, restarts.
+
+Every test runs under trio's autojump clock (`mock_clock`), the daemon on a clock that
+follows it: the services' sleeps, the 2 s funding periods and the grace periods take no
+real time, and the deadlines they assert are exact to trio's clock."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from trio.testing import MockClock
 
 from tests.conftest import T0, Agent, Clock, Server, base_config, start_server, usdc
 from tests.wsclient import connect
@@ -36,15 +41,16 @@ async def open_position(
 
 @pytest.fixture
 async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
-    """A daemon on the wall clock with a 2 s funding period and the keeper on."""
+    """A daemon on a clock that follows trio's (a test's `mock_clock`) with a 2 s
+    funding period and the keeper on."""
     cfg = base_config(tmp_path, funding_period_s=2, keeper=True, keeper_grace_s=0.0)
-    s = await start_server(nursery, cfg, Clock(real=True, start=time.time()))
+    s = await start_server(nursery, cfg, Clock(mock=True, start=time.time()))
     yield s
     await s.http.aclose()
     s.shutdown.set()
 
 
-async def test_request_expires_with_nobody_quoting(live: Server) -> None:
+async def test_request_expires_with_nobody_quoting(live: Server, mock_clock: MockClock) -> None:
     requester, watcher = live.agent(), live.agent()
     await requester.fund("1000")
     await live.pin("SOL-PERP", "150")
@@ -61,7 +67,9 @@ async def test_request_expires_with_nobody_quoting(live: Server) -> None:
     assert (await live.http.get(f"/requests/{rid}")).json()["status"] == "expired"
 
 
-async def test_funding_every_two_seconds_pays_the_exact_amount(live: Server) -> None:
+async def test_funding_every_two_seconds_pays_the_exact_amount(
+    live: Server, mock_clock: MockClock
+) -> None:
     requester, maker = live.agent(), live.agent()
     await requester.fund("1000")
     await maker.fund("1000")
@@ -88,7 +96,7 @@ async def test_funding_every_two_seconds_pays_the_exact_amount(live: Server) -> 
     await live.assert_balanced()
 
 
-async def test_watcher_liquidates_after_a_price_move(live: Server) -> None:
+async def test_watcher_liquidates_after_a_price_move(live: Server, mock_clock: MockClock) -> None:
     requester, maker = live.agent(), live.agent()
     await requester.fund("1000")
     await maker.fund("1000")
@@ -107,7 +115,9 @@ async def test_watcher_liquidates_after_a_price_move(live: Server) -> None:
     await live.assert_balanced()
 
 
-async def test_term_position_closes_itself_at_expiry(tmp_path: Path, nursery: trio.Nursery) -> None:
+async def test_term_position_closes_itself_at_expiry(
+    tmp_path: Path, nursery: trio.Nursery, mock_clock: MockClock
+) -> None:
     clock = Clock()
     s = await start_server(nursery, base_config(tmp_path), clock)
     requester, maker = s.agent(), s.agent()
@@ -133,7 +143,9 @@ async def test_term_position_closes_itself_at_expiry(tmp_path: Path, nursery: tr
     await s.http.aclose()
 
 
-async def test_restart_mid_request_expires_it_and_catches_up_funding(tmp_path: Path) -> None:
+async def test_restart_mid_request_expires_it_and_catches_up_funding(
+    tmp_path: Path, mock_clock: MockClock
+) -> None:
     clock = Clock()
     cfg = base_config(tmp_path)
     async with trio.open_nursery() as nursery:

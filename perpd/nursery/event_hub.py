@@ -177,15 +177,18 @@ class Hub:
     def dispatch(self, events: list[Event]) -> None:
         """Offer each event to the live sessions that may see it (never blocks)."""
         for e in events:
-            text = e.wire
-            frame = text_frame(text.encode())  # one frame for every socket
             targets: set[Session] = set()
             if e.public and e.market is not None:
                 targets |= self._by_market.get(e.market, set())
             for agent in e.audience:
                 targets |= self._by_agent.get(agent, set())
-            for s in targets:
-                s.offer(e, text, frame)
+            text: str | None = None
+            frame = b""
+            if targets:  # a funding tick's events mostly have no live reader: no text
+                text = e.wire
+                frame = text_frame(text.encode())  # one frame for every socket
+                for s in targets:
+                    s.offer(e, text, frame)
             public = self._public.get(e.market) if e.market is not None else None
             if public:  # the public stream's own text, built once for all its sockets
                 ptext = public_wire(e)

@@ -15,6 +15,8 @@ import logging
 import math
 import sqlite3
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 
 import trio
@@ -29,12 +31,19 @@ from perpd.venue import Venue
 log = logging.getLogger(__name__)
 
 BATCH = 200  # term closes per pass
-# positions per funding unit: the first unit's size, then sized to hold the writer for
-# about UNIT_S (a unit is set-based, its time proportional to its positions), so an
-# accept queued behind one waits no longer than that, however loaded the machine
-FUNDING_BATCH = 250
-MIN_BATCH, MAX_BATCH = 50, 2000
-UNIT_S = 0.02
+# A funding unit runs set-based steps in one transaction until none is due, or it has
+# run UNIT_S (or settled UNIT_MAX), or, once it has run MIN_UNIT_S, another unit waits
+# for the writer: alone, a tick commits a few large units (each commit rewrites every
+# index page its positions touched, so few commits is what makes a tick fast); an accept
+# that arrives waits for at most MIN_UNIT_S plus a step and that unit's commit. A step is
+# sized to hold the writer about STEP_S, by the last step's own time (halfway,
+# geometrically, to the size that takes STEP_S).
+FUNDING_CHUNK = 256  # the first step's size (and every step's, unadapted)
+MIN_STEP, MAX_STEP = 32, 2_048
+STEP_S = 0.02
+MIN_UNIT_S = 0.02
+UNIT_S = 0.1
+UNIT_MAX = 8_192
 MAX_SLEEP_S = 1.0
 RETRY_S = 0.25
 
@@ -55,25 +64,57 @@ async def settle_due(venue: Venue) -> int:
             done += n
             if n < SETTLE_BATCH:
                 return done
-    limit = FUNDING_BATCH
+    waiting = venue.store.writes_waiting
+    step = Step(adapt=True)
     while True:
-        n, took = await venue.mutate(
-            partial(_timed_batch, limit=limit), urgent=True, wait=False, alone=True
+        n, more = await venue.mutate(
+            partial(_funding_unit, waiting=waiting, step=step),
+            urgent=True,
+            wait=False,
+            alone=True,
         )
         done += n
-        if n < limit:
+        if not more:
             return done
-        # halfway (geometrically) to the size that takes UNIT_S: steady, no oscillation
-        aim = limit * UNIT_S / max(took, 1e-4)
-        limit = max(MIN_BATCH, min(MAX_BATCH, int(math.sqrt(limit * aim))))
 
 
-def _timed_batch(conn: sqlite3.Connection, ctx: engine.Ctx, limit: int) -> tuple[int, float]:
-    """A funding unit and how long it ran (on the writer thread: its own time, not the
-    time it queued)."""
+@dataclass
+class Step:
+    """The size of a funding step; ``adapt``: resized after each step to take STEP_S."""
+
+    size: int = field(default_factory=lambda: FUNDING_CHUNK)
+    adapt: bool = False
+
+    def took(self, seconds: float) -> None:
+        if self.adapt:
+            aim = self.size * STEP_S / max(seconds, 1e-4)
+            self.size = max(MIN_STEP, min(MAX_STEP, int(math.sqrt(self.size * aim))))
+
+
+def _funding_unit(
+    conn: sqlite3.Connection,
+    ctx: engine.Ctx,
+    waiting: Callable[[], bool],
+    step: Step | None = None,
+) -> tuple[int, bool]:
+    """Funding steps in one transaction (on the writer thread); returns (positions
+    settled, whether some may still be due). Past MIN_UNIT_S, it ends after the step that
+    finds another unit waiting for the writer: that unit waits for the step and this
+    commit."""
+    step = step or Step()
+    done = 0
     began = time.perf_counter()
-    n = engine.settle_funding_due(conn, ctx, limit)
-    return n, time.perf_counter() - began
+    while True:
+        size, start = step.size, time.perf_counter()
+        n = engine.settle_funding_due(conn, ctx, size)
+        ended = time.perf_counter()
+        step.took(ended - start)
+        done += n
+        if n < size:
+            return done, False
+        held = ended - began
+        if held >= UNIT_S or done >= UNIT_MAX or (held >= MIN_UNIT_S and waiting()):
+            return done, True
 
 
 async def close_expired_terms(venue: Venue, quarantine: Quarantine | None = None) -> int:

@@ -13,7 +13,7 @@ import itertools
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import outcome
 import trio
@@ -49,6 +49,10 @@ class DbThread:
     them all at once: under load the writer commits many units at the cost of one.
     """
 
+    # jobs of every DbThread submitted and not yet returned to their task: work trio
+    # cannot see (its autojump clock in tests must not jump while a job runs)
+    in_flight: ClassVar[int] = 0
+
     def __init__(
         self,
         connect: Callable[[], sqlite3.Connection],
@@ -74,6 +78,11 @@ class DbThread:
         ]
         self.jobs_done = 0
         self.groups = 0  # groups of more than one job run together
+
+    def queued(self) -> int:
+        """How many jobs wait for a thread now (read without the lock: a hint, which a
+        long unit polls to end early when others wait behind it)."""
+        return len(self._heap)
 
     def _put(self, priority: int, job: _Job | None) -> None:
         with self._wake:
@@ -151,9 +160,13 @@ class DbThread:
                 pass
 
         self._put(priority, _Job(fn, deliver, grouped))
-        return await trio.lowlevel.wait_task_rescheduled(  # type: ignore[no-any-return]
-            lambda _: trio.lowlevel.Abort.FAILED
-        )
+        DbThread.in_flight += 1
+        try:
+            return await trio.lowlevel.wait_task_rescheduled(  # type: ignore[no-any-return]
+                lambda _: trio.lowlevel.Abort.FAILED
+            )
+        finally:
+            DbThread.in_flight -= 1
 
     def stop(self) -> None:
         """Let queued work finish, then close the connections and join the threads."""

@@ -952,18 +952,21 @@ def append_events_bulk(
         Event(first + i, ts, type_, market, False, tuple(dict.fromkeys(who)), data)
         for i, (market, data, who) in enumerate(events)
     ]
-    rows = [(e.seq, e.market, json.dumps(e.data, separators=(",", ":"))) for e in made]
+    # one JSON document of [seq, market, data, audience]: the data as objects (SQLite
+    # writes each back as the same compact text `append_event` stores), and the
+    # audiences sorted by SQLite in key order, so each insert lands next to the last in
+    # the (agent_id, seq) tree; both statements run without the GIL
+    doc = json.dumps([(e.seq, e.market, e.data, e.audience) for e in made], separators=(",", ":"))
     conn.execute(
         "INSERT INTO events (seq, ts, type, market, public, data) "
-        "SELECT e.value ->> 0, ?, ?, e.value ->> 1, 0, e.value ->> 2 FROM json_each(?) AS e",
-        (ts, type_, json.dumps(rows)),
+        "SELECT e.value ->> 0, ?, ?, e.value ->> 1, 0, e.value -> 2 FROM json_each(?) AS e",
+        (ts, type_, doc),
     )
-    # in key order: each insert lands next to the last in the (agent_id, seq) tree
-    audience = sorted((who, e.seq) for e in made for who in e.audience)
     conn.execute(
         "INSERT INTO event_audience (agent_id, seq) "
-        "SELECT a.value ->> 0, a.value ->> 1 FROM json_each(?) AS a",
-        (json.dumps(audience),),
+        "SELECT a.value, e.value ->> 0 FROM json_each(?) AS e, json_each(e.value, '$[3]') AS a "
+        "ORDER BY 1, 2",
+        (doc,),
     )
     kind = history_kind(type_, made[0].data)
     if kind is not None:  # issue 13: one statement for the audience's history rows
