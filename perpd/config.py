@@ -39,13 +39,15 @@ class Config:
     agent_burst: int = 200
     address_rate_per_s: float = 1000.0  # every HTTP call per client address; 0: off
     address_burst: int = 2000
-    public_rate_per_s: float = 100.0  # unsigned HTTP calls per client address; 0: off
-    public_burst: int = 200
+    public_rate_per_s: float = 20.0  # unsigned HTTP calls per client address; 0: off
+    public_burst: int = 100
     connection_rate_per_s: float = 50.0  # new TCP connections per client address; 0: off
     connection_burst: int = 500
     socket_rate_per_s: float = 5.0  # WebSocket handshakes per client address; 0: off
     socket_burst: int = 64
     rate_table_size: int = 100_000  # buckets kept per table (LRU beyond)
+    refusal_delay_s: float = 0.5  # a 429 for a rate is answered this late (0: at once)
+    refusal_hold_max: int = 256  # 429s held back at once (each holds a socket)
     page_default: int = 100  # rows per page of GET /requests, /quotes, /positions
     page_max: int = 500
     expiry_batch: int = 200  # requests + quotes expired per unit of work
@@ -162,6 +164,8 @@ class Config:
             connection=Rate(self.connection_rate_per_s, self.connection_burst),
             socket=Rate(self.socket_rate_per_s, self.socket_burst),
             max_keys=self.rate_table_size,
+            refusal_delay_s=self.refusal_delay_s,
+            refusal_hold_max=self.refusal_hold_max,
         )
 
     @classmethod

@@ -164,7 +164,7 @@ async def run(
                 )
             )
             connections = http_limits.ConnectionGate(
-                config.max_connections, per_address=limiter.connection
+                config.max_connections, per_address=limiter.connection, tarpit=limiter.tarpit
             )
             venue.services = {
                 "hub": hub,

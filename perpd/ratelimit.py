@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from perpd.tarpit import Tarpit
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -128,10 +130,12 @@ class RateLimits:
 
     agent: Rate = Rate(100.0, 200)  # signed calls (and socket quotes) per agent
     address: Rate = Rate(1000.0, 2000)  # every HTTP call per client address
-    public: Rate = Rate(100.0, 200)  # unsigned calls per client address
+    public: Rate = Rate(20.0, 100)  # unsigned calls per client address
     connection: Rate = Rate(50.0, 500)  # new TCP connections per client address
     socket: Rate = Rate(5.0, 64)  # WebSocket handshakes per client address
     max_keys: int = 100_000  # buckets kept per table
+    refusal_delay_s: float = 0.5  # a rate refusal is answered this late (0: at once)
+    refusal_hold_max: int = 256  # refusals held back at once; past it, answered at once
 
 
 class Limiter:
@@ -147,6 +151,7 @@ class Limiter:
         self.public = Buckets(limits.public, max_keys=limits.max_keys, clock=clock)
         self.connection = Buckets(limits.connection, max_keys=limits.max_keys, clock=clock)
         self.socket = Buckets(limits.socket, max_keys=limits.max_keys, clock=clock)
+        self.tarpit = Tarpit(limits.refusal_delay_s, limits.refusal_hold_max)
 
     def statistics(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -155,4 +160,5 @@ class Limiter:
             out[f"{name}_buckets"] = len(b)
             out[f"{name}_refused"] = b.refused
             out[f"{name}_evicted"] = b.evicted
+        out["refusals_held"] = self.tarpit.held_total
         return out

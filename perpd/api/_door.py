@@ -54,6 +54,7 @@ class Door:
             (b"retry-after", str(retry_after(wait)).encode()),
         ]
         kind = "http" if scope["type"] == "http" else "websocket.http"
+        await self.limiter.tarpit.hold()
         await send({"type": f"{kind}.response.start", "status": 429, "headers": headers})
         await send({"type": f"{kind}.response.body", "body": body, "more_body": False})
 

@@ -42,6 +42,7 @@ from wsproto.frame_protocol import CloseReason
 
 from perpd.nursery import ws_wire
 from perpd.ratelimit import Buckets, address_key
+from perpd.tarpit import Tarpit
 
 
 def _refusal(status: bytes, code: str, message: str, retry_after_s: int) -> bytes:
@@ -71,9 +72,16 @@ class ConnectionGate:
     """Live TCP connections of one server, against its cap; new ones per address against
     ``per_address`` (None: not limited)."""
 
-    def __init__(self, max_connections: int, *, per_address: Buckets | None = None) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        *,
+        per_address: Buckets | None = None,
+        tarpit: Tarpit | None = None,
+    ) -> None:
         self.max_connections = max_connections
         self.per_address = per_address
+        self.tarpit = tarpit
         self.open = 0
         self.accepted = 0
         self.refused = 0
@@ -164,6 +172,8 @@ class CappedTCPServer(TCPServer):
             return
         refusal = gate.refusal(_peer_host(self.stream))
         if refusal is not None:
+            if refusal is TOO_FAST_RESPONSE and gate.tarpit is not None:
+                await gate.tarpit.hold()  # a flood of handshakes waits for its answers
             with trio.move_on_after(1):
                 try:
                     await self.stream.send_all(refusal)
