@@ -130,7 +130,7 @@ class RateLimits:
 
     agent: Rate = Rate(100.0, 200)  # signed calls (and socket quotes) per agent
     address: Rate = Rate(1000.0, 2000)  # every HTTP call per client address
-    public: Rate = Rate(20.0, 100)  # unsigned calls per client address
+    public: Rate = Rate(100.0, 200)  # unsigned calls per client address
     connection: Rate = Rate(50.0, 500)  # new TCP connections per client address
     socket: Rate = Rate(5.0, 64)  # WebSocket handshakes per client address
     max_keys: int = 100_000  # buckets kept per table
