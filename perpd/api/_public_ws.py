@@ -29,6 +29,8 @@ from perpd.api._ws import (
     _receive_object,
     _refuse_handshake,
     _send,
+    close_on_shutdown,
+    closer,
 )
 from perpd.errors import ApiError, InvalidRequest
 from perpd.markets import MARKETS, get_market
@@ -41,7 +43,6 @@ from perpd.units import parse_int
 log = logging.getLogger(__name__)
 bp = Blueprint("public_ws", __name__)
 
-CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
 
@@ -83,15 +84,7 @@ async def _serve(gate: PublicGate) -> None:
         wire.activate()  # every write of this socket is ordered by its wire from here
     session: PublicSession | None = None
     async with trio.open_nursery() as nursery:
-
-        async def close(code: int, reason: str) -> None:
-            nursery.cancel_scope.cancel()
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
-                await websocket.close(code, reason)
-
-        async def on_shutdown() -> None:
-            await shutdown.wait()
-            await close(CLOSE_GOING_AWAY, "server shutting down")
+        close = closer(nursery)
 
         async def on_no_subscribe() -> None:
             await trio.sleep(gate.limits.subscribe_timeout_s)
@@ -110,7 +103,7 @@ async def _serve(gate: PublicGate) -> None:
             hub.cut_off += 1
             await close(CLOSE_LAGGING, f"too slow: resubscribe with since={s.cursor}")
 
-        nursery.start_soon(on_shutdown)
+        nursery.start_soon(close_on_shutdown, shutdown, close)
         nursery.start_soon(on_no_subscribe)
         try:
             while True:

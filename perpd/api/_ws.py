@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -127,6 +128,27 @@ def _refuse_handshake(reason: str) -> Response:
     return resp
 
 
+def closer(nursery: trio.Nursery) -> Callable[[int, str], Awaitable[None]]:
+    """How a socket handler closes its socket: stop the handler's tasks (``nursery``),
+    then send the close frame, shielded and bounded (shared by ``/ws`` and
+    ``/ws/public``)."""
+
+    async def close(code: int, reason: str) -> None:
+        nursery.cancel_scope.cancel()
+        with trio.CancelScope(shield=True), trio.move_on_after(2):
+            await websocket.close(code, reason)
+
+    return close
+
+
+async def close_on_shutdown(
+    shutdown: trio.Event, close: Callable[[int, str], Awaitable[None]]
+) -> None:
+    """hypercorn's trio server does not close open sockets on shutdown: 1001 here."""
+    await shutdown.wait()
+    await close(CLOSE_GOING_AWAY, "server shutting down")
+
+
 @bp.websocket("/ws")
 async def ws() -> Any:
     gate = _gate()
@@ -172,15 +194,7 @@ async def _serve(login: auth.Verified) -> None:
     guarded = False  # this socket asked for cancel-on-disconnect
     heartbeat_s = _gate().limits.heartbeat_timeout_s
     async with trio.open_nursery() as nursery:
-
-        async def close(code: int, reason: str) -> None:
-            nursery.cancel_scope.cancel()
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
-                await websocket.close(code, reason)
-
-        async def on_shutdown() -> None:
-            await shutdown.wait()
-            await close(CLOSE_GOING_AWAY, "server shutting down")
+        close = closer(nursery)
 
         async def pump(s: Session, since: int) -> None:
             await hub.catch_up(s, since, _send)
@@ -194,7 +208,7 @@ async def _serve(login: auth.Verified) -> None:
             hub.cut_off += 1
             await close(CLOSE_LAGGING, f"too slow: resubscribe with since={s.cursor}")
 
-        nursery.start_soon(on_shutdown)
+        nursery.start_soon(close_on_shutdown, shutdown, close)
         try:
             while True:
                 msg: dict[str, Any] | None = None
