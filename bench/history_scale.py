@@ -5,6 +5,8 @@
   with ``since`` half-way through (rows before it are read and skipped: residual filter).
 - ``bulk_funding_ms``: `queries.append_events_bulk` of ``--payments`` funding_settled
   events (two audience rows and two history rows each), and without the history rows.
+- the ratios: ``bulk_funding_ratio`` (with the history rows over without) and
+  ``page_last_over_first`` (the last page's time over the first's).
 - ``curve_us``: `CurveBook.curve` of one market holding ``--quotes`` live quotes over
   five terms (what ``GET /markets`` computes per market).
 
@@ -137,6 +139,16 @@ def main() -> None:
         out |= bulk_funding(conn, args.payments)
         out |= curve(args.quotes)
         conn.close()
+    # ratios against baselines of the same run: the funding batch without its history
+    # rows, and the first page (paging deeper must not cost more)
+    out["bulk_funding_ratio"] = round(
+        out["bulk_funding_ms"] / out["bulk_funding_ms_without_history"], 2
+    )
+    out["page_last_over_first"] = round(out["page_last_ms"] / out["page_first_ms"], 2)
+    print(
+        f"funding batch with history rows / without: {out['bulk_funding_ratio']}; "
+        f"last page / first page: {out['page_last_over_first']}"
+    )
     print(json.dumps(out))
 
 
