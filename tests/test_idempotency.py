@@ -6,6 +6,7 @@ they made (pruning) for ``client_id_retention_s``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,12 @@ async def _requests_with(s: Server, client_id: str) -> list[dict[str, Any]]:
     return [x for x in r.json()["requests"] if x["client_id"] == client_id]
 
 
-async def _send_and_drop(s: Server, agent: Agent, path: str, raw: bytes) -> None:
-    """POST ``raw`` signed, then close the connection without reading the answer."""
+async def _send_and_drop(
+    s: Server, agent: Agent, path: str, raw: bytes, done: Callable[[], Awaitable[bool]]
+) -> None:
+    """POST ``raw`` signed, wait until ``done()`` (the call took effect), then close the
+    connection without reading the answer. (Closing at once may lose the call itself:
+    a disconnect before the handler runs cancels it, as a lost request would.)"""
     headers = sign_headers(agent.keypair, "POST", path, raw, timestamp_ms=agent.stamp())
     host, port = s.url.removeprefix("http://").rsplit(":", 1)
     lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json"]
@@ -31,16 +36,20 @@ async def _send_and_drop(s: Server, agent: Agent, path: str, raw: bytes) -> None
     lines += [f"Content-Length: {len(raw)}", "Connection: close", "", ""]
     stream = await trio.open_tcp_stream(host, int(port))
     await stream.send_all("\r\n".join(lines).encode() + raw)
+    with trio.fail_after(10):
+        while not await done():  # noqa: ASYNC110
+            await trio.sleep(0.02)
     await stream.aclose()
 
 
 async def test_a_retry_after_a_dropped_response_creates_one_request(server: Server) -> None:
     requester, _ = await setup(server, 1)
     raw = json.dumps(REQUEST | {"client_id": "hedge-42"}).encode()
-    await _send_and_drop(server, requester, "/trade/request", raw)
-    with trio.fail_after(5):
-        while not await _requests_with(server, "hedge-42"):  # noqa: ASYNC110
-            await trio.sleep(0.02)
+
+    async def made() -> bool:
+        return bool(await _requests_with(server, "hedge-42"))
+
+    await _send_and_drop(server, requester, "/trade/request", raw, made)
     first = (await _requests_with(server, "hedge-42"))[0]
     free_before = await requester.balances()
     for _ in range(3):  # new signatures each time, the same body

@@ -154,8 +154,7 @@ class FakeHermes:
                 status, body = 401, b'{"error":"missing or bad API key"}'
             await stream.send_all(
                 b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                % (status, len(body), body)
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (status, len(body), body)
             )
 
 

@@ -4,6 +4,12 @@ the request's hash in memory: the quote's critical path has no read before its u
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from perpd.api import _trade
 from tests.conftest import Server, funded
 
 CHAIN = "local"
@@ -18,19 +24,34 @@ REQ = {
 }
 
 
-def _reads(server: Server) -> int:
-    return server.venue.store._readers.jobs_done
+@pytest.fixture
+def request_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The request ids the quote handler reads (a count of the reader pool's jobs would
+    also count the chain submitter's and the keeper's reads, which run meanwhile)."""
+    seen: list[str] = []
+    real = _trade.q
+
+    def get_request(conn: Any, request_id: str) -> Any:
+        seen.append(request_id)
+        return real.get_request(conn, request_id)
+
+    proxy = SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if not k.startswith("__")})
+    proxy.get_request = get_request
+    monkeypatch.setattr(_trade, "q", proxy)
+    return seen
 
 
-async def test_a_quote_consent_needs_no_read_and_still_binds_the_request(server: Server) -> None:
+async def test_a_quote_consent_needs_no_read_and_still_binds_the_request(
+    server: Server, request_reads: list[str]
+) -> None:
     maker, taker = await funded(server, 2)
     await server.pin("ETH-PERP", "3000")
     req = await taker.ok("/trade/request", REQ, 201)
     quote = {"request_id": req["request_id"], "funding_rate": "0.0005", "collateral_usdc": "50"}
     raw = await maker.raw("/trade/quote", quote)  # the maker reads the request to sign
-    before = _reads(server)
+    request_reads.clear()
     assert (await maker.post("/trade/quote", raw)).status_code == 201
-    assert _reads(server) == before  # no read on the daemon's side
+    assert request_reads == []  # no read on the daemon's side
     assert server.venue.request_hashes.hits == 1
 
     # a consent for another request's hash is still refused
@@ -42,14 +63,16 @@ async def test_a_quote_consent_needs_no_read_and_still_binds_the_request(server:
     assert r.status_code == 401, r.text
 
 
-async def test_without_the_hash_in_memory_the_quote_reads_it(server: Server) -> None:
+async def test_without_the_hash_in_memory_the_quote_reads_it(
+    server: Server, request_reads: list[str]
+) -> None:
     maker, taker = await funded(server, 2)
     await server.pin("ETH-PERP", "3000")
     req = await taker.ok("/trade/request", REQ, 201)
     server.venue.request_hashes._hashes.clear()  # as after a restart
     quote = {"request_id": req["request_id"], "funding_rate": "0.0005", "collateral_usdc": "50"}
     raw = await maker.raw("/trade/quote", quote)
-    before = _reads(server)
+    request_reads.clear()
     assert (await maker.post("/trade/quote", raw)).status_code == 201
-    assert _reads(server) == before + 1
+    assert request_reads == [req["request_id"]]
     assert server.venue.request_hashes.get(req["request_id"]) is not None
