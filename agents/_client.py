@@ -389,7 +389,7 @@ class Client:
     ) -> dict[str, Any]:
         """The fields of a replace (HTTP or socket), with the new quote's consent."""
         if request is None and await self._program() is not None:
-            data = await self._send("GET", f"/quotes/{quote_id}", signed=False)
+            data = await self._send("GET", f"/quotes/{quote_id}")
             request = str(_object(data, "request_id", "GET /quotes/{id}"))
         body = await self.quote_body(request or "", funding_rate, collateral, valid_for)
         del body["request_id"]
@@ -547,7 +547,7 @@ class Client:
         """``GET /chain``, read once: the chain mode and the program id consents name."""
         if self._chain is None:
             try:
-                self._chain = ChainInfo.from_wire(await self._send("GET", "/chain", signed=False))
+                self._chain = ChainInfo.from_wire(await self._send("GET", "/chain"))
             except NotFound:  # a daemon from before custody on chain
                 self._chain = ChainInfo("none", None, None, {})
         return self._chain
@@ -600,7 +600,7 @@ class Client:
     # ------------------------------------------------------------ reads
 
     async def markets(self) -> list[Market]:
-        data = await self._send("GET", "/markets", signed=False)
+        data = await self._send("GET", "/markets")
         return [Market.from_wire(m) for m in _list(data, "markets", "GET /markets")]
 
     async def market(self, name: str) -> Market:
@@ -612,17 +612,17 @@ class Client:
 
     async def open_requests(self, market: str | None = None) -> list[TradeRequest]:
         """Requests still open for quotes (all markets, or one)."""
-        data = await self._send("GET", "/requests", params={"market": market}, signed=False)
+        data = await self._send("GET", "/requests", params={"market": market})
         return [TradeRequest.from_wire(r) for r in _list(data, "requests", "GET /requests")]
 
     async def trade_request(self, request_id: str) -> TradeRequest:
         """One request, in whatever state it is now."""
-        data = await self._send("GET", f"/requests/{request_id}", signed=False)
+        data = await self._send("GET", f"/requests/{request_id}")
         return TradeRequest.from_wire(data)
 
     async def quotes(self, request_id: str) -> list[Quote]:
         """The live quotes on a request."""
-        data = await self._send("GET", "/quotes", params={"request_id": request_id}, signed=False)
+        data = await self._send("GET", "/quotes", params={"request_id": request_id})
         return [Quote.from_wire(q) for q in _list(data, "quotes", "GET /quotes")]
 
     async def positions(
@@ -630,7 +630,7 @@ class Client:
     ) -> list[Position]:
         """Positions, newest first: of ``agent_id`` (either side) or all; by ``status``."""
         data = await self._send(
-            "GET", "/positions", params={"agent_id": agent_id, "status": status}, signed=False
+            "GET", "/positions", params={"agent_id": agent_id, "status": status}
         )
         return [
             self.note_position(Position.from_wire(p))
@@ -642,7 +642,7 @@ class Client:
         return await self.positions(agent_id=self.agent_id, status=status)
 
     async def position(self, position_id: str) -> Position:
-        data = await self._send("GET", f"/positions/{position_id}", signed=False)
+        data = await self._send("GET", f"/positions/{position_id}")
         return self.note_position(Position.from_wire(data))
 
     async def balances(self) -> Balances:
@@ -655,19 +655,19 @@ class Client:
         return [parse_event(e) for e in _list(data, "events", "GET /events")]
 
     async def health(self) -> dict[str, Any]:
-        data = await self._send("GET", "/health", signed=False)
+        data = await self._send("GET", "/health")
         if not isinstance(data, dict):
             raise ProtocolError("GET /health: expected an object")
         return data
 
     async def metrics(self) -> str:
         """The Prometheus text exposition."""
-        text = await self._send("GET", "/metrics", signed=False, raw_text=True)
+        text = await self._send("GET", "/metrics", raw_text=True)
         assert isinstance(text, str)
         return text
 
     async def openapi(self) -> dict[str, Any]:
-        data = await self._send("GET", "/openapi.json", signed=False)
+        data = await self._send("GET", "/openapi.json")
         if not isinstance(data, dict):
             raise ProtocolError("GET /openapi.json: expected an object")
         return data

@@ -39,8 +39,8 @@ class Config:
     agent_burst: int = 200
     address_rate_per_s: float = 1000.0  # every HTTP call per client address; 0: off
     address_burst: int = 2000
-    public_rate_per_s: float = 100.0  # unsigned HTTP calls per client address; 0: off
-    public_burst: int = 200
+    public_rate_per_s: float = 20.0  # unsigned HTTP calls per client address; 0: off
+    public_burst: int = 100
     connection_rate_per_s: float = 50.0  # new TCP connections per client address; 0: off
     connection_burst: int = 500
     socket_rate_per_s: float = 5.0  # WebSocket handshakes per client address; 0: off

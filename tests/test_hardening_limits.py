@@ -235,6 +235,48 @@ async def test_unsigned_calls_are_limited_per_address_signed_ones_per_agent(
     s.shutdown.set()
 
 
+async def test_a_signed_public_read_counts_on_its_agent_not_on_the_address(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    cfg = base_config(tmp_path, public_rate_per_s=0.01, public_burst=3)
+    s = await start_server(nursery, cfg)
+    agents = [s.agent() for _ in range(3)]  # three agents on one host
+    # start_server's GET /chain took one token of the burst of 3
+    got = [(await s.http.get("/markets")).status_code for _ in range(3)]
+    assert got == [200, 200, 429]  # the address's unsigned bucket is empty
+    for a in agents:  # each signed read is its agent's: the empty bucket does not matter
+        for path in ("/markets", "/requests?market=BTC-PERP", "/positions?status=open"):
+            r = await a.get(path)
+            assert r.status_code == 200, (path, r.text)
+    assert (await agents[0].get("/markets")).json() == (await agents[1].get("/markets")).json()
+    # a read whose signature does not verify is not an agent's: it is charged to the
+    # address, here already empty (429); with tokens left it is refused 401
+    forged = sign_headers(agents[0].keypair, "GET", "/markets", b"", timestamp_ms=agents[0].stamp())
+    forged["X-Agent-Id"] = agents[1].id
+    r = await s.http.get("/markets", headers=forged)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+    await s.http.aclose()
+    s.shutdown.set()
+
+    (tmp_path / "b").mkdir()
+    cfg = base_config(tmp_path / "b", public_rate_per_s=0.01, public_burst=3)
+    s = await start_server(nursery, cfg)
+    a, b = s.agent(), s.agent()
+    forged = sign_headers(a.keypair, "GET", "/markets", b"", timestamp_ms=a.stamp())
+    forged["X-Agent-Id"] = b.id
+    r = await s.http.get("/markets", headers=forged)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized", r.text
+    stale = sign_headers(
+        a.keypair, "GET", "/markets?x=1", b"", timestamp_ms=a.stamp()
+    )  # signed for another target
+    r = await s.http.get("/markets", headers=stale)
+    assert r.status_code == 401  # the last token of the burst (GET /chain took the first)
+    r = await s.http.get("/markets", headers=stale)
+    assert r.status_code == 429
+    await s.http.aclose()
+    s.shutdown.set()
+
+
 async def test_every_call_per_address_has_a_ceiling(tmp_path: Path, nursery: trio.Nursery) -> None:
     cfg = base_config(tmp_path, address_rate_per_s=1.0, address_burst=4)
     s = await start_server(nursery, cfg)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from quart import current_app, request
 
-from perpd.errors import RateLimited
+from perpd import auth
+from perpd.errors import RateLimited, Unauthorized
 from perpd.ratelimit import Limiter, address_key, retry_after
 
 # Endpoints that verify a signature: limited per agent, not by the unsigned-call bucket.
@@ -33,19 +34,51 @@ def limiter() -> Limiter:
 
 async def limit_address() -> None:
     """``before_request``: every HTTP call takes a token from its address's bucket, and
-    an unsigned one also from the address's bucket for unsigned calls."""
+    an unsigned one also from the address's bucket for unsigned calls. A public read
+    may be signed (docs/limits.md): it then counts on its agent's bucket instead, so
+    many agents on one host are not held to one anonymous client's rate."""
     if request.blueprint in UNLIMITED_BLUEPRINTS:
         return
     lim = limiter()
     key = address_key(request.remote_addr)
     wait = lim.address.take(key)
     if not wait and request.endpoint not in SIGNED_ENDPOINTS:
+        if request.method in ("GET", "HEAD") and "X-Agent-Id" in request.headers:
+            _signed_read(lim, key)
+            return
         wait = lim.public.take(key)
     if wait:
-        raise RateLimited(
-            f"too many calls from this address; retry in {retry_after(wait)} s",
-            retry_after_s=retry_after(wait),
+        raise _address_refusal(wait)
+
+
+def _address_refusal(wait: float) -> RateLimited:
+    return RateLimited(
+        f"too many calls from this address; retry in {retry_after(wait)} s",
+        retry_after_s=retry_after(wait),
+    )
+
+
+def _signed_read(lim: Limiter, key: str) -> None:
+    """A signed public read: verified, then charged to its agent. A signature that does
+    not verify is charged to the address as unsigned, then refused 401 (the caller
+    meant to sign: a silent downgrade would hide its bug)."""
+    from perpd.api._common import request_target, venue  # _common imports this module
+
+    try:
+        v = auth.verify(
+            request.headers.get("X-Agent-Id"),
+            request.headers.get("X-Timestamp"),
+            request.headers.get("X-Signature"),
+            request.method,
+            request_target(),
+            b"",
+            now_ms=venue().now_ms(),
         )
+    except Unauthorized:
+        if wait := lim.public.take(key):
+            raise _address_refusal(wait) from None
+        raise
+    charge_agent(v.agent_id)
 
 
 def charge_agent(agent_id: str) -> None:
