@@ -305,6 +305,8 @@ def _operation(r: Route) -> dict[str, Any]:
     errors = set(r.errors)
     if r.body is not None:
         errors |= {400, 413}
+    if r.method == "get" and not r.signed and not r.dev:
+        errors.add(401)  # a public read may be signed; a signature that fails is refused
     op: dict[str, Any] = {
         "summary": r.summary,
         "operationId": f"{r.method}{r.path}".replace("/", "_").replace("{", "").replace("}", ""),
@@ -434,7 +436,9 @@ def document(*, dev: bool = True) -> dict[str, Any]:
             "title": "perpd",
             "version": "1",
             "description": "Peer-to-peer perpetual futures where agents are the "
-            "liquidity. Amounts are decimal strings (numbers accepted on the way in).",
+            "liquidity. Amounts are decimal strings (numbers accepted on the way in). "
+            "A public read may carry the three signature headers: it then counts on the "
+            "agent's rate instead of the address's unsigned rate (docs/api.md).",
         },
         "paths": paths,
         "components": {
