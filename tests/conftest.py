@@ -205,6 +205,16 @@ async def funded(s: Server, n: int) -> list[Agent]:
     return agents
 
 
+# The tests read anonymously through one client (`Server.http`) faster than the daemon
+# lets an anonymous client (20/s per address): they keep 100/s. The SDK's tests
+# (tests/agents) run on the default, which the SDK's signed reads do not meet.
+TEST_PUBLIC_RATE: dict[str, Any] = {"public_rate_per_s": 100.0, "public_burst": 200}
+DEFAULT_PUBLIC_RATE: dict[str, Any] = {
+    "public_rate_per_s": Config.public_rate_per_s,
+    "public_burst": Config.public_burst,
+}
+
+
 def base_config(tmp_path: Path, **changes: Any) -> Config:
     cfg = Config(
         chain=TEST_CHAIN,
@@ -218,6 +228,7 @@ def base_config(tmp_path: Path, **changes: Any) -> Config:
         # time; the tests that pin a subscriber's exact stream predate them (they are
         # on by default, and on in tests/test_funding_curve.py and the SDK's history test)
         funding_curve_events=False,
+        **TEST_PUBLIC_RATE,
     )
     return replace(cfg, **changes)
 

@@ -43,7 +43,11 @@ async def limit_address() -> None:
     key = address_key(request.remote_addr)
     wait = lim.address.take(key)
     if not wait and request.endpoint not in SIGNED_ENDPOINTS:
-        if request.method in ("GET", "HEAD") and "X-Agent-Id" in request.headers:
+        if (
+            request.url_rule is not None  # a read that exists: else its 404/405 answers
+            and request.method in ("GET", "HEAD")
+            and "X-Agent-Id" in request.headers
+        ):
             _signed_read(lim, key)
             return
         wait = lim.public.take(key)

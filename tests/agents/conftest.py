@@ -26,7 +26,7 @@ import pytest
 import trio
 
 from agents import MICRO, Client, Keypair, parse_usdc
-from tests.conftest import TEST_CHAIN, Clock, Server, base_config, start_server
+from tests.conftest import DEFAULT_PUBLIC_RATE, TEST_CHAIN, Clock, Server, base_config, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
     """A daemon on the wall clock, so timers, expiry and the SDK's own clock all agree."""
-    s = await start_server(nursery, base_config(tmp_path), Clock(real=True, start=time.time()))
+    s = await start_server(
+        nursery, base_config(tmp_path, **DEFAULT_PUBLIC_RATE), Clock(real=True, start=time.time())
+    )
     yield s
     await s.http.aclose()
     s.shutdown.set()

@@ -34,7 +34,7 @@ from agents import (
 from agents.conservative_mm import ConservativeMM
 from perpd.chain._program import LOCAL_PROGRAM_ID
 from tests.agents.conftest import DaemonProcess, clients, eventually, free_port, usdc
-from tests.conftest import Clock, base_config, start_server
+from tests.conftest import DEFAULT_PUBLIC_RATE, Clock, base_config, start_server
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ async def test_a_nonce_is_used_once_and_without_a_chain_nothing_is_signed(
         await _request(c, nonce=12345)
         with pytest.raises(NonceUsed):
             await _request(c, nonce=12345)
-    off_chain = base_config(tmp_path, chain="none")
+    off_chain = base_config(tmp_path, chain="none", **DEFAULT_PUBLIC_RATE)
     none = await start_server(nursery, off_chain, Clock(real=True, start=time.time()))
     async with clients(none.url, 1, fund=usdc(10_000)) as (plain,):
         assert not (await plain.chain()).signs

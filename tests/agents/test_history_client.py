@@ -13,14 +13,16 @@ import trio
 
 from agents import Client, FundingCurveEvent, HistoryTally, Position, Trader
 from tests.agents.conftest import clients, eventually, usdc
-from tests.conftest import Clock, Server, base_config, start_server
+from tests.conftest import DEFAULT_PUBLIC_RATE, Clock, Server, base_config, start_server
 
 PERIOD = 2  # seconds: funding is paid while the test runs
 
 
 @pytest.fixture
 async def srv(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
-    config = base_config(tmp_path, funding_period_s=PERIOD, funding_curve_events=True)
+    config = base_config(
+        tmp_path, funding_period_s=PERIOD, funding_curve_events=True, **DEFAULT_PUBLIC_RATE
+    )
     s = await start_server(nursery, config, Clock(real=True, start=time.time()))
     yield s
     await s.http.aclose()

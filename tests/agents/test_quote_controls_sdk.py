@@ -16,14 +16,16 @@ import trio
 import agents
 from agents import Client, Market, MarketMaker, QuoteTerms, TradeRequest, parse_price
 from tests.agents.conftest import clients, eventually, usdc
-from tests.conftest import Clock, Server, base_config, start_server
+from tests.conftest import DEFAULT_PUBLIC_RATE, Clock, Server, base_config, start_server
 
 
 @pytest.fixture
 async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
     """A daemon with the local chain, on the wall clock (the SDK signs with its own)."""
     clock = Clock(real=True, start=time.time())
-    s = await start_server(nursery, base_config(tmp_path, chain="local"), clock)
+    s = await start_server(
+        nursery, base_config(tmp_path, chain="local", **DEFAULT_PUBLIC_RATE), clock
+    )
     yield s
     await s.http.aclose()
     s.shutdown.set()

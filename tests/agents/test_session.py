@@ -21,7 +21,7 @@ from agents import (
     TradeRequestEvent,
 )
 from tests.agents.conftest import Proxy, clients, usdc
-from tests.conftest import Clock, Server, base_config, start_server
+from tests.conftest import DEFAULT_PUBLIC_RATE, Clock, Server, base_config, start_server
 
 ALL = ["BTC-PERP", "ETH-PERP", "SOL-PERP"]
 
@@ -167,7 +167,7 @@ async def test_cut_connections_resume_without_loss_or_duplicates(live: Server) -
 
 
 async def test_a_daemon_restart_is_resumed_from_the_last_seq(tmp_path: Path) -> None:
-    config = base_config(tmp_path)
+    config = base_config(tmp_path, **DEFAULT_PUBLIC_RATE)
     clock = Clock(real=True, start=time.time())
 
     async def daemon(
