@@ -85,9 +85,10 @@ async def test_pages_iteration_curve_and_tally(srv: Server) -> None:
             ("perpetual", 500, 0)
         ]
 
-        async def announced() -> bool:
-            events = await r.events()
-            return any(isinstance(e, FundingCurveEvent) for e in events)
+        async def announced() -> bool:  # announcements are throttled: an older one may
+            events = await r.events()  # be the last for a while (loaded machines)
+            curves = [e for e in events if isinstance(e, FundingCurveEvent)]
+            return bool(curves) and curves[-1].funding_curve == curve
 
         await eventually(announced)
         last = [e for e in await r.events() if isinstance(e, FundingCurveEvent)][-1]
