@@ -21,7 +21,8 @@ from perpd.markets import MARKETS
 _USDC = r"^([1-9][0-9]{0,8}(\.[0-9]{1,6})?|0?\.[0-9]{0,5}[1-9])$"
 _RATE = r"^-?0(\.0([0-4][0-9]{0,4})?|\.050{0,4})?$"
 _PRICE = r"^([1-9][0-9]{0,7}(\.[0-9]{1,8})?|100000000(\.0{1,8})?|0?\.[0-9]{0,7}[1-9])$"
-_DURATION = r"^(perpetual|[1-9][0-9]{0,3}h)$"
+# 1 h to 8760 h (a year), as `perpd.api._trade.parse_duration` takes them
+_DURATION = r"^(perpetual|([1-9][0-9]{0,2}|[1-7][0-9]{3}|8[0-6][0-9]{2}|87[0-5][0-9]|8760)h)$"
 _B58 = r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"
 _SIG = r"^[1-9A-HJ-NP-Za-km-z]{64,88}$"
 
