@@ -272,6 +272,50 @@ def test_a_non_canonical_position_address_is_refused(initialized: Escrow, trade:
     assert escrow.svm.get_account(other) is None and escrow.open(trade) == canonical
 
 
+def _nonce_with_bump(escrow: Escrow, requester: Pubkey, bump: int) -> int:
+    """The first nonce whose position address has canonical bump `bump`."""
+    return next(n for n in range(1, 10_000) if escrow.position_pda(requester, n)[1] == bump)
+
+
+@pytest.mark.parametrize("bump", [255, 254, 253, 252])
+def test_lock_stays_under_the_ceiling_at_lower_bumps(
+    initialized: Escrow, trade: Trade, bump: int
+) -> None:
+    # Given a nonce whose canonical bump is `bump`: the program checks each
+    # higher bump (255 - bump of them) gives no address
+    escrow = initialized
+    requester = trade.requester.pubkey()
+    at_bump = trade.but(nonce=_nonce_with_bump(escrow, requester, bump))
+    # When the router locks it
+    outcome = escrow.lock(at_bump)
+    # Then the position exists at its canonical address, within the CU ceiling
+    assert outcome.ok, outcome.logs
+    assert outcome.compute_units <= LOCK_CU_CEILING, outcome.compute_units
+    address = escrow.position_address(requester, at_bump.nonce)
+    assert escrow.position(address).bump == bump
+
+
+@pytest.mark.parametrize("canonical", [255, 254, 253])
+def test_the_next_valid_lower_bump_is_refused(
+    initialized: Escrow, trade: Trade, canonical: int
+) -> None:
+    # Given a nonce of canonical bump `canonical` and the highest lower bump
+    # that also gives an address (what a client skipping the canonical one sends)
+    escrow = initialized
+    requester = trade.requester.pubkey()
+    nonce = _nonce_with_bump(escrow, requester, canonical)
+    seeds = [b"position", bytes(requester), nonce.to_bytes(8, "little")]
+    lower = next(b for b in range(canonical - 1, -1, -1) if _is_pda(seeds, b))
+    other = Pubkey.create_program_address([*seeds, bytes([lower])], escrow.program_id)
+    at_bump = trade.but(nonce=nonce)
+    # When the router locks at that address
+    ix = escrow.lock_ix(at_bump, bump=lower, position=other)
+    # Then it is refused as today (InvalidPda), and the canonical one still opens
+    escrow.refuse([at_bump.consents(), ix], [escrow.router], "InvalidPda")
+    assert escrow.svm.get_account(other) is None
+    assert escrow.position(escrow.open(at_bump)).bump == canonical
+
+
 def _is_pda(seeds: list[bytes], bump: int) -> bool:
     try:
         Pubkey.create_program_address([*seeds, bytes([bump])], PROGRAM_ID)
