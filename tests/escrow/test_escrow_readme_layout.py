@@ -97,8 +97,12 @@ def test_each_consent_table_is_the_signed_bytes(name: str) -> None:
 
 
 def test_the_quote_commits_to_the_request_hash() -> None:
+    # Given a request consent
     request = BUILDERS["request"](KEYS, VALUES["request"])
-    assert _consent.request_hash(request) == hashlib.sha256(request).digest()
+    # When its hash for a quote is taken
+    committed = _consent.request_hash(request)
+    # Then it is the sha256 of its bytes, as the quote table says
+    assert committed == hashlib.sha256(request).digest()
 
 
 def _idl_kind(kind: object) -> tuple[str, int]:
