@@ -56,6 +56,7 @@ KNOWN_SYSCALLS = frozenset(
         "sol_sha256",
         "sol_keccak256",
         "sol_blake3",
+        "sol_curve_validate_point",
         "sol_secp256k1_recover",
         "sol_get_clock_sysvar",
         "sol_get_epoch_schedule_sysvar",

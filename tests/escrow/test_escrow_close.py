@@ -71,18 +71,24 @@ def test_term_end_is_closed_by_a_third_party(initialized: Escrow, trade: Trade) 
 
 def test_past_its_term_a_position_closes_only_in_full(initialized: Escrow, trade: Trade) -> None:
     escrow = initialized
+    # Given a 1-hour position at its term's end
     address = escrow.open(trade.but(duration=3_600))
     escrow.set_time(escrow.now + 3_600)
     escrow.set_price(BTC, PRICE)
+    # When it is closed without a consent for 50 %
+    # Then it is refused and nothing moves
     escrow.refuse([escrow.close_ix(address, 50, 0, 0)], [escrow.router], "TermCloseMustBeFull")
 
 
 def test_before_its_term_a_stranger_cannot_close(initialized: Escrow, trade: Trade) -> None:
     escrow = initialized
+    # Given a 1-hour position one second before its term's end
     address = escrow.open(trade.but(duration=3_600))
     escrow.set_time(escrow.now + 3_599)
     escrow.set_price(BTC, PRICE)
+    # When a stranger closes it in full without a consent
     ix = escrow.close_ix(address, 100, 0, 0)
+    # Then it is refused and nothing moves
     escrow.refuse([ix], [escrow.funded_keypair()], "MissingConsentSignature")
 
 
@@ -132,23 +138,35 @@ def test_an_old_consent_under_the_new_counter_is_refused(
 def test_a_maker_trying_to_close_is_refused(
     initialized: Escrow, trade: Trade, position: Pubkey
 ) -> None:
+    # Given Bob, the maker, signing a close consent for Alice's position
+    # When the router relays it
+    # Then it is refused and nothing moves
     relay_close(initialized, trade.maker, position, 100, 0, "MakerCannotClose")
 
 
 def test_a_close_consent_by_another_key_is_refused(initialized: Escrow, position: Pubkey) -> None:
+    # Given a close consent for Alice's position signed by a stranger
+    # When the router relays it
+    # Then it is refused and nothing moves
     relay_close(initialized, Keypair(), position, 100, 0, "ConsentWrongSigner")
 
 
 def test_a_double_close_is_refused(initialized: Escrow, trade: Trade, position: Pubkey) -> None:
     escrow = initialized
+    # Given a position closed in full
     assert escrow.close(trade.requester, position, 100).ok
+    # When Alice's consent for a second close (closes = 1) is relayed
+    # Then it is refused and nothing moves
     relay_close(escrow, trade.requester, position, 100, 1, "PositionNotOpen")
 
 
 def test_a_consent_for_another_size_is_refused(
     initialized: Escrow, trade: Trade, position: Pubkey
 ) -> None:
+    # Given Alice's consent to close 10 %, relayed as a close of 100 %
     ixs = close_ixs(initialized, trade.requester, position, 10, 0, pct=100)
+    # When the router sends it
+    # Then it is refused and nothing moves
     initialized.refuse(ixs, [initialized.router], "CloseConsentMismatch")
 
 
@@ -156,8 +174,11 @@ def test_an_expired_close_consent_is_refused(
     initialized: Escrow, trade: Trade, position: Pubkey
 ) -> None:
     escrow = initialized
+    # Given Alice's close consent whose deadline is now
     expires_at = escrow.now
     consent = escrow.close_consent_ix(trade.requester, position, 100, 0, expires_at)
+    # When the router relays it
+    # Then it is refused and nothing moves
     escrow.refuse(
         [consent, escrow.close_ix(position, 100, 0, expires_at)], [escrow.router], "ConsentExpired"
     )
@@ -182,12 +203,15 @@ def test_another_agents_collateral_is_refused(
     initialized: Escrow, trade: Trade, position: Pubkey
 ) -> None:
     escrow = initialized
+    # Given Alice's valid close consent and Carol's collateral account
     carol, _ = escrow.funded_agent(1 * USDC)
     expires_at = escrow.now + 30
     consent = escrow.close_consent_ix(trade.requester, position, 100, 0, expires_at)
+    # When the close names Carol's collateral as the maker's
     ix = escrow.close_ix(
         position, 100, 0, expires_at, makerCollateral=escrow.collateral_address(carol.pubkey())
     )
+    # Then it is refused and nothing moves
     escrow.refuse([consent, ix], [escrow.router], "PositionMismatch")
 
 
@@ -195,7 +219,10 @@ def test_a_stale_price_refuses_the_close(
     initialized: Escrow, trade: Trade, position: Pubkey
 ) -> None:
     escrow = initialized
+    # Given the Clock 61 s past the last price
     escrow.set_time(escrow.now + 61)
+    # When Alice's close consent is relayed
+    # Then it is refused and nothing moves
     relay_close(escrow, trade.requester, position, 100, 0, "PriceStale")
 
 
@@ -203,4 +230,7 @@ def test_a_stale_price_refuses_the_close(
 def test_a_size_percent_outside_1_to_100_is_refused(
     initialized: Escrow, trade: Trade, position: Pubkey, pct: int
 ) -> None:
+    # Given Alice's consent to close `pct` %, outside 1..=100
+    # When the router relays it
+    # Then it is refused and nothing moves
     relay_close(initialized, trade.requester, position, pct, 0, "InvalidSizePercent")

@@ -71,12 +71,15 @@ def test_twenty_positions_settle_in_one_transaction(initialized: Escrow) -> None
 
 def test_closed_positions_are_skipped(initialized: Escrow, trade: Trade) -> None:
     escrow = initialized
+    # Given an open position and a closed one, a period later
     open_one = escrow.open(trade)
     closed = escrow.open(trade.but(nonce=2, size=5_000 * USDC))
     assert escrow.close(trade.requester, closed, 100).ok
     escrow.set_time(escrow.now + PERIOD)
     before = escrow.money_state(open_one)
+    # When both are settled in one instruction
     outcome = escrow.send(escrow.settle_ix([closed, open_one]), escrow.router)
+    # Then the batch succeeds: the open one is settled, the closed one skipped
     assert outcome.ok, outcome.logs
     assert escrow.money_state(open_one) == money.settle_funding(before, escrow.now, PERIOD).state
     assert escrow.position(closed).status == 1
@@ -100,6 +103,9 @@ def test_a_collateral_account_passed_as_a_position_is_refused(
     initialized: Escrow, trade: Trade
 ) -> None:
     escrow = initialized
+    # Given Alice's collateral account, a period later
     escrow.set_time(escrow.now + PERIOD)
+    # When it is passed to settle_funding as a position
     ix = escrow.settle_ix([escrow.collateral_address(trade.requester.pubkey())])
+    # Then it is refused and nothing moves
     escrow.refuse([ix], [escrow.router], "InvalidAccountData")

@@ -125,7 +125,10 @@ def test_only_the_admin_lists_markets(initialized: Escrow) -> None:
 
 
 def test_a_market_past_the_table_is_refused(initialized: Escrow) -> None:
+    # Given the config's 8 market slots (0..7)
+    # When the admin lists market 8
     ix = initialized.set_market_ix(8, BTC_USD_FEED_ID, 50)
+    # Then it is refused and nothing changes
     initialized.refuse([ix], [initialized.admin], "InvalidMarket")
 
 

@@ -32,8 +32,11 @@ def carol(initialized: Escrow):
 
 def test_a_healthy_position_is_not_liquidated(initialized: Escrow, position: Pubkey, carol) -> None:
     escrow = initialized
+    # Given BTC still at the entry price: both sides above maintenance
     escrow.set_price(BTC, PRICE)
+    # When Carol liquidates
     ix = escrow.liquidate_ix(carol.pubkey(), position, escrow.collateral_address(carol.pubkey()))
+    # Then it is refused and nothing moves
     escrow.refuse([ix], [carol], "NotLiquidatable")
 
 
@@ -68,12 +71,15 @@ def test_the_winner_may_liquidate_and_keep_the_reward(
     initialized: Escrow, trade: Trade, position: Pubkey
 ) -> None:
     escrow = initialized
+    # Given a crash that puts Alice (long) under maintenance
     escrow.set_price(BTC, CRASH)
     before = escrow.money_state(position)
     bob = trade.maker
     free = escrow.free(bob.pubkey())
+    # When Bob, the winning side, liquidates and names his own collateral
     ix = escrow.liquidate_ix(bob.pubkey(), position, escrow.collateral_address(bob.pubkey()))
     assert escrow.send(ix, bob).ok
+    # Then he receives his release and the reward, as perpd.money says
     expected = money.liquidate(before, CRASH, escrow.now, PERIOD)
     assert escrow.free(bob.pubkey()) == free + expected.maker_release + expected.reward
 
@@ -99,28 +105,40 @@ def test_a_reward_aimed_at_the_liquidated_side_is_refused(
     initialized: Escrow, trade: Trade, position: Pubkey, price: int, who: str
 ) -> None:
     escrow = initialized
+    # Given a price that puts `who` under maintenance
     escrow.set_price(BTC, price)
     loser = trade.requester if who == "requester" else trade.maker
+    # When that side liquidates with the reward to its own collateral
     ix = escrow.liquidate_ix(loser.pubkey(), position, escrow.collateral_address(loser.pubkey()))
+    # Then it is refused and nothing moves
     escrow.refuse([ix], [loser], "RewardToLiquidatedSide")
 
 
 def test_a_stale_price_makes_liquidation_wait(initialized: Escrow, position: Pubkey, carol) -> None:
     escrow = initialized
+    # Given a crash price published 61 s ago
     escrow.set_price(BTC, CRASH, publish_time=escrow.now - 61)
+    # When Carol liquidates
     ix = escrow.liquidate_ix(carol.pubkey(), position, escrow.collateral_address(carol.pubkey()))
+    # Then it is refused and nothing moves
     escrow.refuse([ix], [carol], "PriceStale")
 
 
 def test_a_price_of_another_feed_is_refused(initialized: Escrow, position: Pubkey, carol) -> None:
     escrow = initialized
+    # Given a crash price on an account of another feed
     escrow.set_price(BTC, CRASH, feed_id=bytes(range(32)))
+    # When Carol liquidates with it
     ix = escrow.liquidate_ix(carol.pubkey(), position, escrow.collateral_address(carol.pubkey()))
+    # Then it is refused and nothing moves
     escrow.refuse([ix], [carol], "PriceWrongFeed")
 
 
 def test_the_liquidator_must_sign(initialized: Escrow, position: Pubkey, carol) -> None:
     escrow = initialized
+    # Given a liquidatable position and a liquidation naming Carol unsigned
     escrow.set_price(BTC, CRASH)
     ix = escrow.liquidate_ix(carol.pubkey(), position, escrow.collateral_address(carol.pubkey()))
+    # When the router sends it
+    # Then it is refused and nothing moves
     escrow.refuse([without_signature(ix, carol.pubkey())], [escrow.router], "MissingSigner")

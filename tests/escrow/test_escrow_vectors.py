@@ -49,8 +49,11 @@ def free(escrow: Escrow, keypair: Keypair) -> int:
 def test_settle_funding_agrees_on_every_case(initialized: Escrow) -> None:
     escrow = initialized
     for case in VECTORS["settle_funding"]:
+        # Given the case's position and Clock
         _, _, address = place(escrow, case["inputs"])
+        # When it is settled
         outcome = escrow.send(escrow.settle_ix([address]), escrow.router)
+        # Then its money is perpd.money's to the micro-USDC
         assert outcome.ok, (case, outcome.logs)
         assert escrow.money_state(address) == state(case["expected"]["state"]), case
 
@@ -59,9 +62,12 @@ def test_settle_funding_agrees_on_every_case(initialized: Escrow) -> None:
 def test_close_position_agrees_on_every_case(initialized: Escrow, doc: dict) -> None:
     escrow = initialized
     for case in doc["close_position"]:
+        # Given the case's position, Clock and price
         inputs, expected = case["inputs"], case["expected"]
         requester, maker, address = place(escrow, inputs, inputs["price"])
+        # When the requester closes the case's percentage
         ok = escrow.close(requester, address, inputs["pct"])
+        # Then both releases and what remains are perpd.money's
         assert ok.ok, (case, ok.logs)
         assert free(escrow, requester) == expected["requester_release"], case
         assert free(escrow, maker) == expected["maker_release"], case
@@ -78,15 +84,19 @@ def test_liquidate_agrees_on_every_case(
     escrow = initialized
     reward_account = escrow.collateral_address(liquidator.pubkey())
     for case in doc["liquidate"]:
+        # Given the case's position, Clock and price
         inputs, expected = case["inputs"], case["expected"]
         requester, maker, address = place(escrow, inputs, inputs["price"])
         ix = escrow.liquidate_ix(liquidator.pubkey(), address, reward_account)
         if "error" in expected:
+            # When it is healthy, Then a liquidation is refused and nothing moves
             assert expected["error"] == "not_liquidatable"
             escrow.refuse([ix], [liquidator], "NotLiquidatable")
             continue
         rewards = free(escrow, liquidator)
+        # When the liquidator liquidates it
         outcome = escrow.send(ix, liquidator)
+        # Then both releases and the reward are perpd.money's
         assert outcome.ok, (case, outcome.logs)
         assert free(escrow, requester) == expected["requester_release"], case
         assert free(escrow, maker) == expected["maker_release"], case

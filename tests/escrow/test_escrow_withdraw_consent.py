@@ -48,8 +48,11 @@ def test_a_relayed_withdrawal_moves_usdc_and_counts(initialized: Escrow, alice) 
 
 def test_a_replayed_withdraw_consent_is_refused(initialized: Escrow, alice) -> None:
     escrow, (agent, wallet) = initialized, alice
+    # Given Alice's consent to withdraw 10 USDC, relayed once
     ixs = relayed(escrow, agent, wallet, 10 * USDC, 0)
     assert escrow.send_all(ixs, escrow.router).ok
+    # When the same consent is relayed again
+    # Then it is refused (`withdrawals` has moved on) and nothing moves
     escrow.refuse(ixs, [escrow.router], "WithdrawConsentReplayed")
 
 
@@ -63,26 +66,38 @@ def test_another_destination_is_refused(initialized: Escrow, alice) -> None:
 
 def test_another_amount_is_refused(initialized: Escrow, alice) -> None:
     escrow, (agent, wallet) = initialized, alice
+    # Given Alice's consent to withdraw 10 USDC, relayed as a withdrawal of 50
     ixs = relayed(escrow, agent, wallet, 50 * USDC, 0, amount=10 * USDC)
+    # When the router sends it
+    # Then it is refused and nothing moves
     escrow.refuse(ixs, [escrow.router], "WithdrawConsentMismatch")
 
 
 def test_a_consent_by_another_key_is_refused(initialized: Escrow, alice) -> None:
     escrow, (agent, wallet) = initialized, alice
+    # Given Alice's withdrawal relayed with Mallory's consent to the same terms
     mallory = Keypair()
     ixs = relayed(escrow, agent, wallet, 10 * USDC, 0)
     ixs[0] = relayed(escrow, mallory, wallet, 10 * USDC, 0)[0]
+    # When the router sends it
+    # Then it is refused and nothing moves
     escrow.refuse(ixs, [escrow.router], "ConsentWrongSigner")
 
 
 def test_an_expired_withdraw_consent_is_refused(initialized: Escrow, alice) -> None:
     escrow, (agent, wallet) = initialized, alice
+    # Given Alice's consent, and the Clock at its deadline
     ixs = relayed(escrow, agent, wallet, 10 * USDC, 0)
     escrow.set_time(escrow.now + 30)
+    # When the router relays it
+    # Then it is refused and nothing moves
     escrow.refuse(ixs, [escrow.router], "ConsentExpired")
 
 
 def test_no_more_than_free_is_withdrawn(initialized: Escrow, alice) -> None:
     escrow, (agent, wallet) = initialized, alice
+    # Given Alice's consent to withdraw 1 micro-USDC more than her 50 USDC free
     ixs = relayed(escrow, agent, wallet, 50 * USDC + 1, 0)
+    # When the router relays it
+    # Then it is refused and nothing moves
     escrow.refuse(ixs, [escrow.router], "InsufficientFreeCollateral")

@@ -3,6 +3,7 @@
 use super::{read_u64, ProgramAccount};
 use crate::error::EscrowError;
 use crate::money::{PositionMath, LONG, SHORT};
+use crate::syscalls::copy_key;
 use crate::Pubkey;
 
 /// Seed prefix of a position account.
@@ -83,8 +84,8 @@ impl Position {
     /// Fills a freshly created position.
     #[inline(always)]
     pub fn set_up(&mut self, parties: &Parties, state: &PositionMath) {
-        self.requester = *parties.requester;
-        self.maker = *parties.maker;
+        copy_key(&mut self.requester, parties.requester);
+        copy_key(&mut self.maker, parties.maker);
         self.nonce = parties.nonce.to_le_bytes();
         self.market = parties.market;
         self.side = parties.side;
