@@ -21,26 +21,26 @@ from perpd.api import create_app
 from perpd.chain._open import open_chain
 from perpd.clock import Clock, system
 from perpd.config import Config
+from perpd.http_limits import ConnectionGate
+from perpd.hub import Hub
 from perpd.markets import MARKETS
 from perpd.metrics import Metrics
 from perpd.nursery import (
     chain_submitter,
     checkpointer,
     deposit_watch,
-    event_hub,
     expiry,
     funding,
     funding_curve,
     http,
-    http_limits,
     liquidation_watcher,
     pruner,
     pyth_poller,
-    sim_oracle,
     systemd_notify,
 )
 from perpd.oracle import PriceBook
 from perpd.ratelimit import Limiter
+from perpd.sim_feed import SimulatedFeed
 from perpd.socket_limits import SocketGate, SocketLimits
 from perpd.store import Store
 from perpd.store import queries as q
@@ -104,8 +104,8 @@ async def run(
             feed = None
             if config.oracle == "sim":
                 pins = await store.read(q.pinned_prices)
-                feed = sim_oracle.SimulatedFeed(book, seed=config.sim_seed, pins=pins, clock=clock)
-                await services.start(sim_oracle.run, feed, config.sim_interval_s)
+                feed = SimulatedFeed(book, seed=config.sim_seed, pins=pins, clock=clock)
+                await services.start(partial(feed.run, interval_s=config.sim_interval_s))
             else:
                 poll = partial(
                     pyth_poller.run,
@@ -149,8 +149,8 @@ async def run(
                 client_id_retention_s=config.client_id_retention_s,
             )
             await services.start(pruner.run, prune)
-            hub = event_hub.Hub(store)
-            await services.start(event_hub.run, hub)
+            hub = Hub(store)
+            await services.start(hub.run)
             curve = funding_curve.FundingCurve(venue, publish=config.funding_curve_events)
             await services.start(funding_curve.run, curve)
             limiter = Limiter(config.rate_limits())
@@ -163,7 +163,7 @@ async def run(
                     heartbeat_timeout_s=config.ws_heartbeat_timeout_s,
                 )
             )
-            connections = http_limits.ConnectionGate(
+            connections = ConnectionGate(
                 config.max_connections, per_address=limiter.connection, tarpit=limiter.tarpit
             )
             venue.services = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from perpd.nursery.event_hub import Hub, Session
+from perpd.hub import Hub, Session
 from perpd.records import Event
 from perpd.store import Store
 from perpd.store import queries as q

@@ -29,8 +29,8 @@ from perpd.api._whole_body import WholeBody
 from perpd.cancel_on_disconnect import CancelOnDisconnect
 from perpd.chain._backend import Chain
 from perpd.errors import ApiError
+from perpd.hub import Hub
 from perpd.metrics import Metrics
-from perpd.nursery.event_hub import Hub
 from perpd.ratelimit import Limiter
 from perpd.socket_limits import PublicGate, PublicLimits, SocketGate, SocketLimits
 from perpd.venue import Venue

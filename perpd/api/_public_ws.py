@@ -23,6 +23,7 @@ from typing import Any
 import trio
 from quart import Blueprint, current_app, websocket
 
+from perpd import ws_wire
 from perpd.api._ws import (
     _error,
     _internal,
@@ -33,9 +34,8 @@ from perpd.api._ws import (
     closer,
 )
 from perpd.errors import ApiError, InvalidRequest
+from perpd.hub import CLOSE_LAGGING, Hub, PublicSession
 from perpd.markets import MARKETS, get_market
-from perpd.nursery import ws_wire
-from perpd.nursery.event_hub import CLOSE_LAGGING, Hub, PublicSession
 from perpd.ratelimit import address_key
 from perpd.socket_limits import PublicGate
 from perpd.units import parse_int

@@ -26,7 +26,7 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, current_app, jsonify, websocket
 
-from perpd import auth, engine_cancel, engine_quotes
+from perpd import auth, engine_cancel, engine_quotes, ws_wire
 from perpd.api._common import acting_agent, check_fields, text_field, venue
 from perpd.api._limits import charge_agent
 from perpd.api._models import QuoteBody, ReplaceQuoteBody, WsCancel, fields_of
@@ -34,12 +34,11 @@ from perpd.api._quote_controls import submit_replace
 from perpd.api._trade import submit_quote
 from perpd.cancel_on_disconnect import CancelOnDisconnect
 from perpd.errors import ApiError, InvalidRequest, Unauthorized
+from perpd.hub import CLOSE_LAGGING, Hub, Session
 from perpd.markets import get_market
-from perpd.nursery import ws_wire
-from perpd.nursery.event_hub import CLOSE_LAGGING, Hub, Session
-from perpd.nursery.ws_wire import text_frame
 from perpd.socket_limits import SocketGate
 from perpd.units import loads, parse_int
+from perpd.ws_wire import text_frame
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ws", __name__)
@@ -71,7 +70,7 @@ def _internal() -> str:
 
 
 async def _send(text: str) -> None:
-    """A message of this socket: by its wire once active (`perpd.nursery.ws_wire`: in
+    """A message of this socket: by its wire once active (`perpd.ws_wire`: in
     order with the hub's frames, without quart's and hypercorn's layers), else quart's."""
     wire = ws_wire.CURRENT.get()
     if wire is None or not wire.active:

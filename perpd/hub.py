@@ -3,7 +3,7 @@
 The store hands the hub each commit's events right after COMMIT (so nothing is sent
 before its transaction committed), in ``seq`` order; the hub pushes each, encoded once
 as its final WebSocket frame, to every live session that may see it: written to the
-socket at once where it can be (`perpd.nursery.ws_wire`), else into a bounded queue.
+socket at once where it can be (`perpd.ws_wire`), else into a bounded queue.
 A session that subscribes with ``since`` first catches up from the database by itself,
 then turns live at a moment when it has sent exactly what the hub has dispatched: no
 gap, no duplicate.
@@ -23,12 +23,12 @@ from functools import partial
 
 import trio
 
-from perpd.nursery.ws_wire import Wire, text_frame
 from perpd.public_events import PUBLIC_TYPES, public_wire
 from perpd.records import Event
 from perpd.store import Store
 from perpd.store import queries as q
 from perpd.store.public import public_events
+from perpd.ws_wire import Wire, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +220,3 @@ class Hub:
             "dispatched": self.dispatched,
             "cut_off": self.cut_off,
         }
-
-
-async def run(hub: Hub, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """The service: dispatch committed events to WebSocket sessions until cancelled."""
-    await hub.run(task_status=task_status)

@@ -74,13 +74,3 @@ class SimulatedFeed:
         while True:
             await trio.sleep(interval_s)
             self.tick()
-
-
-async def run(
-    feed: SimulatedFeed,
-    interval_s: float = 1.0,
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """The service: tick ``feed`` every ``interval_s``; ready once every market has a price."""
-    await feed.run(interval_s=interval_s, task_status=task_status)
