@@ -29,6 +29,7 @@ from perpd.nursery import (
     chain_submitter,
     checkpointer,
     deposit_watch,
+    event_hub,
     expiry,
     funding,
     funding_curve,
@@ -36,6 +37,7 @@ from perpd.nursery import (
     liquidation_watcher,
     pruner,
     pyth_poller,
+    sim_oracle,
     systemd_notify,
 )
 from perpd.oracle import PriceBook
@@ -105,7 +107,7 @@ async def run(
             if config.oracle == "sim":
                 pins = await store.read(q.pinned_prices)
                 feed = SimulatedFeed(book, seed=config.sim_seed, pins=pins, clock=clock)
-                await services.start(partial(feed.run, interval_s=config.sim_interval_s))
+                await services.start(sim_oracle.run, feed, config.sim_interval_s)
             else:
                 poll = partial(
                     pyth_poller.run,
@@ -150,7 +152,7 @@ async def run(
             )
             await services.start(pruner.run, prune)
             hub = Hub(store)
-            await services.start(hub.run)
+            await services.start(event_hub.run, hub)
             curve = funding_curve.FundingCurve(venue, publish=config.funding_curve_events)
             await services.start(funding_curve.run, curve)
             limiter = Limiter(config.rate_limits())

@@ -203,15 +203,16 @@ class Hub:
         self._inbox.extend(events)
         self._arrived.set()
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Dispatch committed events forever, in ``seq`` order."""
-        task_status.started()
-        while True:
-            await self._arrived.wait()
-            self._arrived = trio.Event()
-            events = list(self._inbox)
-            self._inbox.clear()
-            self.dispatch(events)
+    async def wait_committed(self) -> list[Event]:
+        """Block until events committed since the last call; take them, in ``seq`` order.
+
+        Cancelling it is safe: nothing is taken from the inbox before the wait ends.
+        """
+        await self._arrived.wait()
+        self._arrived = trio.Event()
+        events = list(self._inbox)
+        self._inbox.clear()
+        return events
 
     def statistics(self) -> dict[str, int]:
         return {

@@ -12,8 +12,6 @@ import random
 import time
 from collections.abc import Callable
 
-import trio
-
 from perpd.bounds import MAX_PRICE, MIN_PRICE
 from perpd.markets import MARKETS
 from perpd.oracle import Price, PriceBook
@@ -61,16 +59,3 @@ class SimulatedFeed:
                 walked = self._walk[market] * (1_000_000 + step) // 1_000_000
                 self._walk[market] = max(MIN_PRICE, min(MAX_PRICE, walked))
             self._publish(market, self.pins.get(market, self._walk[market]))
-
-    async def run(
-        self,
-        *,
-        interval_s: float = 1.0,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Tick forever; ready once every market has a price."""
-        self.tick()
-        task_status.started()
-        while True:
-            await trio.sleep(interval_s)
-            self.tick()
