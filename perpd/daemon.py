@@ -195,6 +195,7 @@ async def run(
                 sockets=sockets,
                 chain=chain,
                 metrics=metrics,
+                curves=curve.book,
             )
             async with trio.open_nursery() as front:
                 binds = await front.start(

@@ -6,8 +6,9 @@ even the call's signature: the agent may send the same call again after the wait
 
 from __future__ import annotations
 
-from quart import current_app, request
+from quart import request
 
+from perpd.api._services import services
 from perpd.errors import RateLimited
 from perpd.ratelimit import Limiter, address_key, retry_after
 
@@ -28,7 +29,7 @@ UNLIMITED_BLUEPRINTS = frozenset({"dev"})  # --dev only: test and bench tooling
 
 
 def limiter() -> Limiter:
-    return current_app.config["PERPD_LIMITER"]  # type: ignore[no-any-return]
+    return services().limiter
 
 
 async def limit_address() -> None:
