@@ -19,6 +19,7 @@ from perpd.chain._errors import ChainUnavailable
 from perpd.errors import Forbidden, InvalidRequest, NotFound, OracleUnavailable
 from perpd.markets import MARKETS, get_market
 from perpd.metrics import read_scrape
+from perpd.records import PositionStatus
 from perpd.store import queries as q
 from perpd.store.history import Window, page_closed_positions
 from perpd.units import format_price, format_ratio_ppm, format_usdc, iso, parse_int
@@ -26,7 +27,7 @@ from perpd.views import position_view, quote_view, request_view
 
 bp = Blueprint("reads", __name__)
 
-POSITION_STATUSES = ("open", "closed", "liquidated")
+POSITION_STATUSES = (PositionStatus.OPEN, PositionStatus.CLOSED, PositionStatus.LIQUIDATED)
 POSITION_FIELDS = PositionModel.__struct_fields__  # the csv columns of a position
 GATED_BY_ORACLE = ("accept", "close", "liquidate")  # refused while the price is unusable
 EVENTS_PAGE = (1000, 10_000)  # default and maximum events per page
@@ -151,11 +152,12 @@ async def get_quotes() -> Any:
 
 @bp.get("/positions")
 async def get_positions() -> Any:
-    agent_id, status = _arg("agent_id"), _arg("status")
-    if status is not None and status not in POSITION_STATUSES:
+    agent_id, wanted = _arg("agent_id"), _arg("status")
+    if wanted is not None and wanted not in POSITION_STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(POSITION_STATUSES)}")
+    status = None if wanted is None else PositionStatus(wanted)
     v = venue()
-    if agent_id is not None and status in ("closed", "liquidated"):
+    if agent_id is not None and status in (PositionStatus.CLOSED, PositionStatus.LIQUIDATED):
         return await _ended_positions(agent_id, status)
     w, fmt = query_window("p", services().pages)
     rows = await v.read(
@@ -167,10 +169,10 @@ async def get_positions() -> Any:
     return listing("positions", "p", POSITION_FIELDS, items, w, fmt)
 
 
-async def _ended_positions(agent_id: str, status: str) -> Any:
+async def _ended_positions(agent_id: str, status: PositionStatus) -> Any:
     """Issue 13: an agent's closed or liquidated positions in the order they ended (the
     seq of the final close or of the liquidation), filtered on ``closed_at``."""
-    kind = "pc" if status == "closed" else "pl"
+    kind = "pc" if status == PositionStatus.CLOSED else "pl"
     w, fmt = query_window(kind)
     fetch = Window(w.after, w.limit + 1, w.market, w.since, w.until)
     v = venue()

@@ -51,6 +51,7 @@ from perpd.oracle import Price, PriceBook
 from perpd.retry import Backoff
 from perpd.store import on_rollback, outbox
 from perpd.store import queries as q
+from perpd.store.outbox import OutboxStatus
 from perpd.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ class ChainSubmitter:
             row = await self.venue.read(lambda conn: outbox.get(conn, row_id))
             if row is not None and row.finished and row_id not in self._finished:  # long ago
                 self._waiters.pop(row_id, None)
-                if row.status == "failed":
+                if row.status == OutboxStatus.FAILED:
                     raise Conflict(f"the chain refused it: {row.error}", code="chain_refused")
                 return None
             if row_id not in self._finished:
@@ -184,7 +185,7 @@ class ChainSubmitter:
         self._waiters.pop(row_id, None)
         if done is None:
             row = await self.venue.read(lambda conn: outbox.get(conn, row_id))
-            if row is not None and row.status == "done":
+            if row is not None and row.status == OutboxStatus.DONE:
                 return None  # landed meanwhile (another process); the caller reads it
             raise ChainUnconfirmed(
                 "the chain did not confirm in time; nothing is applied yet (the daemon keeps "
