@@ -19,6 +19,7 @@ import trio
 
 from perpd.api import create_app
 from perpd.chain._open import open_chain
+from perpd.chain_pins import ChainPins
 from perpd.clock import Clock, system
 from perpd.config import Config
 from perpd.http_limits import ConnectionGate
@@ -56,7 +57,7 @@ async def _start_submitter(
     services: trio.Nursery,
     venue: Venue,
     chain: Any,
-    pins: chain_submitter.ChainPins,
+    pins: ChainPins,
 ) -> chain_submitter.ChainSubmitter | None:
     """Start the chain submitter, which first sends what a previous run left in the
     outbox (None with ``--chain none``)."""
@@ -98,7 +99,7 @@ async def run(
     await store.open()
     try:
         book = PriceBook(MARKETS, clock=clock)
-        chain_pins = chain_submitter.ChainPins(clock, book)
+        chain_pins = ChainPins(clock, book)
         async with (
             open_chain(config, store, book, chain_pins, oracle=chain_pins.oracle) as chain,
             trio.open_nursery() as services,
