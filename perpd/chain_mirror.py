@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from perpd.records import Position
+from perpd.records import Position, PositionStatus
 
-CHAIN_STATUS = {"open": 0, "closed": 1, "liquidated": 2}
+CHAIN_STATUS = {PositionStatus.OPEN: 0, PositionStatus.CLOSED: 1, PositionStatus.LIQUIDATED: 2}
 CHAIN_SIDE = {1: 0, -1: 1}  # the mirror's +1/-1 -> the program's 0 long / 1 short
 _MONEY_FIELDS = (
     "notional",
@@ -96,7 +96,7 @@ def position_differences(address: str, mine: Position | None, chain: Any) -> lis
         )
     if CHAIN_SIDE[mine.state.side] != chain.side:
         out.append(f"position {mine.position_id}: side differs")
-    fields = _MONEY_FIELDS if mine.status == "open" else ("cr", "cm")
+    fields = _MONEY_FIELDS if mine.status == PositionStatus.OPEN else ("cr", "cm")
     for name in fields:
         a, b = getattr(mine.state, name), getattr(chain, name)
         if a != b:

@@ -20,6 +20,7 @@ from perpd.chain._program import LOCAL_PROGRAM_ID
 from perpd.chain_mirror import chain_books, chain_conservation, differences
 from perpd.store import outbox
 from perpd.store import queries as q
+from perpd.store.outbox import OutboxStatus
 
 
 def _config_address(program_id: Pubkey) -> Pubkey:
@@ -47,7 +48,7 @@ def compare(conn: sqlite3.Connection, client: EscrowClient, accounts: Any) -> li
     problems = differences(q.mirror_books(conn), books, complete=True)
     problems += chain_conservation(books)
     unfinished = outbox.counts(conn)
-    waiting = unfinished.get("pending", 0) + unfinished.get("sent", 0)
+    waiting = unfinished.get(OutboxStatus.PENDING, 0) + unfinished.get(OutboxStatus.SENT, 0)
     if waiting:
         problems.append(
             f"outbox: {waiting} chain action(s) not landed yet (start the daemon to send them)"

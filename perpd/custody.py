@@ -17,7 +17,7 @@ from perpd import engine
 from perpd.consents import CloseConsent, WithdrawConsent
 from perpd.errors import ApiError, InsufficientCollateral, InvalidRequest, Unauthorized
 from perpd.markets import get_market
-from perpd.records import Position
+from perpd.records import Position, RequestStatus
 from perpd.store import outbox
 from perpd.store import queries as q
 from perpd.units import format_usdc
@@ -42,7 +42,7 @@ def ask_lock(
     if (
         held is not None
         and held.agent_id == agent_id
-        and held.status in ("pending", "filled")
+        and held.status in (RequestStatus.PENDING, RequestStatus.FILLED)
         and held.position_id is not None
     ):
         earlier = q.get_position(conn, held.position_id)

@@ -19,8 +19,11 @@ import trio
 
 from perpd.api import create_app
 from perpd.chain._open import open_chain
+from perpd.chain_pins import ChainPins
 from perpd.clock import Clock, system
 from perpd.config import Config
+from perpd.http_limits import ConnectionGate
+from perpd.hub import Hub
 from perpd.markets import MARKETS
 from perpd.metrics import Metrics
 from perpd.nursery import (
@@ -32,7 +35,6 @@ from perpd.nursery import (
     funding,
     funding_curve,
     http,
-    http_limits,
     liquidation_watcher,
     pruner,
     pyth_poller,
@@ -41,6 +43,7 @@ from perpd.nursery import (
 )
 from perpd.oracle import PriceBook
 from perpd.ratelimit import Limiter
+from perpd.sim_feed import SimulatedFeed
 from perpd.socket_limits import SocketGate, SocketLimits
 from perpd.store import Store
 from perpd.store import queries as q
@@ -54,7 +57,7 @@ async def _start_submitter(
     services: trio.Nursery,
     venue: Venue,
     chain: Any,
-    pins: chain_submitter.ChainPins,
+    pins: ChainPins,
 ) -> chain_submitter.ChainSubmitter | None:
     """Start the chain submitter, which first sends what a previous run left in the
     outbox (None with ``--chain none``)."""
@@ -96,7 +99,7 @@ async def run(
     await store.open()
     try:
         book = PriceBook(MARKETS, clock=clock)
-        chain_pins = chain_submitter.ChainPins(clock, book)
+        chain_pins = ChainPins(clock, book)
         async with (
             open_chain(config, store, book, chain_pins, oracle=chain_pins.oracle) as chain,
             trio.open_nursery() as services,
@@ -104,7 +107,7 @@ async def run(
             feed = None
             if config.oracle == "sim":
                 pins = await store.read(q.pinned_prices)
-                feed = sim_oracle.SimulatedFeed(book, seed=config.sim_seed, pins=pins, clock=clock)
+                feed = SimulatedFeed(book, seed=config.sim_seed, pins=pins, clock=clock)
                 await services.start(sim_oracle.run, feed, config.sim_interval_s)
             else:
                 poll = partial(
@@ -149,7 +152,7 @@ async def run(
                 client_id_retention_s=config.client_id_retention_s,
             )
             await services.start(pruner.run, prune)
-            hub = event_hub.Hub(store)
+            hub = Hub(store)
             await services.start(event_hub.run, hub)
             curve = funding_curve.FundingCurve(venue, publish=config.funding_curve_events)
             await services.start(funding_curve.run, curve)
@@ -163,7 +166,7 @@ async def run(
                     heartbeat_timeout_s=config.ws_heartbeat_timeout_s,
                 )
             )
-            connections = http_limits.ConnectionGate(
+            connections = ConnectionGate(
                 config.max_connections, per_address=limiter.connection, tarpit=limiter.tarpit
             )
             venue.services = {
@@ -193,6 +196,7 @@ async def run(
                 sockets=sockets,
                 chain=chain,
                 metrics=metrics,
+                curves=curve.book,
             )
             async with trio.open_nursery() as front:
                 binds = await front.start(

@@ -45,6 +45,7 @@ from agents.conservative_mm import ConservativeMM
 from agents.trader import RandomTrader
 from perpd import daemon
 from perpd.config import Config
+from perpd.records import PositionStatus
 from perpd.store.chain import recent_chain_txs
 from perpd.venue import Venue
 
@@ -224,8 +225,8 @@ async def _snapshot(observer: Client, cast: Cast, started: float, venue: Venue) 
         quotes=sum(s.quotes_sent for s in maker_stats.values()),
         fills=sum(s.fills for s in trader_stats),
         unfilled=sum(s.unfilled for s in trader_stats),
-        closes=sum(1 for p in positions if p.status == "closed"),
-        liquidations=sum(1 for p in positions if p.status == "liquidated"),
+        closes=sum(1 for p in positions if p.status == PositionStatus.CLOSED),
+        liquidations=sum(1 for p in positions if p.status == PositionStatus.LIQUIDATED),
         open_positions=[p for p in positions if p.is_open],
         funding_paid=sum(abs(p.funding_paid) for p in positions),
         balances=balances,

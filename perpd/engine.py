@@ -35,7 +35,15 @@ from perpd.errors import (
 )
 from perpd.limits import TradeLimits
 from perpd.markets import get_market
-from perpd.records import Account, Position, Quote, TradeRequest
+from perpd.records import (
+    Account,
+    Position,
+    PositionStatus,
+    Quote,
+    QuoteStatus,
+    RequestStatus,
+    TradeRequest,
+)
 from perpd.store import queries as q
 from perpd.store import quote_controls as qc
 from perpd.units import format_price, format_rate, format_usdc
@@ -183,7 +191,7 @@ def create_request(
         duration_s=duration_s,
         created_at=ctx.ts,
         expires_at=deadline(ctx.now, expires_in) if expires_at is None else expires_at,
-        status="open",
+        status=RequestStatus.OPEN,
         nonce=nonce,
         consent=consent,
         consent_expires_at=expires_at if consent is not None else None,
@@ -241,16 +249,16 @@ def _get_request(conn: sqlite3.Connection, request_id: str) -> TradeRequest:
 
 def require_live(ctx: Ctx, r: TradeRequest) -> None:
     """`request_filled` / `request_expired` unless ``r`` can still be quoted and filled."""
-    if r.status == "filled":
+    if r.status == RequestStatus.FILLED:
         raise Conflict(f"request {r.request_id} is already filled", code="request_filled")
-    if r.status == "pending":
+    if r.status == RequestStatus.PENDING:
         raise Conflict(
             f"request {r.request_id} is being filled (its lock is on its way to the chain)",
             code="request_filled",
         )
-    if r.status == "cancelled":
+    if r.status == RequestStatus.CANCELLED:
         raise Conflict(f"request {r.request_id} was cancelled", code="request_cancelled")
-    if r.status != "open" or ctx.now >= r.expires_at:
+    if r.status != RequestStatus.OPEN or ctx.now >= r.expires_at:
         raise Conflict(f"request {r.request_id} has expired", code="request_expired")
 
 
@@ -299,7 +307,7 @@ def create_quote(
         collateral=collateral,
         created_at=ctx.ts,
         expires_at=deadline(ctx.now, valid_for) if valid_until is None else valid_until,
-        status="live",
+        status=QuoteStatus.LIVE,
         consent=None if consent is None else consent.signature,
         valid_until=valid_until,
         client_id=client_id,
@@ -324,15 +332,15 @@ def _check_accept(
     quote = q.get_quote(conn, quote_id)
     if quote is None or quote.request_id != request_id:
         raise NotFound(f"no quote {quote_id!r} on request {request_id}")
-    if quote.status == "cancelled":
+    if quote.status == QuoteStatus.CANCELLED:
         raise Conflict(f"quote {quote_id} was cancelled", code="quote_cancelled")
-    if quote.status != "live" or ctx.now >= quote.expires_at:
+    if quote.status != QuoteStatus.LIVE or ctx.now >= quote.expires_at:
         raise Conflict(f"quote {quote_id} is no longer live", code="quote_expired")
     return r, quote
 
 
 def _new_position(
-    ctx: Ctx, r: TradeRequest, quote: Quote, position_id: str, status: str
+    ctx: Ctx, r: TradeRequest, quote: Quote, position_id: str, status: PositionStatus
 ) -> tuple[Position, int, int]:
     """The position ``quote`` fills at the oracle price now: (position, fee, price)."""
     price = ctx.price_of(r.market)
@@ -372,7 +380,7 @@ def accept(
 ) -> Position:
     """Fill a request with one of its quotes at the oracle price: all of it or none of it."""
     r, quote = _check_accept(conn, ctx, agent_id, request_id, quote_id)
-    position, fee, price = _new_position(ctx, r, quote, new_id("pos"), "open")
+    position, fee, price = _new_position(ctx, r, quote, new_id("pos"), PositionStatus.OPEN)
     state = position.state
     _require_free(conn, r.agent_id, state.cr + fee, "requester")
     _require_free(conn, quote.agent_id, state.cm, "maker")
@@ -380,7 +388,7 @@ def accept(
     q.add_fees(conn, fee)
     q.adjust_account(conn, quote.agent_id, -state.cm, state.cm)
     q.save_position(conn, position, money.liquidation_price_bounds(state))
-    q.set_quote_status(conn, quote_id, "accepted")
+    q.set_quote_status(conn, quote_id, QuoteStatus.ACCEPTED)
     _filled(conn, ctx, r, quote, position, fee, price)
     engine_mmp.after_fill(conn, ctx, quote.agent_id, r.market)
     return position
@@ -397,7 +405,7 @@ def _filled(
 ) -> None:
     """The request is filled: its other quotes rejected, the events of SPEC §3."""
     request_id, quote_id = r.request_id, quote.quote_id
-    q.set_request_status(conn, request_id, "filled", position.position_id)
+    q.set_request_status(conn, request_id, RequestStatus.FILLED, position.position_id)
     ids = {"quote_id": quote_id, "request_id": request_id}
     q.append_event(
         conn,
@@ -441,15 +449,15 @@ def reserve_accept(
 ) -> Position:
     """Unit 1 of a chain accept: check it all as `accept` does and reserve the money."""
     r, quote = _check_accept(conn, ctx, agent_id, request_id, quote_id)
-    position, fee, _ = _new_position(ctx, r, quote, new_id("pos"), "pending")
+    position, fee, _ = _new_position(ctx, r, quote, new_id("pos"), PositionStatus.PENDING)
     state = position.state
     _require_free(conn, r.agent_id, state.cr + fee, "requester")
     _require_free(conn, quote.agent_id, state.cm, "maker")
     q.adjust_account(conn, r.agent_id, -(state.cr + fee), state.cr + fee)
     q.adjust_account(conn, quote.agent_id, -state.cm, state.cm)
     q.save_position(conn, position, (None, None))
-    q.set_request_status(conn, request_id, "pending", position.position_id)
-    q.set_quote_status(conn, quote_id, "accepted")
+    q.set_request_status(conn, request_id, RequestStatus.PENDING, position.position_id)
+    q.set_quote_status(conn, quote_id, QuoteStatus.ACCEPTED)
     engine_mmp.after_fill(conn, ctx, quote.agent_id, r.market)  # the fill is counted here
     return position
 
@@ -460,12 +468,12 @@ def open_reserved(
     """Unit 2 of a chain accept, with the landed lock: the position opens at the price
     the lock read (the oracle's now), the fee leaves the reservation for the fee account."""
     pending = _get_position(conn, position_id)
-    if pending.status != "pending":
+    if pending.status != PositionStatus.PENDING:
         raise Conflict(f"position {position_id} is {pending.status}", code="position_not_open")
     r = _get_request(conn, pending.request_id)
     quote = q.get_quote(conn, pending.quote_id)
     assert quote is not None, "a pending position's quote is never pruned"
-    position, fee, price = _new_position(ctx, r, quote, position_id, "open")
+    position, fee, price = _new_position(ctx, r, quote, position_id, PositionStatus.OPEN)
     position = replace(position, lock_signature=signature)
     if position.state.cr != pending.state.cr or position.state.cm != pending.state.cm:
         raise AssertionError("collateral of a reserved position changed with the price")
@@ -482,16 +490,16 @@ def release_reserved(
     """A lock the chain refused: the reservation goes back to free, the request may be
     accepted again (with another quote) while it lives, and both sides are told."""
     pending = _get_position(conn, position_id)
-    if pending.status != "pending":
+    if pending.status != PositionStatus.PENDING:
         raise Conflict(f"position {position_id} is {pending.status}", code="position_not_open")
     s = pending.state
     fee = money.open_fee(s.notional)
     q.adjust_account(conn, pending.requester, s.cr + fee, -(s.cr + fee))
     q.adjust_account(conn, pending.maker, s.cm, -s.cm)
-    failed = replace(pending, status="failed", closed_at=ctx.ts)
+    failed = replace(pending, status=PositionStatus.FAILED, closed_at=ctx.ts)
     q.save_position(conn, failed, (None, None))
-    q.set_request_status(conn, pending.request_id, "open", None)
-    q.set_quote_status(conn, pending.quote_id, "failed")
+    q.set_request_status(conn, pending.request_id, RequestStatus.OPEN, None)
+    q.set_quote_status(conn, pending.quote_id, QuoteStatus.FAILED)
     q.append_event(
         conn,
         ctx.ts,
@@ -633,7 +641,7 @@ def _get_position(conn: sqlite3.Connection, position_id: str) -> Position:
 
 
 def _require_open(p: Position) -> None:
-    if p.status != "open":
+    if p.status != PositionStatus.OPEN:
         raise Conflict(f"position {p.position_id} is {p.status}", code="position_not_open")
 
 
@@ -708,7 +716,7 @@ def close(
     if remaining is None:
         updated = p.with_state(
             replace(funded, cr=0, cm=0),
-            status="closed",
+            status=PositionStatus.CLOSED,
             closed_at=ctx.ts,
             exit_price=price,
             **common,
@@ -782,7 +790,7 @@ def liquidate(
         q.adjust_account(conn, liquidator, result.reward, 0)
     updated = p.with_state(
         replace(funded, cr=0, cm=0),
-        status="liquidated",
+        status=PositionStatus.LIQUIDATED,
         closed_at=ctx.ts,
         exit_price=price,
         liquidator=liquidator,
@@ -821,7 +829,7 @@ def expire_due(conn: sqlite3.Connection, ctx: Ctx) -> int:
     n = 0
     batch = ctx.limits.expiry_batch
     for r in q.requests_due(conn, ctx.now, batch):
-        q.set_request_status(conn, r.request_id, "expired")
+        q.set_request_status(conn, r.request_id, RequestStatus.EXPIRED)
         q.append_event(
             conn,
             ctx.ts,
@@ -832,7 +840,7 @@ def expire_due(conn: sqlite3.Connection, ctx: Ctx) -> int:
         )
         n += 1
     for quote, market, requester in q.quotes_due_with_request(conn, ctx.now, batch - n):
-        q.set_quote_status(conn, quote.quote_id, "expired")
+        q.set_quote_status(conn, quote.quote_id, QuoteStatus.EXPIRED)
         q.append_event(
             conn,
             ctx.ts,

@@ -10,7 +10,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from perpd.errors import Conflict
-from perpd.records import Quote
+from perpd.records import Quote, QuoteStatus
 from perpd.store import queries as q
 from perpd.store import quote_controls as qc
 
@@ -24,16 +24,16 @@ def quote_gone(quote: Quote, now: float) -> Conflict | None:
     """The 409 that says why ``quote`` can no longer be cancelled, replaced or accepted
     (None: it is live). A quote reserved by a chain accept is already ``accepted``."""
     status = quote.status
-    if status == "live" and now < quote.expires_at:
+    if status == QuoteStatus.LIVE and now < quote.expires_at:
         return None
     qid = quote.quote_id
-    if status == "cancelled":
+    if status == QuoteStatus.CANCELLED:
         return Conflict(f"quote {qid} was cancelled", code="quote_cancelled")
-    if status == "accepted":
+    if status == QuoteStatus.ACCEPTED:
         return Conflict(f"quote {qid} is accepted (or being accepted)", code="quote_filled")
-    if status == "rejected":
+    if status == QuoteStatus.REJECTED:
         return Conflict(f"quote {qid} was rejected: another quote filled", code="quote_rejected")
-    if status == "failed":
+    if status == QuoteStatus.FAILED:
         return Conflict(f"quote {qid} was refused by the chain", code="quote_rejected")
     return Conflict(f"quote {qid} has expired", code="quote_expired")
 

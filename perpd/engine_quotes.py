@@ -17,7 +17,7 @@ from perpd import engine
 from perpd.consents import QuoteConsent
 from perpd.engine_cancel import cancelled_data, quote_gone
 from perpd.errors import Forbidden, NotFound
-from perpd.records import Quote, TradeRequest
+from perpd.records import Quote, QuoteStatus, RequestStatus, TradeRequest
 from perpd.store import queries as q
 from perpd.store import quote_controls as qc
 
@@ -46,7 +46,7 @@ def _cancel(
     reason: str,
     replaced_by: str | None = None,
 ) -> Quote:
-    q.set_quote_status(conn, quote.quote_id, "cancelled")
+    q.set_quote_status(conn, quote.quote_id, QuoteStatus.CANCELLED)
     q.append_event(
         conn,
         ctx.ts,
@@ -55,7 +55,7 @@ def _cancel(
         market=r.market,
         audience=[quote.agent_id, r.agent_id],
     )
-    return replace(quote, status="cancelled")
+    return replace(quote, status=QuoteStatus.CANCELLED)
 
 
 def cancel_quote(
@@ -110,7 +110,7 @@ def cancel_request(
     if r.agent_id != agent_id:
         raise Forbidden("only the requester can cancel its request")
     engine.require_live(ctx, r)
-    q.set_request_status(conn, request_id, "cancelled")
+    q.set_request_status(conn, request_id, RequestStatus.CANCELLED)
     events: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         (r.market, cancelled_data(quote_id, request_id, "request_cancelled"), (maker, agent_id))
         for quote_id, maker in qc.cancel_live_quotes_on_request(conn, request_id)
@@ -124,4 +124,4 @@ def cancel_request(
         market=r.market,
         public=True,
     )
-    return replace(r, status="cancelled")
+    return replace(r, status=RequestStatus.CANCELLED)

@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any, TextIO
 
 from perpd.config import Config
+from perpd.records import PositionStatus, RequestStatus
 from perpd.store import chain as qc
 from perpd.store import inspect as si
 from perpd.store import queries as q
@@ -34,6 +35,7 @@ from perpd.views import account_view, position_view, request_view
 HELP = "look into a state file (read-only; the daemon may be running)"
 FOLLOW_POLL_S = 0.2  # how often --follow looks for newly committed events
 PAGE = 500  # rows read per query
+REQUEST_FILTERS = (RequestStatus.OPEN, RequestStatus.FILLED, RequestStatus.EXPIRED)
 
 Row = dict[str, Any]
 
@@ -43,11 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="JSON even on a terminal")
     sub = parser.add_subparsers(dest="view", required=True)
     pos = sub.add_parser("positions", help="positions, oldest first")
-    pos.add_argument("--status", choices=("pending", "open", "closed", "liquidated", "failed"))
+    pos.add_argument("--status", choices=[s.value for s in PositionStatus])
     pos.add_argument("--agent", help="only those where this agent is a side")
     agents = sub.add_parser("agents", help="accounts: free and locked collateral")
     req = sub.add_parser("requests", help="trade requests, oldest first")
-    req.add_argument("--status", choices=("open", "filled", "expired"))
+    req.add_argument("--status", choices=[s.value for s in REQUEST_FILTERS])
     ev = sub.add_parser("events", help="the event log, in seq order")
     ev.add_argument("--since", type=int, default=0, metavar="SEQ", help="after this seq")
     ev.add_argument("--follow", action="store_true", help="then print events as they commit")

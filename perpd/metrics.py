@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from perpd.markets import MARKETS
 from perpd.store import inspect as si
 from perpd.store import queries as q
+from perpd.store.outbox import OutboxStatus
 
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # event type -> the counter family it feeds (every type also counts in perpd_events_total)
@@ -45,7 +46,7 @@ class Scrape:
     last_seq: int
     events: dict[tuple[str, str], int]
     open: dict[str, tuple[int, int]]
-    outbox: dict[str, int]
+    outbox: dict[OutboxStatus, int]
     ledger: dict[str, int]
 
 
@@ -105,7 +106,7 @@ class _State(Collector):
         yield GaugeMetricFamily(
             "perpd_outbox_depth",
             "chain actions not yet confirmed",
-            value=s.outbox["pending"] + s.outbox["sent"],
+            value=s.outbox[OutboxStatus.PENDING] + s.outbox[OutboxStatus.SENT],
         )
 
 

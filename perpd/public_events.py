@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from perpd.money import PositionState
-from perpd.records import Event, Position, Quote
+from perpd.records import Event, Position, PositionStatus, Quote, QuoteStatus
 from perpd.views import position_view, quote_view
 
 
@@ -27,8 +27,10 @@ def _fields_of_views() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The keys of a quote (less its consent) and of a position as the public GETs show
     them, taken from `perpd.views` itself so that the stream and the GETs never drift."""
     state = PositionState(1, 1, 1, 1, 1, 1, 1, 0, 0, 0)
-    position = Position("p", "r", "q", "BTC-PERP", "a", "b", 1, state, 0, 0, "open", 0, None, 0)
-    quote = Quote("q", "r", "a", 0, 1, 0, 1, "live")
+    position = Position(
+        "p", "r", "q", "BTC-PERP", "a", "b", 1, state, 0, 0, PositionStatus.OPEN, 0, None, 0
+    )
+    quote = Quote("q", "r", "a", 0, 1, 0, 1, QuoteStatus.LIVE)
     return tuple(k for k in quote_view(quote) if k != "consent"), tuple(position_view(position, 1))
 
 
@@ -61,7 +63,9 @@ def _liquidated(data: dict[str, Any]) -> dict[str, Any]:
 
 def _failed(data: dict[str, Any]) -> dict[str, Any]:
     # GET /positions/{id} shows status "failed"; the chain's error text stays private
-    return _keep(data, ("position_id", "request_id", "quote_id")) | {"status": "failed"}
+    return _keep(data, ("position_id", "request_id", "quote_id")) | {
+        "status": PositionStatus.FAILED
+    }
 
 
 PROJECTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

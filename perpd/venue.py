@@ -19,9 +19,9 @@ from perpd.auth import Verified
 from perpd.chain._program import LOCAL_PROGRAM_ID
 from perpd.errors import ApiError, InvalidRequest, RateLimited, Unauthorized, Unavailable
 from perpd.limits import TradeLimits
-from perpd.nursery.sim_oracle import SimulatedFeed
 from perpd.oracle import Price, PriceBook
 from perpd.request_hashes import RequestHashes
+from perpd.sim_feed import SimulatedFeed
 from perpd.spent import SpentSignatures
 from perpd.store import Store
 from perpd.store import queries as q

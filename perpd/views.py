@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from perpd import money
-from perpd.records import Account, Position, Quote, TradeRequest
+from perpd.records import Account, Position, PositionStatus, Quote, TradeRequest
 from perpd.units import format_price, format_rate, format_ratio_ppm, format_usdc, iso
 
 SIDE_NAMES = {1: "long", -1: "short"}
@@ -93,7 +93,7 @@ def position_view(p: Position, price: int | None) -> dict[str, Any]:
         "opened_at_iso": iso(p.opened_at),
         "expires_at": p.expires_at,
         "expires_at_iso": iso(p.expires_at),
-        "next_funding_at": p.next_funding_at if p.status == "open" else None,
+        "next_funding_at": p.next_funding_at if p.status == PositionStatus.OPEN else None,
         "closed_at": p.closed_at,
         "exit_price": None if p.exit_price is None else format_price(p.exit_price),
         "liquidator": p.liquidator,
@@ -109,7 +109,7 @@ def position_view(p: Position, price: int | None) -> dict[str, Any]:
         "margin_ratio_requester": None,
         "margin_ratio_maker": None,
     }
-    if p.status == "open" and price is not None:
+    if p.status == PositionStatus.OPEN and price is not None:
         pnl = money.pnl(s.side, s.notional, s.entry_price, price)
         er, em = money.equities(s, price)
         view["mark_price"] = format_price(price)
@@ -120,6 +120,6 @@ def position_view(p: Position, price: int | None) -> dict[str, Any]:
         view["margin_ratio_maker"] = format_ratio_ppm(
             money.margin_ratio_ppm(em, s.notional, s.entry_price, price)
         )
-    elif p.status != "open":
+    elif p.status != PositionStatus.OPEN:
         view["unrealized_pnl_usdc"] = format_usdc(0)
     return view

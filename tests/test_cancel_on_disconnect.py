@@ -143,12 +143,12 @@ async def test_a_socket_cut_off_as_too_slow_cancels(
 ) -> None:
     """As tests/test_ws.py's slow client (a queue of 4, off chain): the guarded socket
     never reads, is closed with 4001, and its agent's quotes go with it."""
-    from perpd.nursery import event_hub
+    import perpd.hub
 
     s = await start_server(nursery, base_config(tmp_path, chain="none"))
     requester, maker, *flooders = await setup(s, 5)
     rid = await open_request(requester)
-    monkeypatch.setattr(event_hub, "QUEUE_SIZE", 4)
+    monkeypatch.setattr(perpd.hub, "QUEUE_SIZE", 4)
     async with killable(s, maker, cancel_on_disconnect=True) as (ws, _):
         (qid,) = await _socket_quotes(ws, [rid])
         for i in range(400):

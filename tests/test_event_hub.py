@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
-from perpd.nursery.event_hub import Hub, Session
+from perpd.hub import Hub, Session
+from perpd.nursery import event_hub
 from perpd.records import Event
 from perpd.store import Store
 from perpd.store import queries as q
@@ -52,3 +55,34 @@ async def test_offer_to_a_closed_queue_is_harmless(store: Store) -> None:
     session.send.close()
     session.offer(eth_event(1), "{}")
     assert session.closed and session.cursor == 0
+
+
+async def test_the_service_dispatches_each_commit_to_live_sessions_in_order(
+    store: Store,
+) -> None:
+    """`perpd.nursery.event_hub.run` takes what committed (`Hub.wait_committed`) and
+    offers it to a live session, in ``seq`` order; cancelling it loses nothing."""
+    hub = Hub(store)
+    session = Session("agent", frozenset({"BTC-PERP"}))
+    await hub.catch_up(session, 0, _ignore)  # the three fixture events; now live
+    async with trio.open_nursery() as nursery:
+        await nursery.start(event_hub.run, hub)
+        for i in range(3, 6):
+            await store.write(
+                lambda conn, i=i: q.append_event(
+                    conn, i, "trade_request", {"n": i}, market="BTC-PERP", public=True
+                )
+            )
+        with trio.fail_after(5):
+            got = [json.loads(await session.receive.receive())["data"]["n"] for _ in range(3)]
+        nursery.cancel_scope.cancel()
+    assert got == [3, 4, 5]
+    assert hub.dispatched == 6
+    await store.write(
+        lambda conn: q.append_event(conn, 9, "trade_request", {}, market="BTC-PERP", public=True)
+    )
+    assert [e.seq for e in await hub.wait_committed()] == [7]  # kept for the next run
+
+
+async def _ignore(text: str) -> None:
+    return None

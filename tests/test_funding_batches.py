@@ -17,7 +17,8 @@ import trio.testing
 
 from perpd import engine, money
 from perpd.errors import Unavailable
-from perpd.nursery import event_hub, funding
+from perpd.hub import Hub, Session
+from perpd.nursery import funding
 from perpd.oracle import PriceBook
 from perpd.records import Position
 from perpd.store import Store, connect
@@ -278,8 +279,8 @@ async def test_the_hub_builds_frames_only_for_events_a_session_can_see(tmp_path:
     store = Store(tmp_path / "h.db")
     await store.open()
     try:
-        hub = event_hub.Hub(store)
-        watching = event_hub.Session("agent007", frozenset())
+        hub = Hub(store)
+        watching = Session("agent007", frozenset())
         hub._add(watching)
         venue = Venue(
             store, PriceBook(["BTC-PERP"]), funding_period_s=PERIOD, clock=lambda: float(T)

@@ -17,9 +17,9 @@ from trio.testing import MockClock
 from perpd.bounds import MAX_PRICE, PNL_LIMIT
 from perpd.errors import OracleUnavailable
 from perpd.markets import MARKETS
-from perpd.nursery.sim_oracle import SimulatedFeed
 from perpd.oracle import PriceBook
 from perpd.pyth import parse_latest
+from perpd.sim_feed import SimulatedFeed
 from perpd.units import format_usdc
 from tests.conftest import Agent, Clock, Server, base_config, start_server
 from tests.daemon_proc import daemon, open_position, verify

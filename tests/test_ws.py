@@ -154,7 +154,7 @@ async def test_slow_client_is_cut_off_and_others_are_not(
     With a chain each trade_request carries its consent, nonce and hash (about twice the
     bytes), the never-reading socket's buffers fill before the queue of 4 overflows, and
     the 4001 close frame finds no room (the client sees 1006): a test of buffer sizes."""
-    from perpd.nursery import event_hub
+    import perpd.hub
 
     server = await start_server(nursery, base_config(tmp_path, chain="none"))
 
@@ -163,7 +163,7 @@ async def test_slow_client_is_cut_off_and_others_are_not(
         await requester.fund("1000000")
     await server.pin("BTC-PERP", "50000")
     slow, fast = server.agent(), server.agent()
-    monkeypatch.setattr(event_hub, "QUEUE_SIZE", 4)
+    monkeypatch.setattr(perpd.hub, "QUEUE_SIZE", 4)
     async with connect(server.url, slow) as (sws, _), connect(server.url, fast) as (fws, _):
         await sws.subscribe(["BTC-PERP"])
         await fws.subscribe(["BTC-PERP"])

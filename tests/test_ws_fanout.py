@@ -16,11 +16,11 @@ import pytest
 import trio
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from perpd.nursery import event_hub
-from perpd.nursery.event_hub import Hub, Session
-from perpd.nursery.ws_wire import Wire, text_frame
+import perpd.hub
+from perpd.hub import Hub, Session
 from perpd.records import Event
 from perpd.store import Store
+from perpd.ws_wire import Wire, text_frame
 from tests.conftest import base_config, start_server
 from tests.wsclient import Ws, connect
 
@@ -97,7 +97,7 @@ async def test_the_hub_writes_each_frame_to_the_socket_before_it_yields(
 async def test_a_full_socket_queues_in_order_and_is_cut_off_at_its_limit(
     store: Store, pair: tuple[Wire, socket.socket], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(event_hub, "QUEUE_SIZE", 8)
+    monkeypatch.setattr(perpd.hub, "QUEUE_SIZE", 8)
     hub = Hub(store)
     wire, client = pair
     session = Session("agent", frozenset({"ETH-PERP"}), wire)

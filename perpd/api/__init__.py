@@ -6,7 +6,6 @@ from typing import Any
 
 import trio
 from quart import jsonify
-from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from perpd.api import (
@@ -25,12 +24,14 @@ from perpd.api._chain import chain_blueprint
 from perpd.api._common import MAX_BODY, error_response, http_error_response
 from perpd.api._door import Door
 from perpd.api._openapi import document
+from perpd.api._services import PerpdApp, Services
 from perpd.api._whole_body import WholeBody
 from perpd.cancel_on_disconnect import CancelOnDisconnect
 from perpd.chain._backend import Chain
 from perpd.errors import ApiError
+from perpd.funding_curve import CurveBook
+from perpd.hub import Hub
 from perpd.metrics import Metrics
-from perpd.nursery.event_hub import Hub
 from perpd.ratelimit import Limiter
 from perpd.socket_limits import PublicGate, PublicLimits, SocketGate, SocketLimits
 from perpd.venue import Venue
@@ -50,7 +51,8 @@ def create_app(
     sockets: SocketGate | None = None,
     chain: Chain | None = None,
     metrics: Metrics | None = None,
-) -> QuartTrio:
+    curves: CurveBook | None = None,
+) -> PerpdApp:
     """The router. ``dev`` adds ``/dev/*``; without it those paths are 404.
 
     ``limiter`` holds the rate limits (default ones if None); ``pages`` is the default
@@ -59,21 +61,31 @@ def create_app(
     ``shutdown`` is the daemon's stop signal: open WebSockets close with 1001 on it
     (hypercorn's trio server does not close them itself). ``sockets`` caps them.
     ``chain`` is the escrow's chain (None: ``--chain none``), shown by ``GET /chain``.
-    ``metrics`` (a fresh `Metrics` if None) is what ``GET /metrics`` shows.
+    ``metrics`` (a fresh `Metrics` if None) is what ``GET /metrics`` shows; ``curves``
+    the funding curves ``GET /markets`` shows (none if None). The routes read all of
+    them through `perpd.api._services.services`.
     """
-    app = QuartTrio("perpd")
-    app.config["PERPD_VENUE"] = venue
-    app.config["PERPD_HUB"] = hub
-    app.config["PERPD_SHUTDOWN"] = shutdown
-    app.config["PERPD_SOCKETS"] = sockets or SocketGate(SocketLimits())
-    app.config["PERPD_CANCEL_ON_DISCONNECT"] = CancelOnDisconnect()
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
-    app.config["PERPD_LIMITER"] = limiter = limiter or Limiter()
-    app.config["PERPD_PAGES"] = pages
+    limiter = limiter or Limiter()
     if metrics is None:
         metrics = Metrics()
         metrics.start_at(venue.store.last_seq)
-    app.config["PERPD_METRICS"] = metrics
+    public = PublicGate(PublicLimits())  # web branch (issue 15): the public stream's cap
+    venue.services.setdefault("public_sockets", public)  # /metrics: open, refused
+    app = PerpdApp(
+        Services(
+            venue=venue,
+            hub=hub,
+            shutdown=shutdown,
+            limiter=limiter,
+            sockets=sockets or SocketGate(SocketLimits()),
+            public_sockets=public,
+            cancel_on_disconnect=CancelOnDisconnect(),
+            metrics=metrics,
+            pages=pages,
+            curves=curves,
+        )
+    )
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_blueprint(_trade.bp)
@@ -88,8 +100,6 @@ def create_app(
     app.before_request(_limits.limit_address)
     # web branch (issue 15): the public stream, chain transactions, the live page (after
     # the limits above, so its routes are counted and limited like any other)
-    app.config["PERPD_PUBLIC_SOCKETS"] = public = PublicGate(PublicLimits())
-    venue.services.setdefault("public_sockets", public)  # /metrics: open, refused
     app.register_blueprint(_public_ws.bp)
     app.register_blueprint(_chain_txs.bp)
     app.register_blueprint(web_bp)

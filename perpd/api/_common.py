@@ -6,12 +6,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from quart import Response, current_app, jsonify, request
+from quart import Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from perpd import auth
 from perpd.api._limits import charge_agent
 from perpd.api._models import fields_of
+from perpd.api._services import services
 from perpd.errors import ApiError, Forbidden, InvalidRequest
 from perpd.units import loads
 from perpd.venue import Venue
@@ -20,7 +21,8 @@ MAX_BODY = 64 * 1024
 
 
 def venue() -> Venue:
-    return current_app.config["PERPD_VENUE"]  # type: ignore[no-any-return]
+    """The venue of the serving app (`services().venue`, the one most routes need)."""
+    return services().venue
 
 
 def request_target() -> str:

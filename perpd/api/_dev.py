@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from quart import Blueprint, Response, current_app, jsonify, request, websocket
+from quart import Blueprint, Response, jsonify, request, websocket
 
 from perpd import custody, engine
 from perpd.api import _models as models
 from perpd.api._common import json_object, venue
+from perpd.api._services import services
 from perpd.auth import parse_agent_id
 from perpd.errors import InvalidRequest, Unauthorized
 from perpd.markets import get_market
@@ -82,6 +83,6 @@ async def ws_echo() -> None:
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(echo)
-        await current_app.config["PERPD_SHUTDOWN"].wait()
+        await services().shutdown.wait()
         nursery.cancel_scope.cancel()
     await websocket.close(1001, "server shutting down")

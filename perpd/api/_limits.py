@@ -6,9 +6,10 @@ even the call's signature: the agent may send the same call again after the wait
 
 from __future__ import annotations
 
-from quart import current_app, request
+from quart import request
 
 from perpd import auth
+from perpd.api._services import services
 from perpd.errors import RateLimited, Unauthorized
 from perpd.ratelimit import Limiter, address_key, retry_after
 
@@ -29,7 +30,7 @@ UNLIMITED_BLUEPRINTS = frozenset({"dev"})  # --dev only: test and bench tooling
 
 
 def limiter() -> Limiter:
-    return current_app.config["PERPD_LIMITER"]  # type: ignore[no-any-return]
+    return services().limiter
 
 
 async def limit_address() -> None:
@@ -66,7 +67,7 @@ def _signed_read(lim: Limiter, key: str) -> None:
     """A signed public read: verified, then charged to its agent. A signature that does
     not verify is charged to the address as unsigned, then refused 401 (the caller
     meant to sign: a silent downgrade would hide its bug)."""
-    from perpd.api._common import request_target, venue  # _common imports this module
+    from perpd.api._common import request_target  # _common imports this module
 
     try:
         v = auth.verify(
@@ -76,7 +77,7 @@ def _signed_read(lim: Limiter, key: str) -> None:
             request.method,
             request_target(),
             b"",
-            now_ms=venue().now_ms(),
+            now_ms=services().venue.now_ms(),
         )
     except Unauthorized:
         if wait := lim.public.take(key):

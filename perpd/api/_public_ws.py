@@ -21,8 +21,10 @@ import time
 from typing import Any
 
 import trio
-from quart import Blueprint, current_app, websocket
+from quart import Blueprint, websocket
 
+from perpd import ws_wire
+from perpd.api._services import services
 from perpd.api._ws import (
     _error,
     _internal,
@@ -33,9 +35,8 @@ from perpd.api._ws import (
     closer,
 )
 from perpd.errors import ApiError, InvalidRequest
+from perpd.hub import CLOSE_LAGGING, PublicSession
 from perpd.markets import MARKETS, get_market
-from perpd.nursery import ws_wire
-from perpd.nursery.event_hub import CLOSE_LAGGING, Hub, PublicSession
 from perpd.ratelimit import address_key
 from perpd.socket_limits import PublicGate
 from perpd.units import parse_int
@@ -61,7 +62,7 @@ def _subscription(msg: dict[str, Any], default_since: int) -> tuple[frozenset[st
 
 @bp.websocket("/ws/public")
 async def ws_public() -> Any:
-    gate: PublicGate = current_app.config["PERPD_PUBLIC_SOCKETS"]
+    gate = services().public_sockets
     address = address_key(websocket.remote_addr)
     refusal = gate.admit(address)
     if refusal is not None:
@@ -75,8 +76,8 @@ async def ws_public() -> Any:
 
 
 async def _serve(gate: PublicGate) -> None:
-    hub: Hub = current_app.config["PERPD_HUB"]
-    shutdown: trio.Event = current_app.config["PERPD_SHUTDOWN"]
+    shared = services()
+    hub, shutdown = shared.hub, shared.shutdown
     await websocket.send(json.dumps({"type": "hello", "seq": hub.dispatched}))
     default_since = hub.dispatched
     wire = ws_wire.CURRENT.get() if websocket.http_version == "1.1" else None

@@ -7,17 +7,19 @@ from functools import partial
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from quart import Blueprint, Response, current_app, jsonify, request
+from quart import Blueprint, Response, jsonify, request
 
 from perpd import engine
 from perpd.api._common import venue, verified
 from perpd.api._models import Position as PositionModel
 from perpd.api._pages import decode_cursor as _decode_cursor
 from perpd.api._pages import encode_cursor, listing, query_window
+from perpd.api._services import services
 from perpd.chain._errors import ChainUnavailable
 from perpd.errors import Forbidden, InvalidRequest, NotFound, OracleUnavailable
 from perpd.markets import MARKETS, get_market
-from perpd.metrics import Metrics, read_scrape
+from perpd.metrics import read_scrape
+from perpd.records import PositionStatus
 from perpd.store import queries as q
 from perpd.store.history import Window, page_closed_positions
 from perpd.units import format_price, format_ratio_ppm, format_usdc, iso, parse_int
@@ -25,7 +27,7 @@ from perpd.views import position_view, quote_view, request_view
 
 bp = Blueprint("reads", __name__)
 
-POSITION_STATUSES = ("open", "closed", "liquidated")
+POSITION_STATUSES = (PositionStatus.OPEN, PositionStatus.CLOSED, PositionStatus.LIQUIDATED)
 POSITION_FIELDS = PositionModel.__struct_fields__  # the csv columns of a position
 GATED_BY_ORACLE = ("accept", "close", "liquidate")  # refused while the price is unusable
 EVENTS_PAGE = (1000, 10_000)  # default and maximum events per page
@@ -42,7 +44,7 @@ def _arg(name: str) -> str | None:
 
 def _page(kind: str, sizes: tuple[int, int] | None = None) -> tuple[int, int]:
     """``(after, limit)`` from ``?cursor=`` and ``?limit=`` (bounded default and maximum)."""
-    default, top = sizes or current_app.config["PERPD_PAGES"]
+    default, top = sizes or services().pages
     limit = parse_int(request.args.get("limit", str(default)), "limit", 1, top)
     cursor = request.args.get("cursor")
     return (0 if cursor is None else _decode_cursor(kind, cursor)), limit
@@ -67,7 +69,7 @@ async def get_markets() -> Any:
     v = venue()
     out = []
     now = v.clock()
-    curve = v.services.get("funding_curve")  # i13-history: kept from the commits
+    curves = services().curves  # i13-history: kept from the commits
     for m in MARKETS.values():
         p = v.book.latest(m.name)
         reason = _unusable(v, m.name)
@@ -93,7 +95,7 @@ async def get_markets() -> Any:
                 "max_leverage": m.max_leverage,
                 "funding_period_s": v.funding_period_s,
                 "min_size_usdc": format_usdc(v.limits.min_size_of(m.name)),
-                "funding_curve": [] if curve is None else curve.curve(m.name),
+                "funding_curve": [] if curves is None else curves.curve(m.name, now),
             }
         )
     lim = v.limits
@@ -150,13 +152,14 @@ async def get_quotes() -> Any:
 
 @bp.get("/positions")
 async def get_positions() -> Any:
-    agent_id, status = _arg("agent_id"), _arg("status")
-    if status is not None and status not in POSITION_STATUSES:
+    agent_id, wanted = _arg("agent_id"), _arg("status")
+    if wanted is not None and wanted not in POSITION_STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(POSITION_STATUSES)}")
+    status = None if wanted is None else PositionStatus(wanted)
     v = venue()
-    if agent_id is not None and status in ("closed", "liquidated"):
+    if agent_id is not None and status in (PositionStatus.CLOSED, PositionStatus.LIQUIDATED):
         return await _ended_positions(agent_id, status)
-    w, fmt = query_window("p", current_app.config["PERPD_PAGES"])
+    w, fmt = query_window("p", services().pages)
     rows = await v.read(
         lambda conn: q.page_positions(
             conn, agent_id, status, w.after, w.limit + 1, w.market, (w.since, w.until)
@@ -166,10 +169,10 @@ async def get_positions() -> Any:
     return listing("positions", "p", POSITION_FIELDS, items, w, fmt)
 
 
-async def _ended_positions(agent_id: str, status: str) -> Any:
+async def _ended_positions(agent_id: str, status: PositionStatus) -> Any:
     """Issue 13: an agent's closed or liquidated positions in the order they ended (the
     seq of the final close or of the liquidation), filtered on ``closed_at``."""
-    kind = "pc" if status == "closed" else "pl"
+    kind = "pc" if status == PositionStatus.CLOSED else "pl"
     w, fmt = query_window(kind)
     fetch = Window(w.after, w.limit + 1, w.market, w.since, w.until)
     v = venue()
@@ -238,6 +241,6 @@ async def get_health() -> Any:
 @bp.get("/metrics")
 async def get_metrics() -> Any:
     v = venue()
-    metrics: Metrics = current_app.config["PERPD_METRICS"]
+    metrics = services().metrics
     scrape = await v.read(partial(read_scrape, metrics.totals.seq))
     return Response(metrics.render(scrape, v), content_type=CONTENT_TYPE_LATEST)

@@ -43,7 +43,7 @@ from perpd.errors import (
     NotFound,
 )
 from perpd.markets import get_market
-from perpd.records import Position
+from perpd.records import Position, PositionStatus
 from perpd.store import queries as q
 from perpd.units import format_usdc, parse_int, parse_rate, parse_usdc
 from perpd.views import account_view, position_view, quote_view, request_view
@@ -320,7 +320,7 @@ async def _accept_on_chain(
     if isinstance(opened, Position):
         return opened
     held = await venue().read(lambda conn: q.get_position(conn, pending.position_id))
-    if held is None or held.status == "pending":
+    if held is None or held.status == PositionStatus.PENDING:
         raise ChainUnconfirmed("the lock is still on its way to the chain; retry the accept")
     return held
 
@@ -337,7 +337,7 @@ async def _close_consent(
     p = await venue().read(lambda conn: q.get_position(conn, position_id))
     if p is None:
         raise NotFound(f"no position {position_id!r}")
-    if p.requester != agent_id or p.status != "open":
+    if p.requester != agent_id or p.status != PositionStatus.OPEN:
         return None
     if p.position_address is None:
         raise InvalidRequest(

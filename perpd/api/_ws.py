@@ -24,22 +24,20 @@ from dataclasses import replace
 from typing import Any
 
 import trio
-from quart import Blueprint, Response, current_app, jsonify, websocket
+from quart import Blueprint, Response, jsonify, websocket
 
-from perpd import auth, engine_cancel, engine_quotes
+from perpd import auth, engine_cancel, engine_quotes, ws_wire
 from perpd.api._common import acting_agent, check_fields, text_field, venue
 from perpd.api._limits import charge_agent
 from perpd.api._models import QuoteBody, ReplaceQuoteBody, WsCancel, fields_of
 from perpd.api._quote_controls import submit_replace
+from perpd.api._services import services
 from perpd.api._trade import submit_quote
-from perpd.cancel_on_disconnect import CancelOnDisconnect
 from perpd.errors import ApiError, InvalidRequest, Unauthorized
+from perpd.hub import CLOSE_LAGGING, Session
 from perpd.markets import get_market
-from perpd.nursery import ws_wire
-from perpd.nursery.event_hub import CLOSE_LAGGING, Hub, Session
-from perpd.nursery.ws_wire import text_frame
-from perpd.socket_limits import SocketGate
 from perpd.units import loads, parse_int
+from perpd.ws_wire import text_frame
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ws", __name__)
@@ -48,18 +46,6 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
 CLOSE_NO_HEARTBEAT = 4002
-
-
-def _hub() -> Hub:
-    return current_app.config["PERPD_HUB"]  # type: ignore[no-any-return]
-
-
-def _gate() -> SocketGate:
-    return current_app.config["PERPD_SOCKETS"]  # type: ignore[no-any-return]
-
-
-def _guard() -> CancelOnDisconnect:
-    return current_app.config["PERPD_CANCEL_ON_DISCONNECT"]  # type: ignore[no-any-return]
 
 
 def _error(exc: ApiError, **extra: Any) -> str:
@@ -71,7 +57,7 @@ def _internal() -> str:
 
 
 async def _send(text: str) -> None:
-    """A message of this socket: by its wire once active (`perpd.nursery.ws_wire`: in
+    """A message of this socket: by its wire once active (`perpd.ws_wire`: in
     order with the hub's frames, without quart's and hypercorn's layers), else quart's."""
     wire = ws_wire.CURRENT.get()
     if wire is None or not wire.active:
@@ -151,7 +137,7 @@ async def close_on_shutdown(
 
 @bp.websocket("/ws")
 async def ws() -> Any:
-    gate = _gate()
+    gate = services().sockets
     refusal = gate.admit()
     if refusal is not None:
         return _refuse_handshake(refusal)
@@ -184,7 +170,8 @@ async def ws() -> Any:
 async def _serve(login: auth.Verified) -> None:
     """A logged-in socket: subscriptions, quotes and pings until it closes."""
     agent_id = login.agent_id
-    hub, shutdown = _hub(), current_app.config["PERPD_SHUTDOWN"]
+    shared = services()
+    hub, shutdown = shared.hub, shared.shutdown
     await websocket.send(json.dumps({"type": "auth_ok", "seq": hub.dispatched}))
     default_since = hub.dispatched
     wire = ws_wire.CURRENT.get() if websocket.http_version == "1.1" else None
@@ -192,7 +179,7 @@ async def _serve(login: auth.Verified) -> None:
         wire.activate()  # from here every write of this socket is ordered by its wire
     session: Session | None = None
     guarded = False  # this socket asked for cancel-on-disconnect
-    heartbeat_s = _gate().limits.heartbeat_timeout_s
+    heartbeat_s = shared.sockets.limits.heartbeat_timeout_s
     async with trio.open_nursery() as nursery:
         close = closer(nursery)
 
@@ -225,7 +212,7 @@ async def _serve(login: auth.Verified) -> None:
                         markets, since, guarded = _subscription(msg, default_since)
                         session = Session(agent_id, markets, wire)
                         if guarded:
-                            _guard().join(agent_id)
+                            shared.cancel_on_disconnect.join(agent_id)
                         nursery.start_soon(pump, session, since)
                         nursery.start_soon(on_lagging, session)
                     elif kind == "quote":
@@ -247,7 +234,7 @@ async def _serve(login: auth.Verified) -> None:
         finally:
             if session is not None:
                 hub.remove(session)
-            if guarded and _guard().leave(agent_id):
+            if guarded and shared.cancel_on_disconnect.leave(agent_id):
                 await _cancel_on_disconnect(agent_id)
 
 
@@ -255,7 +242,7 @@ async def _cancel_on_disconnect(agent_id: str) -> None:
     """The agent's last cancel-on-disconnect socket is gone: cancel its live quotes in
     one unit (shielded: the socket's task is being cancelled), unless another such
     socket arrived before the unit ran."""
-    guard = _guard()
+    guard = services().cancel_on_disconnect
 
     def unit(conn: Any, ctx: Any) -> int:
         if guard.guarded(agent_id):

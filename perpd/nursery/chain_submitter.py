@@ -32,8 +32,8 @@ import os
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import outcome
@@ -44,13 +44,13 @@ from perpd import chain_actions, custody, engine
 from perpd.auth import Verified
 from perpd.chain._local import record_landed
 from perpd.chain_mirror import chain_books, differences
+from perpd.chain_pins import ChainPins
 from perpd.errors import ApiError, ChainUnconfirmed, Conflict, Unavailable
-from perpd.markets import MARKETS
 from perpd.metrics import Metrics
-from perpd.oracle import Price, PriceBook
 from perpd.retry import Backoff
 from perpd.store import on_rollback, outbox
 from perpd.store import queries as q
+from perpd.store.outbox import OutboxStatus
 from perpd.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -65,44 +65,6 @@ RECENT_OUTCOMES = 4096  # finished rows whose outcome waits for its caller
 
 class MirrorMismatch(AssertionError):
     """The mirror's change disagrees with what the program wrote: a bug, undone."""
-
-
-class ChainPins:
-    """The local chain's Clock and oracle: the venue's, or the time and prices a unit
-    pins while it executes, so the program computes at exactly the time and price the
-    mirror's change does (the simulated feed may tick between two reads)."""
-
-    def __init__(self, clock: Callable[[], float], book: PriceBook) -> None:
-        self.clock = clock
-        self.book = book
-        self.time: int | None = None
-        self.prices: dict[int, Price] = {}
-
-    def __call__(self) -> float:
-        return float(self.time) if self.time is not None else self.clock()
-
-    def oracle(self, market: int) -> tuple[int, int, int]:
-        """(price e-8, conf e-8, publish_time) of a market, by its index (SPEC §2)."""
-        p = self.prices.get(market) or self.book.latest(_NAMES[market])
-        if p is None:
-            return 0, 0, 0  # no price yet: the program refuses it (PriceNotPositive)
-        return p.price, p.conf, p.publish_time
-
-    def pin(self, ctx: engine.Ctx, kind: str, markets: Sequence[int]) -> engine.Ctx:
-        """Pin the time and the usable prices of ``markets`` (`OracleUnavailable` if
-        one is not usable: nothing is sent on a price the venue would refuse); returns
-        the unit's context reading the same prices."""
-        self.time = chain_time(kind, ctx)
-        self.prices = {m: self.book.usable(_NAMES[m]) for m in markets}
-        pinned = {_NAMES[m]: p.price for m, p in self.prices.items()}
-        original = ctx.price_of
-        return replace(ctx, price_of=lambda name: pinned.get(name) or original(name))
-
-    def unpin(self) -> None:
-        self.time, self.prices = None, {}
-
-
-_NAMES = {m.index: m.name for m in MARKETS.values()}
 
 
 @dataclass
@@ -174,7 +136,7 @@ class ChainSubmitter:
             row = await self.venue.read(lambda conn: outbox.get(conn, row_id))
             if row is not None and row.finished and row_id not in self._finished:  # long ago
                 self._waiters.pop(row_id, None)
-                if row.status == "failed":
+                if row.status == OutboxStatus.FAILED:
                     raise Conflict(f"the chain refused it: {row.error}", code="chain_refused")
                 return None
             if row_id not in self._finished:
@@ -184,7 +146,7 @@ class ChainSubmitter:
         self._waiters.pop(row_id, None)
         if done is None:
             row = await self.venue.read(lambda conn: outbox.get(conn, row_id))
-            if row is not None and row.status == "done":
+            if row is not None and row.status == OutboxStatus.DONE:
                 return None  # landed meanwhile (another process); the caller reads it
             raise ChainUnconfirmed(
                 "the chain did not confirm in time; nothing is applied yet (the daemon keeps "
@@ -413,12 +375,6 @@ class _Refused(Exception):
     def __init__(self, error: ApiError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-def chain_time(kind: str, ctx: engine.Ctx) -> int:
-    """The time the program computes at: the unit's (a settlement too, so funding on
-    chain settles to the crank's time, not the period boundary: decisions.md)."""
-    return ctx.ts
 
 
 async def run(

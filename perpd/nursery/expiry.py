@@ -1,11 +1,11 @@
 """Quote and request expiry timers (SPEC §3): deadlines become events on time.
 
-The timer learns each new deadline from the store's commit stream (the ``trade_request``
-and ``quote`` events carry ``expires_at``) and sleeps until the earliest, without a
-database read per commit; it looks at the clock at least every second, so a clock that
-jumps (tests, a suspended VM) is noticed. Its first pass, at start-up, expires
-everything whose deadline passed while the daemon was down, before the HTTP service
-starts. Acceptance never relies on this timer: the accepting transaction checks
+The timer learns each new deadline from the store's commit stream (`perpd.deadlines`:
+the ``trade_request`` and ``quote`` events carry ``expires_at``) and sleeps until the
+earliest, without a database read per commit; it looks at the clock at least every
+second, so a clock that jumps (tests, a suspended VM) is noticed. Its first pass, at
+start-up, expires everything whose deadline passed while the daemon was down, before the
+HTTP service starts. Acceptance never relies on this timer: the accepting transaction checks
 deadlines itself. A busy or full database pauses it (retried with backoff, logged).
 """
 
@@ -17,8 +17,8 @@ import sqlite3
 import trio
 
 from perpd import engine
+from perpd.deadlines import Deadlines
 from perpd.errors import Unavailable
-from perpd.records import Event
 from perpd.retry import Backoff
 from perpd.store import queries as q
 from perpd.venue import Venue
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 MAX_SLEEP_S = 1.0
 SIGNATURE_SWEEP_S = 60.0
 SIGNATURE_RETRY_S = 5.0
-_DEADLINE_EVENTS = ("trade_request", "quote")
 
 
 def _next_deadline(conn: sqlite3.Connection) -> int | None:
@@ -40,20 +39,11 @@ def _next_deadline(conn: sqlite3.Connection) -> int | None:
 class ExpiryTimer:
     def __init__(self, venue: Venue) -> None:
         self.venue = venue
-        self.earliest: int | None = None  # earliest live deadline known
-        self._new = trio.Event()
+        self.deadlines = Deadlines()
         self.passes = 0
         self.batches = 0  # follow-up batches (a pass that found more than one batch)
         self.backoff = Backoff("expiry timer")
-        venue.store.add_listener(self._committed)
-
-    def _committed(self, events: list[Event]) -> None:
-        for e in events:
-            if e.type in _DEADLINE_EVENTS:
-                at = int(e.data["expires_at"])
-                if self.earliest is None or at < self.earliest:
-                    self.earliest = at
-                    self._new.set()
+        venue.store.add_listener(self.deadlines.committed)
 
     async def expire(self) -> None:
         """Expire what is due, then learn the next deadline from the database.
@@ -72,18 +62,16 @@ class ExpiryTimer:
         while done >= batch:
             self.batches += 1
             done = await self.venue.mutate(engine.expire_due, wait=False)
-        # Deadlines committed while the read is in flight reach `_committed`: keep both.
-        self.earliest = None
-        found = await self.venue.read(_next_deadline)
-        if found is not None and (self.earliest is None or found < self.earliest):
-            self.earliest = found
+        # Deadlines committed while the read is in flight reach the listener: keep both.
+        self.deadlines.forget()
+        self.deadlines.note(await self.venue.read(_next_deadline))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.expire()
         task_status.started()
         next_sweep = trio.current_time() + SIGNATURE_SWEEP_S
         while True:
-            if self.earliest is not None and self.venue.clock() >= self.earliest:
+            if self.deadlines.due(self.venue.clock()):
                 await self.expire()
             if trio.current_time() >= next_sweep:
                 next_sweep = trio.current_time() + SIGNATURE_SWEEP_S
@@ -93,18 +81,14 @@ class ExpiryTimer:
                     self.backoff.retries += 1
                     log.warning("signature pruning postponed: %s", exc.message)
                     next_sweep = trio.current_time() + SIGNATURE_RETRY_S
-            delay = MAX_SLEEP_S
-            if self.earliest is not None:
-                delay = min(delay, max(0.0, self.earliest - self.venue.clock()))
-            self._new = trio.Event()
-            with trio.move_on_after(delay):
-                await self._new.wait()
+            with trio.move_on_after(self.deadlines.seconds_left(self.venue.clock(), MAX_SLEEP_S)):
+                await self.deadlines.wait_earlier()
 
     def statistics(self) -> dict[str, int | None]:
         return {
             "passes": self.passes,
             "batches": self.batches,
-            "earliest": self.earliest,
+            "earliest": self.deadlines.earliest,
             "db_retries": self.backoff.retries,
         }
 

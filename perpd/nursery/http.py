@@ -9,7 +9,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from perpd.nursery.http_limits import ConnectionGate, install
+from perpd.http_limits import ConnectionGate, install
 
 DEFAULT_MAX_CONNECTIONS = 4096
 H11_MAX_INCOMPLETE = 16 * 1024  # request line and headers
@@ -33,7 +33,7 @@ async def run(
     ``task_status.started`` receives the bound addresses (port 0 picks a free port).
     A WebSocket message over ``ws_max_message`` bytes closes its socket with 1009
     before more than that is buffered; past the cap of ``connections`` a new TCP
-    connection gets 503 (`perpd.nursery.http_limits`).
+    connection gets 503 (`perpd.http_limits`).
     """
     config = HypercornConfig()
     config.bind = [f"{host}:{port}"]

@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from perpd.records import Position
+from perpd.records import Position, PositionStatus
 from perpd.store.queries import _POSITION_COLS, _position, whole
 
 KINDS = ("fill", "funding", "liquidation", "closed")
@@ -77,10 +77,10 @@ def page_history(conn: sqlite3.Connection, agent_id: str, kind: str, w: Window) 
     ]
 
 
-def closed_positions_sql(agent_id: str, status: str, w: Window) -> tuple[str, list[Any]]:
+def closed_positions_sql(agent_id: str, status: PositionStatus, w: Window) -> tuple[str, list[Any]]:
     """Positions ``agent_id`` was a party to that ended as ``status``, in the order they
     ended (the seq of the final close or of the liquidation)."""
-    kind = "closed" if status == "closed" else "liquidation"
+    kind = "closed" if status == PositionStatus.CLOSED else "liquidation"
     where, args = _where(agent_id, kind, w)
     cols = ", ".join(f"p.{c}" for c in _POSITION_COLS.split(", "))
     sql = (
@@ -93,7 +93,7 @@ def closed_positions_sql(agent_id: str, status: str, w: Window) -> tuple[str, li
 
 
 def page_closed_positions(
-    conn: sqlite3.Connection, agent_id: str, status: str, w: Window
+    conn: sqlite3.Connection, agent_id: str, status: PositionStatus, w: Window
 ) -> list[tuple[int, Position]]:
     sql, args = closed_positions_sql(agent_id, status, w)
     return [(r[0], _position(r[1:])) for r in conn.execute(sql, args)]

@@ -19,6 +19,7 @@ from perpd.records import Account
 from perpd.store import _schema
 from perpd.store import queries as q
 from perpd.store._store import connect_reader
+from perpd.store.outbox import OutboxStatus
 
 T = TypeVar("T")
 
@@ -60,11 +61,11 @@ def last_seq(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
 
-def outbox_depth(conn: sqlite3.Connection) -> dict[str, int]:
+def outbox_depth(conn: sqlite3.Connection) -> dict[OutboxStatus, int]:
     """Outbox rows by status; every status present (0 when none)."""
-    counts = dict.fromkeys(("pending", "sent", "done", "failed"), 0)
+    counts = dict.fromkeys(OutboxStatus, 0)
     for status, n in conn.execute("SELECT status, count(*) FROM outbox GROUP BY status"):
-        counts[status] = int(n)
+        counts[OutboxStatus(status)] = int(n)
     return counts
 
 

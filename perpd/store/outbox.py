@@ -11,10 +11,18 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 KINDS = ("lock", "settle", "close", "liquidate", "withdraw", "deposit")
 _COLS = "id, kind, ref, payload, status, signature, slot, error, created_at, updated_at"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # written with the change that asks for it
+    SENT = "sent"  # a transaction carrying it may be in flight (rpc)
+    DONE = "done"  # landed: signature and slot recorded
+    FAILED = "failed"  # the chain refused it: error recorded
 
 
 @dataclass(frozen=True)
@@ -23,7 +31,7 @@ class OutboxRow:
     kind: str
     ref: str  # a position id, or an agent id (withdraw, deposit), or a batch label
     payload: dict[str, Any]
-    status: str  # pending | sent | done | failed
+    status: OutboxStatus
     signature: str | None
     slot: int | None
     error: str | None
@@ -32,11 +40,11 @@ class OutboxRow:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("done", "failed")
+        return self.status in (OutboxStatus.DONE, OutboxStatus.FAILED)
 
 
 def _row(r: tuple[Any, ...]) -> OutboxRow:
-    return OutboxRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:])
+    return OutboxRow(r[0], r[1], r[2], json.loads(r[3]), OutboxStatus(r[4]), *r[5:])
 
 
 def add(conn: sqlite3.Connection, kind: str, ref: str, payload: dict[str, Any], now: int) -> int:

@@ -17,7 +17,16 @@ from typing import Any
 
 from perpd.chain_mirror import MirrorBooks
 from perpd.money import PositionState, open_fee
-from perpd.records import Account, Event, Position, Quote, TradeRequest
+from perpd.records import (
+    Account,
+    Event,
+    Position,
+    PositionStatus,
+    Quote,
+    QuoteStatus,
+    RequestStatus,
+    TradeRequest,
+)
 
 
 def whole(now: float) -> int:
@@ -178,7 +187,10 @@ def get_request(conn: sqlite3.Connection, request_id: str) -> TradeRequest | Non
 
 
 def set_request_status(
-    conn: sqlite3.Connection, request_id: str, status: str, position_id: str | None = None
+    conn: sqlite3.Connection,
+    request_id: str,
+    status: RequestStatus,
+    position_id: str | None = None,
 ) -> None:
     conn.execute(
         "UPDATE requests SET status = ?, position_id = ? WHERE request_id = ?",
@@ -265,7 +277,7 @@ def get_quote(conn: sqlite3.Connection, quote_id: str) -> Quote | None:
 
 
 def quotes_of_request(
-    conn: sqlite3.Connection, request_id: str, status: str | None = None
+    conn: sqlite3.Connection, request_id: str, status: QuoteStatus | None = None
 ) -> list[Quote]:
     sql = f"SELECT {_QUOTE_COLS} FROM quotes WHERE request_id = ?"
     args: tuple[Any, ...] = (request_id,)
@@ -275,7 +287,7 @@ def quotes_of_request(
     return [Quote(*r) for r in conn.execute(sql + " ORDER BY created_at, quote_id", args)]
 
 
-def set_quote_status(conn: sqlite3.Connection, quote_id: str, status: str) -> None:
+def set_quote_status(conn: sqlite3.Connection, quote_id: str, status: QuoteStatus) -> None:
     conn.execute("UPDATE quotes SET status = ? WHERE quote_id = ?", (status, quote_id))
 
 
@@ -329,7 +341,7 @@ def live_quotes_on_request(
 
 
 def page_requests(
-    conn: sqlite3.Connection, status: str | None, after: int, limit: int
+    conn: sqlite3.Connection, status: RequestStatus | None, after: int, limit: int
 ) -> list[tuple[int, TradeRequest]]:
     """Requests of any status (or ``status``) with rowid > ``after``, in rowid order."""
     where, args = ("AND status = ? ", (status,)) if status is not None else ("", ())
@@ -522,7 +534,7 @@ def get_position(conn: sqlite3.Connection, position_id: str) -> Position | None:
 def page_positions(
     conn: sqlite3.Connection,
     agent_id: str | None,
-    status: str | None,
+    status: PositionStatus | None,
     after: int,
     limit: int,
     market: str | None = None,
@@ -616,7 +628,7 @@ def history_kind(type_: str, data: dict[str, Any]) -> str | None:
     """The ``agent_history`` kind an event is recorded under (issue 13), if any: fills,
     funding payments, liquidations, and the close that ends a position."""
     kind = _HISTORY_KINDS.get(type_)
-    if kind == "closed" and data.get("status") != "closed":
+    if kind == "closed" and data.get("status") != PositionStatus.CLOSED:
         return None  # a partial close: the position is still open
     return kind
 
@@ -764,7 +776,7 @@ def locked_by_positions(conn: sqlite3.Connection) -> dict[str, int]:
         "WHERE status IN ('open', 'pending')"
     )
     for requester, maker, cr, cm, notional, status in rows:
-        fee = open_fee(notional) if status == "pending" else 0
+        fee = open_fee(notional) if status == PositionStatus.PENDING else 0
         out[requester] = out.get(requester, 0) + cr + fee
         out[maker] = out.get(maker, 0) + cm
     return out

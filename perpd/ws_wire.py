@@ -10,7 +10,7 @@ socket) and writes it to each socket's file descriptor straight away, without an
 in order and flushed by the session's task under hypercorn's send lock.
 
 Every write of an upgraded HTTP/1.1 connection goes through its `Wire` (hypercorn's own,
-routed here by `perpd.nursery.http_limits`), so a frame is never cut by another: bytes
+routed here by `perpd.http_limits`), so a frame is never cut by another: bytes
 queued come out before bytes written later, whoever writes them. TLS and HTTP/2
 connections have no wire and take hypercorn's path.
 """

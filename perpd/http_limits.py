@@ -40,7 +40,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
-from perpd.nursery import ws_wire
+from perpd import ws_wire
 from perpd.ratelimit import Buckets, address_key
 from perpd.tarpit import Tarpit
 
