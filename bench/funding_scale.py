@@ -135,10 +135,24 @@ async def pairs(url: str, http: httpx.AsyncClient, count: int) -> list[tuple[Cli
     return out
 
 
+def unindexed(conn: sqlite3.Connection) -> bool:
+    """Whether a tick's audience and history rows are still to be written (a baseline
+    tree older than migration 9 writes them with each batch: never)."""
+    try:
+        return conn.execute("SELECT 1 FROM funding_unindexed").fetchone() is not None
+    except sqlite3.OperationalError:  # no such table
+        return False
+
+
+def ticking(conn: sqlite3.Connection, at: int) -> bool:
+    return q.any_funding_due(conn, at) or unindexed(conn)
+
+
 async def wait_settled(conn: sqlite3.Connection, at: int, start: float) -> float:
-    """Seconds from ``start`` (wall clock) until no open position is due at ``at``."""
+    """Seconds from ``start`` (wall clock) until no open position is due at ``at`` and
+    the tick's rows are all written (its sorted pass is part of the tick)."""
     # another process's file: there is nothing to wait on but the file itself
-    while await trio.to_thread.run_sync(q.any_funding_due, conn, at):  # noqa: ASYNC110
+    while await trio.to_thread.run_sync(ticking, conn, at):  # noqa: ASYNC110
         await trio.sleep(POLL_S)
     return time.time() - start
 

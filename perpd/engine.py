@@ -35,7 +35,7 @@ from perpd.errors import (
 )
 from perpd.limits import TradeLimits
 from perpd.markets import get_market
-from perpd.records import Account, Position, Quote, TradeRequest
+from perpd.records import Account, Event, Position, Quote, TradeRequest
 from perpd.store import queries as q
 from perpd.store import quote_controls as qc
 from perpd.units import format_price, format_rate, format_usdc
@@ -552,7 +552,9 @@ def _funding_event(
     )
 
 
-def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
+def settle_funding_due(
+    conn: sqlite3.Connection, ctx: Ctx, limit: int, unindexed: list[Event] | None = None
+) -> int:
     """Settle up to ``limit`` positions whose funding time has come; returns how many.
 
     Each settles to the last period boundary, not to now: every settlement lands on the
@@ -566,6 +568,9 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     statement each for the positions, the agents' locked balances, the events and
     their audiences. The per-row Python is kept to the arithmetic and the event's data
     (a rate's text is formatted once: a tick has few distinct rates).
+    ``unindexed``: the events' audience and history rows are not written; the events
+    are added to it, for the scheduler's sorted pass once the unit has committed
+    (`perpd.store.funding_index`).
     """
     period = ctx.funding_period_s
     boundary = ctx.ts // period * period
@@ -589,7 +594,11 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     if updates:
         q.apply_funding(conn, updates)
         q.adjust_locked(conn, locked)
-        q.append_events_bulk(conn, ctx.ts, "funding_settled", events)
+        made = q.append_events_bulk(
+            conn, ctx.ts, "funding_settled", events, index=unindexed is None
+        )
+        if unindexed is not None:
+            unindexed.extend(made)
     return len(updates)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from perpd.chain_mirror import MirrorBooks
 from perpd.money import PositionState, open_fee
 from perpd.records import Account, Event, Position, Quote, TradeRequest
+from perpd.store import funding_index
 
 
 def whole(now: float) -> int:
@@ -657,7 +658,8 @@ def append_event(
 
 _EVENT_COLS = (
     "seq, ts, type, market, public, data, "
-    "(SELECT group_concat(agent_id, ' ') FROM event_audience a WHERE a.seq = e.seq)"
+    f"CASE WHEN {funding_index.UNINDEXED} THEN {funding_index.UNINDEXED_AUDIENCE} ELSE "
+    "(SELECT group_concat(agent_id, ' ') FROM event_audience a WHERE a.seq = e.seq) END"
 )
 
 
@@ -685,8 +687,9 @@ def events_visible_to(
     rows = conn.execute(
         f"SELECT {_EVENT_COLS} FROM events e WHERE seq > ? AND seq <= ? AND "
         "(public = 1 OR seq IN (SELECT seq FROM event_audience WHERE agent_id = ? "
-        "AND seq > ?)) ORDER BY seq LIMIT ?",
-        (since, top, agent_id, since, limit),
+        f"AND seq > ?) OR ({funding_index.UNINDEXED} "
+        "AND ? IN (e.data ->> 'payer', e.data ->> 'receiver'))) ORDER BY seq LIMIT ?",
+        (since, top, agent_id, since, agent_id, limit),
     )
     return _events(rows)
 
@@ -940,12 +943,16 @@ def append_events_bulk(
     ts: int,
     type_: str,
     events: list[tuple[str, dict[str, Any], tuple[str, ...]]],
-) -> None:
+    *,
+    index: bool = True,
+) -> list[Event]:
     """Append private events ``(market, data, audience)``: one statement for the events,
     one for their audiences; seqs follow on from the log's in list order, exactly as that
-    many `append_event` calls would number them."""
+    many `append_event` calls would number them. ``index=False`` (funding events only):
+    the audience and history rows are left to `funding_index`'s sorted pass, the seqs
+    recorded as unindexed. Returns the events."""
     if not events:
-        return
+        return []
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     first = (row[0] if row else 0) + 1
     made = [
@@ -962,6 +969,13 @@ def append_events_bulk(
         "SELECT e.value ->> 0, ?, ?, e.value ->> 1, 0, e.value -> 2 FROM json_each(?) AS e",
         (ts, type_, doc),
     )
+    pending = getattr(conn, "pending", None)
+    if pending is not None:  # the store publishes these after COMMIT
+        pending.extend(made)
+    if not index:
+        assert type_ == "funding_settled"  # the readers fill in only these from the data
+        funding_index.defer(conn, first, made[-1].seq)
+        return made
     conn.execute(
         "INSERT INTO event_audience (agent_id, seq) "
         "SELECT a.value, e.value ->> 0 FROM json_each(?) AS e, json_each(e.value, '$[3]') AS a "
@@ -979,9 +993,7 @@ def append_events_bulk(
             "FROM json_each(?) AS h",
             (kind, ts, json.dumps(history)),
         )
-    pending = getattr(conn, "pending", None)
-    if pending is not None:  # the store publishes these after COMMIT
-        pending.extend(made)
+    return made
 
 
 def any_funding_due(conn: sqlite3.Connection, now: int) -> bool:
