@@ -575,31 +575,79 @@ def settle_funding_due(
     period = ctx.funding_period_s
     boundary = ctx.ts // period * period
     next_at = next_funding_time(ctx.ts, period)
-    updates: list[q.FundingUpdate] = []
+    lows: list[q.FundingUpdate] = []
+    highs: list[q.FundingUpdate] = []
     locked: dict[str, int] = {}
     events: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
     transfer_of = money.funding_transfer
     bounds_of = money.price_bounds
     for row in q.funding_due_rows(conn, ctx.ts, limit):
-        key, pid, market, requester, maker, side, n, p0, cr, cm, imr, imm, rate, t_base, paid = row
+        (
+            key,
+            pid,
+            market,
+            requester,
+            maker,
+            side,
+            n,
+            p0,
+            cr,
+            cm,
+            imr,
+            imm,
+            rate,
+            t_base,
+            paid,
+            low,
+        ) = row
         _due, transfer = transfer_of(n, rate, t_base, paid, cr, cm, boundary, period)
-        if transfer:
-            cr, cm, paid = cr - transfer, cm + transfer, paid + transfer
-            locked[requester] = locked.get(requester, 0) - transfer
-            locked[maker] = locked.get(maker, 0) + transfer
-            data = _funding_data(pid, requester, maker, transfer, boundary, rate)
-            events.append((market, data, (requester, maker)))
+        if not transfer:  # nothing moved, no bound either: liq_low written as it is
+            lows.append((key, cr, cm, paid, 0, next_at, low))
+            continue
+        cr, cm, paid = cr - transfer, cm + transfer, paid + transfer
+        locked[requester] = locked.get(requester, 0) - transfer
+        locked[maker] = locked.get(maker, 0) + transfer
+        data = _funding_data(pid, requester, maker, transfer, boundary, rate)
+        events.append((market, data, (requester, maker)))
         low, high = bounds_of(side, n, p0, imr, cr, imm, cm)
-        updates.append((key, cr, cm, paid, transfer, next_at, low, high))
-    if updates:
-        q.apply_funding(conn, updates)
+        if _payer_bound(side, transfer) == 0:
+            lows.append((key, cr, cm, paid, transfer, next_at, low))
+        else:
+            highs.append((key, cr, cm, paid, transfer, next_at, high))
+    if lows or highs:
+        q.apply_funding(conn, lows, highs)
         q.adjust_locked(conn, locked)
         made = q.append_events_bulk(
             conn, ctx.ts, "funding_settled", events, index=unindexed is None
         )
         if unindexed is not None:
             unindexed.extend(made)
-    return len(updates)
+    return len(lows) + len(highs)
+
+
+def _payer_bound(side: int, transfer: int) -> int:
+    """Which liquidation bound a funding payment moves: the payer's (0: low, 1: high).
+
+    Each bound is one side's (the requester's low if it is long, else the maker's) and
+    depends only on that side's collateral. The payer's comes nearer the price and is
+    rewritten; the receiver's moves away, and its stored bound, never nearer than at the
+    last exact computation, stays: a superset of candidates for the liquidation watcher,
+    which judges each candidate exactly. Skipping it halves the random index writes."""
+    requester_pays = transfer > 0
+    return 0 if requester_pays == (side == 1) else 1
+
+
+def _funding_bounds(
+    p: Position,
+    transfer: int,
+    exact: tuple[int | None, int | None],
+    held: tuple[int | None, int | None],
+) -> tuple[int | None, int | None]:
+    """A single settlement's stored bounds, as a batch writes them (`_payer_bound`)."""
+    if not transfer:
+        return held
+    which = _payer_bound(p.state.side, transfer)
+    return (exact[0], held[1]) if which == 0 else (held[0], exact[1])
 
 
 def settle_funding_of(
@@ -627,7 +675,9 @@ def _settle_funding(conn: sqlite3.Connection, ctx: Ctx, p: Position, at: int | N
         next_funding_at=next_funding_time(ctx.ts, period),
     )
     _move_funding(conn, p, result.transfer)
-    q.save_position(conn, updated, money.liquidation_price_bounds(result.state))
+    held = q.liquidation_bounds(conn, p.position_id)
+    exact = money.liquidation_price_bounds(result.state)
+    q.save_position(conn, updated, _funding_bounds(p, result.transfer, exact, held))
     _funding_event(conn, ctx, p, result.transfer, boundary)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from perpd import engine
+from perpd import engine, money
 from perpd.nursery import funding
 from perpd.oracle import PriceBook
 from perpd.records import Event
@@ -20,7 +20,7 @@ from perpd.store import Store, connect, history
 from perpd.store import funding_index as fi
 from perpd.store import queries as q
 from perpd.venue import Venue
-from tests.test_funding_scale import PERIOD, T, build, ctx, untimed_units
+from tests.test_funding_scale import PERIOD, PRICE, T, build, ctx, untimed_units
 
 __all__ = ["untimed_units"]  # the autouse fixture: units end on size, not the machine
 
@@ -232,3 +232,50 @@ async def test_a_unit_rolled_back_leaves_nothing_to_index(
     assert fi.unindexed_range(deferred) is None
     assert q.state_digest(deferred) == q.state_digest(ref)
     assert _history(deferred) == _history(ref)
+
+
+def _wider(held: int | None, exact: int | None, low: bool) -> bool:
+    """Whether a stored bound names every price the exact one does (None: never)."""
+    if exact is None:
+        return True
+    if held is None:
+        return False
+    return held >= exact if low else held <= exact
+
+
+def test_only_the_payers_bound_is_rewritten_and_the_watcher_misses_nothing(
+    pair: tuple[sqlite3.Connection, sqlite3.Connection],
+) -> None:
+    """After a tick each payer's bound is exact and each receiver's the one it had (a
+    superset: more collateral only moves it away); the watcher's candidates at any price
+    still hold every position that price makes liquidatable."""
+    deferred, _ref = pair
+    before = {
+        r[0]: (r[1], r[2])
+        for r in deferred.execute("SELECT position_id, liq_low, liq_high FROM positions")
+    }
+    events = [e for made in _settle(deferred, deferred=True) for e in made]
+    payers = {e.data["position_id"]: e.data["payer"] for e in events}
+    exact_sides = {0: 0, 1: 0}
+    positions = q.positions_funding_due(deferred, 1 << 40, 1 << 20)
+    for p in positions:
+        held = q.liquidation_bounds(deferred, p.position_id)
+        exact = money.liquidation_price_bounds(p.state)
+        assert _wider(held[0], exact[0], low=True) and _wider(held[1], exact[1], low=False)
+        if p.position_id not in payers:
+            assert held == before[p.position_id]
+            continue
+        requester_pays = payers[p.position_id] == p.requester
+        which = 0 if requester_pays == (p.state.side == 1) else 1
+        assert held[which] == exact[which]  # the payer's, exact
+        assert held[1 - which] == before[p.position_id][1 - which]  # the receiver's, kept
+        exact_sides[which] += 1
+    assert exact_sides[0] and exact_sides[1]
+    lows = sorted({b for p in positions for b in money.liquidation_price_bounds(p.state) if b})
+    met = 0
+    for price in [*lows[:: max(1, len(lows) // 40)], PRICE // 3, PRICE, 3 * PRICE]:
+        candidates = {p.position_id for p in q.liquidation_candidates(deferred, "BTC-PERP", price)}
+        under = {p.position_id for p in positions if money.liquidatable_side(p.state, price)}
+        assert under <= candidates
+        met += len(under)
+    assert met > 0

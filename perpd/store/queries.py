@@ -892,13 +892,15 @@ def funding_settled_counts(conn: sqlite3.Connection, prefix: str = "") -> tuple[
 
 _FUNDING_COLS = (
     "rowid, position_id, market, requester, maker, side, notional, entry_price, "
-    "cr, cm, imr, imm, rate, t_base, funding_paid"
+    "cr, cm, imr, imm, rate, t_base, funding_paid, liq_low"
 )
 # (rowid, position_id, market, requester, maker, side, N, P0, Cr, Cm, IMr, IMm, f, t_base,
-#  paid)
-FundingRow = tuple[int, str, str, str, str, int, int, int, int, int, int, int, int, int, int]
-# (rowid, Cr, Cm, paid, transfer, next_funding_at, liq_low, liq_high)
-FundingUpdate = tuple[int, int, int, int, int, int, int | None, int | None]
+#  paid, liq_low)
+FundingRow = tuple[
+    int, str, str, str, str, int, int, int, int, int, int, int, int, int, int, int | None
+]
+# (rowid, Cr, Cm, paid, transfer, next_funding_at, the payer's liquidation bound)
+FundingUpdate = tuple[int, int, int, int, int, int, int | None]
 
 
 def funding_due_rows(conn: sqlite3.Connection, now: int, limit: int) -> list[FundingRow]:
@@ -914,17 +916,32 @@ def funding_due_rows(conn: sqlite3.Connection, now: int, limit: int) -> list[Fun
     return rows.fetchall()
 
 
-def apply_funding(conn: sqlite3.Connection, updates: list[FundingUpdate]) -> None:
+def apply_funding(
+    conn: sqlite3.Connection, lows: list[FundingUpdate], highs: list[FundingUpdate]
+) -> None:
     """Write a batch's settled collaterals, funding counters, next funding times and
-    liquidation bounds in one statement (the batch travels as one JSON array), by rowid:
-    the due rows come in rowid order, so the table is walked forward, not by its text key."""
-    conn.execute(
-        "UPDATE positions SET cr = u.value ->> 1, cm = u.value ->> 2, "
-        "funding_paid = u.value ->> 3, funding_total = funding_total + (u.value ->> 4), "
-        "next_funding_at = u.value ->> 5, liq_low = u.value ->> 6, liq_high = u.value ->> 7 "
-        "FROM json_each(?) AS u WHERE positions.rowid = u.value ->> 0",
-        (json.dumps(updates),),
-    )
+    payers' liquidation bounds in one statement per bound (each batch travels as one
+    JSON array), by rowid: the due rows come in rowid order, so the table is walked
+    forward, not by its text key. ``lows`` set ``liq_low``, ``highs`` ``liq_high``: a
+    statement that set both would rewrite both indexes' entries of every row, even
+    where the value stays (measured: SQLite does)."""
+    for updates, column in ((lows, "liq_low"), (highs, "liq_high")):
+        if updates:
+            conn.execute(
+                "UPDATE positions SET cr = u.value ->> 1, cm = u.value ->> 2, "
+                "funding_paid = u.value ->> 3, funding_total = funding_total + (u.value ->> 4), "
+                f"next_funding_at = u.value ->> 5, {column} = u.value ->> 6 "
+                "FROM json_each(?) AS u WHERE positions.rowid = u.value ->> 0",
+                (json.dumps(updates),),
+            )
+
+
+def liquidation_bounds(conn: sqlite3.Connection, position_id: str) -> tuple[int | None, int | None]:
+    """A position's stored index bounds (liq_low, liq_high)."""
+    row = conn.execute(
+        "SELECT liq_low, liq_high FROM positions WHERE position_id = ?", (position_id,)
+    ).fetchone()
+    return row[0], row[1]
 
 
 def adjust_locked(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:
