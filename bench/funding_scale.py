@@ -119,6 +119,17 @@ def build(db: str, n: int, lead_s: float, period: int) -> int:
     return t0
 
 
+def schema_for(db: str, tree: str) -> None:
+    """Leave the file at the schema of ``tree``'s perpd, if that predates migration 9
+    (which only adds ``funding_unindexed``): a daemon refuses a newer file."""
+    if "m009_" in (Path(tree) / "perpd" / "store" / "_schema.py").read_text():
+        return
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DROP TABLE funding_unindexed")
+    conn.execute("PRAGMA user_version = 8")
+    conn.close()
+
+
 def reader(db: str) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
 
@@ -163,6 +174,8 @@ async def mirror_tick(n: int, tree: str | None = None, lead_s: float = LEAD_S) -
         db = str(Path(tmp) / "funding.db")
         began = time.perf_counter()
         t0 = build(db, n, lead_s, period)
+        if tree is not None:
+            schema_for(db, tree)
         print(f"built {n} positions in {time.perf_counter() - began:.1f} s")
         idle: list[float] = []
         during: list[float] = []

@@ -582,27 +582,10 @@ def settle_funding_due(
     transfer_of = money.funding_transfer
     bounds_of = money.price_bounds
     for row in q.funding_due_rows(conn, ctx.ts, limit):
-        (
-            key,
-            pid,
-            market,
-            requester,
-            maker,
-            side,
-            n,
-            p0,
-            cr,
-            cm,
-            imr,
-            imm,
-            rate,
-            t_base,
-            paid,
-            low,
-        ) = row
+        key, pid, market, requester, maker, side, n, p0, cr, cm, imr, imm, rate, t_base, paid = row
         _due, transfer = transfer_of(n, rate, t_base, paid, cr, cm, boundary, period)
-        if not transfer:  # nothing moved, no bound either: liq_low written as it is
-            lows.append((key, cr, cm, paid, 0, next_at, low))
+        if not transfer:  # nothing moved, no bound either (`apply_funding` keeps it)
+            lows.append((key, cr, cm, paid, 0, next_at, None))
             continue
         cr, cm, paid = cr - transfer, cm + transfer, paid + transfer
         locked[requester] = locked.get(requester, 0) - transfer

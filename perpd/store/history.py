@@ -2,9 +2,10 @@
 positions, paged on the event ``seq``; and the funding curve's starting snapshot.
 
 Rows come from ``agent_history`` (migration 7), which `queries.append_event` and
-`queries.append_events_bulk` fill for each event's audience in the event's own unit;
-the items' fields are the events' data, which the log keeps forever (pruning removes
-finished requests and quotes, never events).
+`queries.append_events_bulk` fill for each event's audience in the event's own unit
+(a funding tick's: in its sorted pass after the tick, `funding_index`; until then its
+payments come from the log); the items' fields are the events' data, which the log
+keeps forever (pruning removes finished requests and quotes, never events).
 All of these run on the read-only connections.
 """
 

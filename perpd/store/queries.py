@@ -892,14 +892,13 @@ def funding_settled_counts(conn: sqlite3.Connection, prefix: str = "") -> tuple[
 
 _FUNDING_COLS = (
     "rowid, position_id, market, requester, maker, side, notional, entry_price, "
-    "cr, cm, imr, imm, rate, t_base, funding_paid, liq_low"
+    "cr, cm, imr, imm, rate, t_base, funding_paid"
 )
 # (rowid, position_id, market, requester, maker, side, N, P0, Cr, Cm, IMr, IMm, f, t_base,
-#  paid, liq_low)
-FundingRow = tuple[
-    int, str, str, str, str, int, int, int, int, int, int, int, int, int, int, int | None
-]
-# (rowid, Cr, Cm, paid, transfer, next_funding_at, the payer's liquidation bound)
+#  paid)
+FundingRow = tuple[int, str, str, str, str, int, int, int, int, int, int, int, int, int, int]
+# (rowid, Cr, Cm, paid, transfer, next_funding_at, the payer's liquidation bound; kept
+#  where transfer is 0)
 FundingUpdate = tuple[int, int, int, int, int, int, int | None]
 
 
@@ -930,7 +929,8 @@ def apply_funding(
             conn.execute(
                 "UPDATE positions SET cr = u.value ->> 1, cm = u.value ->> 2, "
                 "funding_paid = u.value ->> 3, funding_total = funding_total + (u.value ->> 4), "
-                f"next_funding_at = u.value ->> 5, {column} = u.value ->> 6 "
+                f"next_funding_at = u.value ->> 5, {column} = CASE WHEN u.value ->> 4 = 0 "
+                f"THEN {column} ELSE u.value ->> 6 END "
                 "FROM json_each(?) AS u WHERE positions.rowid = u.value ->> 0",
                 (json.dumps(updates),),
             )
