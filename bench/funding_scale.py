@@ -119,6 +119,17 @@ def build(db: str, n: int, lead_s: float, period: int) -> int:
     return t0
 
 
+def schema_for(db: str, tree: str) -> None:
+    """Leave the file at the schema of ``tree``'s perpd, if that predates migration 9
+    (which only adds ``funding_unindexed``): a daemon refuses a newer file."""
+    if "m009_" in (Path(tree) / "perpd" / "store" / "_schema.py").read_text():
+        return
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("DROP TABLE funding_unindexed")
+    conn.execute("PRAGMA user_version = 8")
+    conn.close()
+
+
 def reader(db: str) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
 
@@ -135,10 +146,24 @@ async def pairs(url: str, http: httpx.AsyncClient, count: int) -> list[tuple[Cli
     return out
 
 
+def unindexed(conn: sqlite3.Connection) -> bool:
+    """Whether a tick's audience and history rows are still to be written (a baseline
+    tree older than migration 9 writes them with each batch: never)."""
+    try:
+        return conn.execute("SELECT 1 FROM funding_unindexed").fetchone() is not None
+    except sqlite3.OperationalError:  # no such table
+        return False
+
+
+def ticking(conn: sqlite3.Connection, at: int) -> bool:
+    return q.any_funding_due(conn, at) or unindexed(conn)
+
+
 async def wait_settled(conn: sqlite3.Connection, at: int, start: float) -> float:
-    """Seconds from ``start`` (wall clock) until no open position is due at ``at``."""
+    """Seconds from ``start`` (wall clock) until no open position is due at ``at`` and
+    the tick's rows are all written (its sorted pass is part of the tick)."""
     # another process's file: there is nothing to wait on but the file itself
-    while await trio.to_thread.run_sync(q.any_funding_due, conn, at):  # noqa: ASYNC110
+    while await trio.to_thread.run_sync(ticking, conn, at):  # noqa: ASYNC110
         await trio.sleep(POLL_S)
     return time.time() - start
 
@@ -149,6 +174,8 @@ async def mirror_tick(n: int, tree: str | None = None, lead_s: float = LEAD_S) -
         db = str(Path(tmp) / "funding.db")
         began = time.perf_counter()
         t0 = build(db, n, lead_s, period)
+        if tree is not None:
+            schema_for(db, tree)
         print(f"built {n} positions in {time.perf_counter() - began:.1f} s")
         idle: list[float] = []
         during: list[float] = []

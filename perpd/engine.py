@@ -37,6 +37,7 @@ from perpd.limits import TradeLimits
 from perpd.markets import get_market
 from perpd.records import (
     Account,
+    Event,
     Position,
     PositionStatus,
     Quote,
@@ -560,7 +561,9 @@ def _funding_event(
     )
 
 
-def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
+def settle_funding_due(
+    conn: sqlite3.Connection, ctx: Ctx, limit: int, unindexed: list[Event] | None = None
+) -> int:
     """Settle up to ``limit`` positions whose funding time has come; returns how many.
 
     Each settles to the last period boundary, not to now: every settlement lands on the
@@ -574,11 +577,15 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     statement each for the positions, the agents' locked balances, the events and
     their audiences. The per-row Python is kept to the arithmetic and the event's data
     (a rate's text is formatted once: a tick has few distinct rates).
+    ``unindexed``: the events' audience and history rows are not written; the events
+    are added to it, for the scheduler's sorted pass once the unit has committed
+    (`perpd.store.funding_index`).
     """
     period = ctx.funding_period_s
     boundary = ctx.ts // period * period
     next_at = next_funding_time(ctx.ts, period)
-    updates: list[q.FundingUpdate] = []
+    lows: list[q.FundingUpdate] = []
+    highs: list[q.FundingUpdate] = []
     locked: dict[str, int] = {}
     events: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
     transfer_of = money.funding_transfer
@@ -586,19 +593,53 @@ def settle_funding_due(conn: sqlite3.Connection, ctx: Ctx, limit: int) -> int:
     for row in q.funding_due_rows(conn, ctx.ts, limit):
         key, pid, market, requester, maker, side, n, p0, cr, cm, imr, imm, rate, t_base, paid = row
         _due, transfer = transfer_of(n, rate, t_base, paid, cr, cm, boundary, period)
-        if transfer:
-            cr, cm, paid = cr - transfer, cm + transfer, paid + transfer
-            locked[requester] = locked.get(requester, 0) - transfer
-            locked[maker] = locked.get(maker, 0) + transfer
-            data = _funding_data(pid, requester, maker, transfer, boundary, rate)
-            events.append((market, data, (requester, maker)))
+        if not transfer:  # nothing moved, no bound either (`apply_funding` keeps it)
+            lows.append((key, cr, cm, paid, 0, next_at, None))
+            continue
+        cr, cm, paid = cr - transfer, cm + transfer, paid + transfer
+        locked[requester] = locked.get(requester, 0) - transfer
+        locked[maker] = locked.get(maker, 0) + transfer
+        data = _funding_data(pid, requester, maker, transfer, boundary, rate)
+        events.append((market, data, (requester, maker)))
         low, high = bounds_of(side, n, p0, imr, cr, imm, cm)
-        updates.append((key, cr, cm, paid, transfer, next_at, low, high))
-    if updates:
-        q.apply_funding(conn, updates)
+        if _payer_bound(side, transfer) == 0:
+            lows.append((key, cr, cm, paid, transfer, next_at, low))
+        else:
+            highs.append((key, cr, cm, paid, transfer, next_at, high))
+    if lows or highs:
+        q.apply_funding(conn, lows, highs)
         q.adjust_locked(conn, locked)
-        q.append_events_bulk(conn, ctx.ts, "funding_settled", events)
-    return len(updates)
+        made = q.append_events_bulk(
+            conn, ctx.ts, "funding_settled", events, index=unindexed is None
+        )
+        if unindexed is not None:
+            unindexed.extend(made)
+    return len(lows) + len(highs)
+
+
+def _payer_bound(side: int, transfer: int) -> int:
+    """Which liquidation bound a funding payment moves: the payer's (0: low, 1: high).
+
+    Each bound is one side's (the requester's low if it is long, else the maker's) and
+    depends only on that side's collateral. The payer's comes nearer the price and is
+    rewritten; the receiver's moves away, and its stored bound, never nearer than at the
+    last exact computation, stays: a superset of candidates for the liquidation watcher,
+    which judges each candidate exactly. Skipping it halves the random index writes."""
+    requester_pays = transfer > 0
+    return 0 if requester_pays == (side == 1) else 1
+
+
+def _funding_bounds(
+    p: Position,
+    transfer: int,
+    exact: tuple[int | None, int | None],
+    held: tuple[int | None, int | None],
+) -> tuple[int | None, int | None]:
+    """A single settlement's stored bounds, as a batch writes them (`_payer_bound`)."""
+    if not transfer:
+        return held
+    which = _payer_bound(p.state.side, transfer)
+    return (exact[0], held[1]) if which == 0 else (held[0], exact[1])
 
 
 def settle_funding_of(
@@ -626,7 +667,9 @@ def _settle_funding(conn: sqlite3.Connection, ctx: Ctx, p: Position, at: int | N
         next_funding_at=next_funding_time(ctx.ts, period),
     )
     _move_funding(conn, p, result.transfer)
-    q.save_position(conn, updated, money.liquidation_price_bounds(result.state))
+    held = q.liquidation_bounds(conn, p.position_id)
+    exact = money.liquidation_price_bounds(result.state)
+    q.save_position(conn, updated, _funding_bounds(p, result.transfer, exact, held))
     _funding_event(conn, ctx, p, result.transfer, boundary)
 
 

@@ -24,8 +24,11 @@ import trio
 from perpd import custody, engine
 from perpd.chain_actions import SETTLE_BATCH
 from perpd.errors import ApiError, Unavailable
+from perpd.records import Event
 from perpd.retry import Backoff, Quarantine
+from perpd.store import funding_index
 from perpd.store import queries as q
+from perpd.store.funding_index import Backlog
 from perpd.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -48,10 +51,12 @@ MAX_SLEEP_S = 1.0
 RETRY_S = 0.25
 
 
-async def settle_due(venue: Venue) -> int:
+async def settle_due(venue: Venue, backlog: Backlog | None = None) -> int:
     """Settle every position whose funding time has come, a batch per transaction
     (with a chain: a ``settle_funding`` of up to `SETTLE_BATCH` positions per row,
-    each waited for before the next, so no position is asked twice)."""
+    each waited for before the next, so no position is asked twice). Without a chain
+    the batches leave their events' audience and history rows to ``backlog``, written
+    in one sorted pass once nothing is due (`index_backlog`)."""
     done = 0
     submitter = venue.submitter
     if submitter is not None:
@@ -64,18 +69,41 @@ async def settle_due(venue: Venue) -> int:
             done += n
             if n < SETTLE_BATCH:
                 return done
+    backlog = Backlog() if backlog is None else backlog
+    waiting = venue.store.writes_waiting
+    step = Step(adapt=True)
+
+    def unit(conn: sqlite3.Connection, ctx: engine.Ctx) -> tuple[int, bool, list[Event]]:
+        made: list[Event] = []  # this run's own (a unit is all or nothing)
+        return (*_funding_unit(conn, ctx, waiting, step, made), made)
+
+    while True:
+        n, more, made = await venue.mutate(unit, urgent=True, wait=False, alone=True)
+        backlog.add_events(made)  # committed: the sorted pass may write their rows
+        done += n
+        if not more:
+            await index_backlog(venue, backlog)
+            return done
+
+
+async def index_backlog(venue: Venue, backlog: Backlog) -> None:
+    """Write a tick's deferred audience and history rows in key order, in units sized
+    like funding units, until no range is recorded as unindexed (one left by a crash
+    is read back from the log first)."""
     waiting = venue.store.writes_waiting
     step = Step(adapt=True)
     while True:
-        n, more = await venue.mutate(
-            partial(_funding_unit, waiting=waiting, step=step),
+        if not backlog and not await venue.read(backlog.load):
+            return
+        written, left = await venue.mutate(
+            partial(_index_unit, backlog=backlog, waiting=waiting, step=step),
             urgent=True,
             wait=False,
             alone=True,
         )
-        done += n
-        if not more:
-            return done
+        backlog.drop(written)
+        if not left and not backlog:
+            return
 
 
 @dataclass
@@ -96,25 +124,54 @@ def _funding_unit(
     ctx: engine.Ctx,
     waiting: Callable[[], bool],
     step: Step | None = None,
+    unindexed: list[Event] | None = None,
 ) -> tuple[int, bool]:
     """Funding steps in one transaction (on the writer thread); returns (positions
     settled, whether some may still be due). Past MIN_UNIT_S, it ends after the step that
     finds another unit waiting for the writer: that unit waits for the step and this
-    commit."""
+    commit. ``unindexed``: see `engine.settle_funding_due`."""
     step = step or Step()
     done = 0
     began = time.perf_counter()
     while True:
         size, start = step.size, time.perf_counter()
-        n = engine.settle_funding_due(conn, ctx, size)
+        n = engine.settle_funding_due(conn, ctx, size, unindexed)
         ended = time.perf_counter()
         step.took(ended - start)
         done += n
         if n < size:
             return done, False
-        held = ended - began
-        if held >= UNIT_S or done >= UNIT_MAX or (held >= MIN_UNIT_S and waiting()):
+        if _unit_ends(began, ended, done, waiting):
             return done, True
+
+
+def _unit_ends(began: float, now: float, done: int, waiting: Callable[[], bool]) -> bool:
+    held = now - began
+    return held >= UNIT_S or done >= UNIT_MAX or (held >= MIN_UNIT_S and waiting())
+
+
+def _index_unit(
+    conn: sqlite3.Connection,
+    ctx: engine.Ctx,
+    backlog: Backlog,
+    waiting: Callable[[], bool],
+    step: Step,
+) -> tuple[int, bool]:
+    """Steps of the sorted pass in one transaction, ended as funding units end; returns
+    (rows written, whether an unindexed range is left). The backlog is read, not
+    changed: its rows are dropped once this has committed."""
+    done = 0
+    began = time.perf_counter()
+    while True:
+        start = time.perf_counter()
+        rows = backlog.peek(step.size, done)
+        done += len(rows)
+        last = done >= len(backlog)
+        left = funding_index.index_rows(conn, rows, done_to=backlog.high if last else None)
+        ended = time.perf_counter()
+        step.took(ended - start)
+        if last or _unit_ends(began, ended, done, waiting):
+            return done, left
 
 
 async def close_expired_terms(venue: Venue, quarantine: Quarantine | None = None) -> int:
@@ -162,6 +219,7 @@ class FundingScheduler:
         self.backoff = Backoff("funding scheduler")
         self.quarantine = Quarantine("term close")
         self.funding_quarantine = Quarantine("funding settlement")
+        self.backlog = Backlog()  # a tick's rows not yet indexed, kept across retries
 
     async def pass_(self) -> None:
         await self.backoff.call(self._settle)
@@ -171,13 +229,14 @@ class FundingScheduler:
         """Batches normally; one position per unit while a position is failing."""
         if not len(self.funding_quarantine):
             try:
-                await settle_due(self.venue)
+                await settle_due(self.venue, self.backlog)
                 return
             except Unavailable:
                 raise
             except Exception as exc:  # a bug on some position: find it, settle the rest
                 log.error("funding batch failed; settling position by position", exc_info=exc)
         await self._settle_one_by_one()
+        await index_backlog(self.venue, self.backlog)
 
     async def _settle_one_by_one(self) -> None:
         now = int(self.venue.clock())

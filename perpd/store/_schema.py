@@ -345,6 +345,21 @@ def m008_quote_controls(conn: sqlite3.Connection) -> None:
     )
 
 
+def m009_funding_unindexed(conn: sqlite3.Connection) -> None:
+    """Issue 11: the seqs of funding events whose audience and history rows a tick has
+    not written yet (`perpd.store.funding_index`); at most one range."""
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE funding_unindexed (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            lo INTEGER NOT NULL,
+            hi INTEGER NOT NULL CHECK (hi >= lo)
+        );
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_integer_money,
@@ -354,6 +369,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m006_outbox,
     m007_history,
     m008_quote_controls,
+    m009_funding_unindexed,
 )
 
 

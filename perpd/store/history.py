@@ -2,9 +2,10 @@
 positions, paged on the event ``seq``; and the funding curve's starting snapshot.
 
 Rows come from ``agent_history`` (migration 7), which `queries.append_event` and
-`queries.append_events_bulk` fill for each event's audience in the event's own unit;
-the items' fields are the events' data, which the log keeps forever (pruning removes
-finished requests and quotes, never events).
+`queries.append_events_bulk` fill for each event's audience in the event's own unit
+(a funding tick's: in its sorted pass after the tick, `funding_index`; until then its
+payments come from the log); the items' fields are the events' data, which the log
+keeps forever (pruning removes finished requests and quotes, never events).
 All of these run on the read-only connections.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from perpd.records import Position, PositionStatus
+from perpd.store import funding_index
 from perpd.store.queries import _POSITION_COLS, _position, whole
 
 KINDS = ("fill", "funding", "liquidation", "closed")
@@ -41,36 +43,57 @@ class HistoryRow:
     data: dict[str, Any]
 
 
-def _where(agent_id: str, kind: str, w: Window) -> tuple[str, list[Any]]:
-    sql = "h.agent_id = ? AND h.kind = ? AND h.seq > ?"
-    args: list[Any] = [agent_id, kind, w.after]
+def _window(w: Window, t: str) -> tuple[str, list[Any]]:
+    """``w``'s seq, market and time conditions on table alias ``t``."""
+    sql = f"{t}.seq > ?"
+    args: list[Any] = [w.after]
     if w.market is not None:
-        sql += " AND h.market = ?"
+        sql += f" AND {t}.market = ?"
         args.append(w.market)
     if w.since is not None:
-        sql += " AND h.ts >= ?"
+        sql += f" AND {t}.ts >= ?"
         args.append(w.since)
     if w.until is not None:
-        sql += " AND h.ts < ?"
+        sql += f" AND {t}.ts < ?"
         args.append(w.until)
     return sql, args
 
 
-def history_sql(agent_id: str, kind: str, w: Window) -> tuple[str, list[Any]]:
-    """The page query (also what the tests ask EXPLAIN QUERY PLAN about)."""
+def _where(agent_id: str, kind: str, w: Window) -> tuple[str, list[Any]]:
+    sql, args = _window(w, "h")
+    return f"h.agent_id = ? AND h.kind = ? AND {sql}", [agent_id, kind, *args]
+
+
+def history_sql(
+    agent_id: str, kind: str, w: Window, span: tuple[int, int] | None = None
+) -> tuple[str, list[Any]]:
+    """The page query (also what the tests ask EXPLAIN QUERY PLAN about). ``span``:
+    funding events whose rows are not written yet (`funding_index`), read from the log."""
     assert kind in KINDS
     where, args = _where(agent_id, kind, w)
     sql = (
         "SELECT h.seq, e.ts, e.market, e.data FROM agent_history h "
-        f"JOIN events e ON e.seq = h.seq WHERE {where} ORDER BY h.seq LIMIT ?"
+        f"JOIN events e ON e.seq = h.seq WHERE {where}"
     )
-    return sql, [*args, w.limit]
+    if span is not None and kind == "funding":
+        log_where, log_args = _window(w, "e")
+        sql += (
+            " UNION SELECT e.seq, e.ts, e.market, e.data FROM events e "
+            "WHERE e.seq BETWEEN ? AND ? AND e.type = 'funding_settled' "
+            f"AND ? IN (e.data ->> 'payer', e.data ->> 'receiver') AND {log_where}"
+        )
+        args = [*args, *span, agent_id, *log_args]
+        return f"{sql} ORDER BY 1 LIMIT ?", [*args, w.limit]
+    return f"{sql} ORDER BY h.seq LIMIT ?", [*args, w.limit]
 
 
 def page_history(conn: sqlite3.Connection, agent_id: str, kind: str, w: Window) -> list[HistoryRow]:
     """Up to ``w.limit`` rows of ``kind`` for ``agent_id`` after ``w.after``, in seq order:
-    a range of the (agent, kind, seq) key (or its market index), one event lookup each."""
-    sql, args = history_sql(agent_id, kind, w)
+    a range of the (agent, kind, seq) key (or its market index), one event lookup each
+    (and, while a funding tick's rows are unwritten, its events from the log: the same
+    read snapshot tells which)."""
+    span = funding_index.unindexed_range(conn) if kind == "funding" else None
+    sql, args = history_sql(agent_id, kind, w, span)
     return [
         HistoryRow(seq, ts, market, json.loads(data))
         for seq, ts, market, data in conn.execute(sql, args)

@@ -27,6 +27,7 @@ from perpd.records import (
     RequestStatus,
     TradeRequest,
 )
+from perpd.store import funding_index
 
 
 def whole(now: float) -> int:
@@ -669,7 +670,8 @@ def append_event(
 
 _EVENT_COLS = (
     "seq, ts, type, market, public, data, "
-    "(SELECT group_concat(agent_id, ' ') FROM event_audience a WHERE a.seq = e.seq)"
+    f"CASE WHEN {funding_index.UNINDEXED} THEN {funding_index.UNINDEXED_AUDIENCE} ELSE "
+    "(SELECT group_concat(agent_id, ' ') FROM event_audience a WHERE a.seq = e.seq) END"
 )
 
 
@@ -697,8 +699,9 @@ def events_visible_to(
     rows = conn.execute(
         f"SELECT {_EVENT_COLS} FROM events e WHERE seq > ? AND seq <= ? AND "
         "(public = 1 OR seq IN (SELECT seq FROM event_audience WHERE agent_id = ? "
-        "AND seq > ?)) ORDER BY seq LIMIT ?",
-        (since, top, agent_id, since, limit),
+        f"AND seq > ?) OR ({funding_index.UNINDEXED} "
+        "AND ? IN (e.data ->> 'payer', e.data ->> 'receiver'))) ORDER BY seq LIMIT ?",
+        (since, top, agent_id, since, agent_id, limit),
     )
     return _events(rows)
 
@@ -906,8 +909,9 @@ _FUNDING_COLS = (
 # (rowid, position_id, market, requester, maker, side, N, P0, Cr, Cm, IMr, IMm, f, t_base,
 #  paid)
 FundingRow = tuple[int, str, str, str, str, int, int, int, int, int, int, int, int, int, int]
-# (rowid, Cr, Cm, paid, transfer, next_funding_at, liq_low, liq_high)
-FundingUpdate = tuple[int, int, int, int, int, int, int | None, int | None]
+# (rowid, Cr, Cm, paid, transfer, next_funding_at, the payer's liquidation bound; kept
+#  where transfer is 0)
+FundingUpdate = tuple[int, int, int, int, int, int, int | None]
 
 
 def funding_due_rows(conn: sqlite3.Connection, now: int, limit: int) -> list[FundingRow]:
@@ -923,17 +927,33 @@ def funding_due_rows(conn: sqlite3.Connection, now: int, limit: int) -> list[Fun
     return rows.fetchall()
 
 
-def apply_funding(conn: sqlite3.Connection, updates: list[FundingUpdate]) -> None:
+def apply_funding(
+    conn: sqlite3.Connection, lows: list[FundingUpdate], highs: list[FundingUpdate]
+) -> None:
     """Write a batch's settled collaterals, funding counters, next funding times and
-    liquidation bounds in one statement (the batch travels as one JSON array), by rowid:
-    the due rows come in rowid order, so the table is walked forward, not by its text key."""
-    conn.execute(
-        "UPDATE positions SET cr = u.value ->> 1, cm = u.value ->> 2, "
-        "funding_paid = u.value ->> 3, funding_total = funding_total + (u.value ->> 4), "
-        "next_funding_at = u.value ->> 5, liq_low = u.value ->> 6, liq_high = u.value ->> 7 "
-        "FROM json_each(?) AS u WHERE positions.rowid = u.value ->> 0",
-        (json.dumps(updates),),
-    )
+    payers' liquidation bounds in one statement per bound (each batch travels as one
+    JSON array), by rowid: the due rows come in rowid order, so the table is walked
+    forward, not by its text key. ``lows`` set ``liq_low``, ``highs`` ``liq_high``: a
+    statement that set both would rewrite both indexes' entries of every row, even
+    where the value stays (measured: SQLite does)."""
+    for updates, column in ((lows, "liq_low"), (highs, "liq_high")):
+        if updates:
+            conn.execute(
+                "UPDATE positions SET cr = u.value ->> 1, cm = u.value ->> 2, "
+                "funding_paid = u.value ->> 3, funding_total = funding_total + (u.value ->> 4), "
+                f"next_funding_at = u.value ->> 5, {column} = CASE WHEN u.value ->> 4 = 0 "
+                f"THEN {column} ELSE u.value ->> 6 END "
+                "FROM json_each(?) AS u WHERE positions.rowid = u.value ->> 0",
+                (json.dumps(updates),),
+            )
+
+
+def liquidation_bounds(conn: sqlite3.Connection, position_id: str) -> tuple[int | None, int | None]:
+    """A position's stored index bounds (liq_low, liq_high)."""
+    row = conn.execute(
+        "SELECT liq_low, liq_high FROM positions WHERE position_id = ?", (position_id,)
+    ).fetchone()
+    return row[0], row[1]
 
 
 def adjust_locked(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:
@@ -952,12 +972,16 @@ def append_events_bulk(
     ts: int,
     type_: str,
     events: list[tuple[str, dict[str, Any], tuple[str, ...]]],
-) -> None:
+    *,
+    index: bool = True,
+) -> list[Event]:
     """Append private events ``(market, data, audience)``: one statement for the events,
     one for their audiences; seqs follow on from the log's in list order, exactly as that
-    many `append_event` calls would number them."""
+    many `append_event` calls would number them. ``index=False`` (funding events only):
+    the audience and history rows are left to `funding_index`'s sorted pass, the seqs
+    recorded as unindexed. Returns the events."""
     if not events:
-        return
+        return []
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     first = (row[0] if row else 0) + 1
     made = [
@@ -974,6 +998,13 @@ def append_events_bulk(
         "SELECT e.value ->> 0, ?, ?, e.value ->> 1, 0, e.value -> 2 FROM json_each(?) AS e",
         (ts, type_, doc),
     )
+    pending = getattr(conn, "pending", None)
+    if pending is not None:  # the store publishes these after COMMIT
+        pending.extend(made)
+    if not index:
+        assert type_ == "funding_settled"  # the readers fill in only these from the data
+        funding_index.defer(conn, first, made[-1].seq)
+        return made
     conn.execute(
         "INSERT INTO event_audience (agent_id, seq) "
         "SELECT a.value, e.value ->> 0 FROM json_each(?) AS e, json_each(e.value, '$[3]') AS a "
@@ -991,9 +1022,7 @@ def append_events_bulk(
             "FROM json_each(?) AS h",
             (kind, ts, json.dumps(history)),
         )
-    pending = getattr(conn, "pending", None)
-    if pending is not None:  # the store publishes these after COMMIT
-        pending.extend(made)
+    return made
 
 
 def any_funding_due(conn: sqlite3.Connection, now: int) -> bool:
