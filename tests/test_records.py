@@ -14,6 +14,7 @@ from perpd.records import PositionStatus, Quote, QuoteStatus, RequestStatus
 from perpd.store import Store
 from perpd.store import queries as q
 from perpd.views import position_view, quote_view
+from tests.engine_units import funded_request
 
 PRICE = 50_000 * 10**8
 T = 1_000_000.0
@@ -29,20 +30,7 @@ async def test_statuses_are_stored_as_text_and_read_back_as_enums(tmp_path: Path
     try:
 
         def fill(conn: sqlite3.Connection) -> tuple[str, str, str]:
-            for who in ("req", "mm"):
-                engine.deposit(conn, ctx(), who, 10_000 * 10**6)
-            r = engine.create_request(
-                conn,
-                ctx(),
-                agent_id="req",
-                market="BTC-PERP",
-                side=1,
-                size=1000 * 10**6,
-                leverage=10,
-                max_rate=1000,
-                duration_s=None,
-                expires_in=30,
-            )
+            r = funded_request(conn, ctx())
             quote = engine.create_quote(
                 conn, ctx(), request_id=r.request_id, agent_id="mm", rate=500, collateral=10**8
             )

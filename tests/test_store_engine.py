@@ -14,6 +14,7 @@ from perpd.errors import Conflict
 from perpd.store import MIGRATIONS, Store, connect, status
 from perpd.store import queries as q
 from perpd.store._thread import NORMAL, URGENT, DbThread
+from tests.engine_units import funded_request
 
 PRICE = 50_000 * 10**8
 
@@ -50,20 +51,7 @@ async def test_accept_checks_deadlines_itself(tmp_path: Path) -> None:
         t = 1_000_000.0
 
         def setup(conn: sqlite3.Connection) -> tuple[str, str, str]:
-            for who in ("req", "mm"):
-                engine.deposit(conn, ctx(t), who, 10_000 * 10**6)
-            r = engine.create_request(
-                conn,
-                ctx(t),
-                agent_id="req",
-                market="BTC-PERP",
-                side=1,
-                size=1000 * 10**6,
-                leverage=10,
-                max_rate=1000,
-                duration_s=None,
-                expires_in=30,
-            )
+            r = funded_request(conn, ctx(t))
             short = engine.create_quote(
                 conn,
                 ctx(t),
@@ -167,18 +155,13 @@ async def test_a_quote_expiring_alone_is_told_to_its_maker_and_requester(tmp_pat
         t = 2_000_000.0
 
         def setup(conn: sqlite3.Connection) -> str:
-            engine.deposit(conn, ctx(t), "mm", 10_000 * 10**6)
-            engine.deposit(conn, ctx(t), "req", 10_000 * 10**6)
-            r = engine.create_request(
+            r = funded_request(
                 conn,
                 ctx(t),
-                agent_id="req",
                 market="ETH-PERP",
                 side=-1,
                 size=100 * 10**6,
                 leverage=5,
-                max_rate=1000,
-                duration_s=None,
                 expires_in=60,
             )
             return engine.create_quote(
