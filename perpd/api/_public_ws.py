@@ -33,9 +33,11 @@ from perpd.api._ws import (
     _send,
     close_on_shutdown,
     closer,
+    cut_off_when_lagging,
+    stream,
 )
 from perpd.errors import ApiError, InvalidRequest
-from perpd.hub import CLOSE_LAGGING, PublicSession
+from perpd.hub import PublicSession
 from perpd.markets import MARKETS, get_market
 from perpd.ratelimit import address_key
 from perpd.socket_limits import PublicGate
@@ -92,18 +94,6 @@ async def _serve(gate: PublicGate) -> None:
             if session is None:
                 await close(CLOSE_POLICY, "no subscribe in time")
 
-        async def pump(s: PublicSession, since: int) -> None:
-            await hub.catch_up(s, since, _send)
-            if s.wire is not None:
-                await s.wire.flush_forever()
-            async for text in s.receive:
-                await websocket.send(text)
-
-        async def on_lagging(s: PublicSession) -> None:
-            await s.lagging.wait()
-            hub.cut_off += 1
-            await close(CLOSE_LAGGING, f"too slow: resubscribe with since={s.cursor}")
-
         nursery.start_soon(close_on_shutdown, shutdown, close)
         nursery.start_soon(on_no_subscribe)
         try:
@@ -115,8 +105,8 @@ async def _serve(gate: PublicGate) -> None:
                             raise InvalidRequest("already subscribed")
                         markets, since = _subscription(msg, default_since)
                         session = PublicSession(markets, wire)
-                        nursery.start_soon(pump, session, since)
-                        nursery.start_soon(on_lagging, session)
+                        nursery.start_soon(stream, hub, session, since)
+                        nursery.start_soon(cut_off_when_lagging, hub, session, close)
                     elif msg["type"] == "ping":
                         await _send(json.dumps({"type": "pong", "ts": int(time.time())}))
                     else:

@@ -34,7 +34,7 @@ from perpd.api._quote_controls import submit_replace
 from perpd.api._services import services
 from perpd.api._trade import submit_quote
 from perpd.errors import ApiError, InvalidRequest, Unauthorized
-from perpd.hub import CLOSE_LAGGING, Session
+from perpd.hub import CLOSE_LAGGING, Hub, Session
 from perpd.markets import get_market
 from perpd.units import loads, parse_int
 from perpd.ws_wire import text_frame
@@ -135,6 +135,26 @@ async def close_on_shutdown(
     await close(CLOSE_GOING_AWAY, "server shutting down")
 
 
+async def stream(hub: Hub, s: Session, since: int) -> None:
+    """A subscribed socket's events: the catch-up from ``since``, then the live ones
+    (the hub writes them to a `Wire` itself; this flushes what waits, or sends what
+    the hub queued). Shared by ``/ws`` and ``/ws/public``."""
+    await hub.catch_up(s, since, _send)
+    if s.wire is not None:
+        await s.wire.flush_forever()
+    async for text in s.receive:
+        await websocket.send(text)
+
+
+async def cut_off_when_lagging(
+    hub: Hub, s: Session, close: Callable[[int, str], Awaitable[None]]
+) -> None:
+    """4001 once the hub finds the socket too slow; it may resume from its cursor."""
+    await s.lagging.wait()
+    hub.cut_off += 1
+    await close(CLOSE_LAGGING, f"too slow: resubscribe with since={s.cursor}")
+
+
 @bp.websocket("/ws")
 async def ws() -> Any:
     gate = services().sockets
@@ -183,18 +203,6 @@ async def _serve(login: auth.Verified) -> None:
     async with trio.open_nursery() as nursery:
         close = closer(nursery)
 
-        async def pump(s: Session, since: int) -> None:
-            await hub.catch_up(s, since, _send)
-            if s.wire is not None:
-                await s.wire.flush_forever()  # the hub writes; this flushes what waits
-            async for text in s.receive:
-                await websocket.send(text)
-
-        async def on_lagging(s: Session) -> None:
-            await s.lagging.wait()
-            hub.cut_off += 1
-            await close(CLOSE_LAGGING, f"too slow: resubscribe with since={s.cursor}")
-
         nursery.start_soon(close_on_shutdown, shutdown, close)
         try:
             while True:
@@ -213,8 +221,8 @@ async def _serve(login: auth.Verified) -> None:
                         session = Session(agent_id, markets, wire)
                         if guarded:
                             shared.cancel_on_disconnect.join(agent_id)
-                        nursery.start_soon(pump, session, since)
-                        nursery.start_soon(on_lagging, session)
+                        nursery.start_soon(stream, hub, session, since)
+                        nursery.start_soon(cut_off_when_lagging, hub, session, close)
                     elif kind == "quote":
                         await _quote(login, msg)
                     elif kind == "replace":
