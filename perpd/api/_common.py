@@ -33,11 +33,9 @@ def request_target() -> str:
     return (path + (b"?" + query if query else b"")).decode("latin-1")
 
 
-async def verified() -> tuple[auth.Verified, bytes]:
-    """Check the three auth headers against the raw body; returns who signed and the body."""
-    body = await request.get_data(cache=True)
-    assert isinstance(body, bytes)
-    v = auth.verify(
+def signed_by(body: bytes) -> auth.Verified:
+    """Who signed this request over ``body`` (SPEC §6's three headers); 401 if no one."""
+    return auth.verify(
         request.headers.get("X-Agent-Id"),
         request.headers.get("X-Timestamp"),
         request.headers.get("X-Signature"),
@@ -46,6 +44,13 @@ async def verified() -> tuple[auth.Verified, bytes]:
         body,
         now_ms=venue().now_ms(),
     )
+
+
+async def verified() -> tuple[auth.Verified, bytes]:
+    """Check the three auth headers against the raw body; returns who signed and the body."""
+    body = await request.get_data(cache=True)
+    assert isinstance(body, bytes)
+    v = signed_by(body)
     charge_agent(v.agent_id)
     return v, body
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from quart import request
 
-from perpd import auth
 from perpd.api._services import services
 from perpd.errors import RateLimited, Unauthorized
 from perpd.ratelimit import Limiter, address_key, retry_after
@@ -67,18 +66,10 @@ def _signed_read(lim: Limiter, key: str) -> None:
     """A signed public read: verified, then charged to its agent. A signature that does
     not verify is charged to the address as unsigned, then refused 401 (the caller
     meant to sign: a silent downgrade would hide its bug)."""
-    from perpd.api._common import request_target  # _common imports this module
+    from perpd.api._common import signed_by  # _common imports this module
 
     try:
-        v = auth.verify(
-            request.headers.get("X-Agent-Id"),
-            request.headers.get("X-Timestamp"),
-            request.headers.get("X-Signature"),
-            request.method,
-            request_target(),
-            b"",
-            now_ms=services().venue.now_ms(),
-        )
+        v = signed_by(b"")
     except Unauthorized:
         if wait := lim.public.take(key):
             raise _address_refusal(wait) from None
