@@ -5,9 +5,12 @@ put the escrow on it; the daemon runs against it with keypair files; agents on t
 HTTP, the lock going through a dropped transaction and a blockhash expiry; ``perpd
 verify --rpc-url`` finds the mirror equal to the chain at the end.
 
-The cluster's Clock follows the wall clock and its Pyth ``PriceUpdateV2`` account for
-BTC is rewritten before every transaction from the price the test sets (as price
-pushers keep it fresh on a real cluster); the daemon's oracle is pinned to the same.
+The cluster's Clock is its own, as a real cluster's is: it moves one second further
+ahead of the wall clock at every transaction the cluster simulates or runs, so the
+mirror settles funding right only at the second the program did. Its Pyth
+``PriceUpdateV2`` account for BTC is rewritten before every transaction from the price
+the test sets (as price pushers keep it fresh on a real cluster); the daemon's oracle is
+pinned to the same.
 """
 
 from __future__ import annotations
@@ -78,10 +81,12 @@ async def cluster(
     await nursery.start(rpc.serve)
     svm = rpc.chain.svm
     price = [60_000 * 10**8]
+    skew, stepping = [0], [0]
     oracle = Pubkey.from_string(str(_btc_account()))
 
     def refresh() -> None:
-        now = int(time.time())
+        skew[0] += stepping[0]  # one second more per transaction once deployed
+        now = max(int(time.time()) + skew[0], svm.get_clock().unix_timestamp)
         c = svm.get_clock()
         svm.set_clock(
             SvmClock(c.slot, c.epoch_start_timestamp, c.epoch, c.leader_schedule_epoch, now)
@@ -116,6 +121,7 @@ async def cluster(
         vault=Pubkey.from_string(done["vault"]),
         fee_account=Pubkey.from_string(done["fee_account"]),
     )
+    stepping[0] = 1
     return Cluster(rpc, program_id, client, authority_path, router_path, price)
 
 
@@ -320,4 +326,58 @@ async def test_a_deposit_while_a_lock_is_in_flight_is_credited_once_after_it(
         a = await alice.balances()
         assert (a.free, a.locked) == (2_300 * M - 100 * M - fee, 100 * M)
         assert (a.free, a.locked) == await onchain_free(cluster, alice_key)
+    assert await v.read(q.verify) == []
+
+
+async def test_a_close_confirmed_after_its_timeout_settles_at_the_programs_second(
+    cluster: Cluster, daemon: Server
+) -> None:
+    """A close whose status the node shows only after the confirmation timeout is
+    retried, found landed (never sent twice), and mirrored at its block's time: the
+    cluster's clock is a second further at every transaction, so the daemon's own
+    second would pay different funding."""
+    v = daemon.venue
+    submitter = v.submitter
+    assert submitter is not None
+    submitter.chain.transport.confirm_timeout_s = 1.0
+    alice_key, bob_key = Keypair(), Keypair()
+    async with Client(daemon.url, alice_key) as alice, Client(daemon.url, bob_key) as bob:
+        await deposit_on_chain(cluster, alice_key, 2_000 * M)
+        await deposit_on_chain(cluster, bob_key, 2_000 * M)
+        assert (await alice.balances()).free == (await bob.balances()).free == 2_000 * M
+        req = await alice.request_trade(
+            "BTC-PERP", "long", 10_000 * M, leverage=20, max_funding_rate=1000
+        )
+        quote = await bob.quote(req, funding_rate=500, collateral=600 * M, valid_for=30)
+        position = await alice.accept(req.request_id, quote.quote_id)
+        # When alice closes half and the node shows no status for longer than the
+        # submitter waits for a confirmation
+        unconfirmed, sent_before = submitter.stats.unconfirmed, len(cluster.rpc.chain.received)
+        cluster.rpc.chain.faults.hide_statuses_until = time.time() + 2.5
+        half = await alice.close(position.position_id, 50)
+        # Then the submitter gave up once, found the close landed and did not send it again
+        assert submitter.stats.unconfirmed > unconfirmed
+        landed = {
+            s for s in cluster.rpc.chain.received[sent_before:] if s in cluster.rpc.chain.statuses
+        }
+        assert len(landed) == 1 and half.position.closes == 1
+        (row,) = await v.read(lambda c: outbox.of_ref(c, position.position_id, "close"))
+        assert row.signature == str(next(iter(landed)))
+        assert row.slot == cluster.rpc.chain.statuses[next(iter(landed))].slot
+        # and both agents' free balances and the position's collaterals are the chain's,
+        # funding settled to the program's second
+        for agent, key in ((alice, alice_key), (bob, bob_key)):
+            assert (await agent.balances()).free == (await onchain_free(cluster, key))[0]
+        account = cluster.rpc.chain.account(Pubkey.from_string(position.position_address or ""))
+        assert account is not None
+        onchain = cluster.client.decode_position(bytes(account.data))
+        mirrored = await v.read(lambda c: q.get_position(c, position.position_id))
+        assert mirrored is not None
+        m = mirrored.state
+        assert (m.cr, m.cm, m.notional, m.t_base) == (
+            onchain.cr,
+            onchain.cm,
+            onchain.notional,
+            onchain.t_base,
+        )
     assert await v.read(q.verify) == []

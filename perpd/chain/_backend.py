@@ -19,9 +19,10 @@ from solders.account import Account
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 
 from perpd.chain._client import EscrowClient, error_names
-from perpd.chain._errors import TransactionFailed
+from perpd.chain._errors import ChainUnavailable, TransactionFailed
 from perpd.chain._pyth_account import price_feed_account
 from perpd.chain._rpc import RpcTransport
 from perpd.markets import MARKETS
@@ -191,6 +192,17 @@ class RpcChain:
     async def slot(self) -> int:
         self.last_slot = await self.transport.slot()
         return self.last_slot
+
+    async def block_time(self, slot: int) -> int:
+        """The time the program computed at in ``slot`` (its block's Clock)."""
+        return await self.transport.block_time(slot)
+
+    async def landed_slot(self, signature: str) -> int:
+        """The slot a landed transaction executed in (`ChainUnavailable` if unseen)."""
+        (status,) = await self.transport.statuses([Signature.from_string(signature)], history=True)
+        if status is None:
+            raise ChainUnavailable(f"transaction {signature} not found")
+        return int(status.slot)
 
     def price_account(self, market: int) -> Pubkey:
         return market_price_account(market)

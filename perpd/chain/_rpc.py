@@ -150,6 +150,17 @@ class RpcTransport:
         except (RPCException, *_TRANSPORT_ERRORS) as exc:
             raise _unavailable(exc) from exc
 
+    async def block_time(self, slot: int) -> int:
+        """The unix time of ``slot``'s block: its Clock sysvar's, so the time a program
+        computed at in that slot. `ChainUnavailable` while the node has no time for it."""
+        try:
+            value = (await self._client.get_block_time(slot)).value
+        except (RPCException, *_TRANSPORT_ERRORS) as exc:
+            raise _unavailable(exc) from exc
+        if value is None:
+            raise ChainUnavailable(f"no block time for slot {slot} yet")
+        return int(value)
+
     async def get_account(self, address: Pubkey) -> Account | None:
         try:
             return (await self._client.get_account_info(address)).value

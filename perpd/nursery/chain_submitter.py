@@ -33,7 +33,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import outcome
@@ -97,6 +97,7 @@ class ChainSubmitter:
         # row may land before `submit`'s caller starts waiting for it
         self._finished: OrderedDict[int, outcome.Outcome[Any]] = OrderedDict()
         self._waiters: dict[int, trio.Event] = {}
+        self._timed_out: dict[int, list[str]] = {}  # row id → signatures that may land
         self._resumed = trio.Event()
         self.paused = False
         if os.environ.get(HANG_ENV) == "1":
@@ -269,7 +270,7 @@ class ChainSubmitter:
 
     async def _send_rpc(self, row: outbox.OutboxRow) -> bool:
         from perpd.chain._backend import ChainRefused
-        from perpd.chain._errors import ChainUnavailable
+        from perpd.chain._errors import ChainUnavailable, ConfirmationTimeout
 
         chain = self.chain
         try:
@@ -279,10 +280,14 @@ class ChainSubmitter:
                 )  # the faucet mints only on the local chain
             ixs, prices = chain_actions.instructions(chain, row.kind, row.payload)
             if await self.already_landed(row):
-                signature, slot = row.signature or "", await chain.slot()
+                signature, slot = await self._landed_earlier(row)
             else:
                 landed = await chain.send(ixs, prices=prices)
                 signature, slot = landed.signature, landed.slot
+            self._timed_out.pop(row.id, None)
+            # the program computed at its block's Clock, not at the daemon's: the
+            # mirror's change runs at that second (a cluster's clock is its own)
+            at = await self._block_time(slot)
         except ChainRefused as exc:
             await self._refuse(row, chain_actions.refused_by(exc, row.kind, ixs))
             return True
@@ -290,6 +295,8 @@ class ChainSubmitter:
             await self._refuse(row, exc.error)
             return True
         except ChainUnavailable as exc:
+            if isinstance(exc, ConfirmationTimeout):  # any of them may land later
+                self._timed_out.setdefault(row.id, []).extend(map(str, exc.signatures))
             self.stats.unconfirmed += 1
             log.warning("outbox row %d (%s) not confirmed: %s; retrying", row.id, row.kind, exc)
             return False
@@ -298,7 +305,9 @@ class ChainSubmitter:
             current = outbox.get(conn, row.id)
             if current is None or current.finished:
                 return _SKIPPED
-            result = custody.apply(conn, ctx, row, signature)
+            result = custody.apply(
+                conn, ctx if at is None else replace(ctx, now=at), row, signature
+            )
             outbox.mark_done(conn, row.id, signature, slot, ctx.ts)
             return result
 
@@ -307,6 +316,38 @@ class ChainSubmitter:
         self._note(signature)
         self._finish(row.id, outcome.Value(result))
         return True
+
+    async def _landed_earlier(self, row: outbox.OutboxRow) -> tuple[str, int | None]:
+        """The signature and slot of an earlier send that landed, among those this
+        process saw time out; ("", None) when none is known (sent before a restart).
+        `ChainUnavailable` while the node shows none of the known ones yet."""
+        from perpd.chain._errors import ChainUnavailable
+
+        known = [s for s in [*self._timed_out.get(row.id, []), row.signature or ""] if s]
+        for signature in known:
+            try:
+                return signature, await self.chain.landed_slot(signature)
+            except ChainUnavailable:
+                continue
+        if known:
+            raise ChainUnavailable(f"row {row.id} landed, but no status of its signatures yet")
+        return "", None
+
+    async def _block_time(self, slot: int | None) -> int | None:
+        """The block time of ``slot``; a node may need a moment after confirmation.
+        None if it has none within the confirmation timeout (the mirror then uses the
+        daemon's clock, logged)."""
+        from perpd.chain._errors import ChainUnavailable
+
+        if slot is not None:
+            with trio.move_on_after(self.confirm_timeout_s):
+                while True:
+                    try:
+                        return int(await self.chain.block_time(slot))
+                    except ChainUnavailable:
+                        await trio.sleep(RPC_RETRY_S)
+        log.warning("no block time for slot %s: the mirror applies at the daemon's clock", slot)
+        return None
 
     async def already_landed(self, row: outbox.OutboxRow) -> bool:
         """Did an earlier send of this row land? Asked of the chain before a resend."""

@@ -81,7 +81,9 @@ def mark_sent(conn: sqlite3.Connection, row_id: int, signature: str, now: int) -
     )
 
 
-def mark_done(conn: sqlite3.Connection, row_id: int, signature: str, slot: int, now: int) -> None:
+def mark_done(
+    conn: sqlite3.Connection, row_id: int, signature: str, slot: int | None, now: int
+) -> None:
     cur = conn.execute(
         "UPDATE outbox SET status = 'done', signature = ?, slot = ?, error = NULL, "
         "updated_at = ? WHERE id = ? AND status IN ('pending', 'sent')",

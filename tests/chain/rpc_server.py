@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +102,7 @@ class Faults:
     unavailable: int = 0  # next HTTP requests of any method: 503
     skip_simulation: int = 0  # next sends pass preflight (as if state changed after it)
     expire_before_send: int = 0  # next sends: every blockhash expires just before
+    hide_statuses_until: float = 0.0  # wall time until which no status is shown
 
 
 @dataclass
@@ -133,6 +135,7 @@ class Chain:
     statuses: dict[Signature, _Status] = field(default_factory=dict)
     received: list[Signature] = field(default_factory=list)  # every sendTransaction
     instructions: dict[Signature, list[Instruction]] = field(default_factory=dict)
+    block_times: dict[int, int] = field(default_factory=dict)  # slot → its Clock's time
     # run before every simulation and execution: a test keeps the Clock and the Pyth
     # price accounts fresh with it, as a cluster's validators and price pushers would
     refresh: Callable[[], None] | None = None
@@ -238,6 +241,7 @@ class Chain:
                 self.refresh()
             err = self._execute(tx) if deploy is None else self._deploy(tx, deploy)
             self.statuses[signature] = _Status(self.slot, err)
+            self.block_times[self.slot] = self.svm.get_clock().unix_timestamp
             self.advance()
             if self.faults.lose_response > 0:
                 self.faults.lose_response -= 1
@@ -489,10 +493,17 @@ class Rpc:
         accounts = [self.chain.account(Pubkey.from_string(k)) for k in params[0]]
         return _value(r.GetMultipleAccountsResp(accounts, self.ctx()))
 
+    def m_getBlockTime(self, params: list[Any]) -> Any:
+        slot = int(params[0])
+        if slot not in self.chain.block_times:
+            raise RpcError(-32004, f"Block not available for slot {slot}")
+        return self.chain.block_times[slot]
+
     def m_getSignatureStatuses(self, params: list[Any]) -> Any:
         statuses: list[TransactionStatus | None] = []
+        hidden = time.time() < self.chain.faults.hide_statuses_until
         for text in params[0]:
-            status = self.chain.statuses.get(Signature.from_string(text))
+            status = None if hidden else self.chain.statuses.get(Signature.from_string(text))
             if status is None:
                 statuses.append(None)
                 continue
