@@ -48,6 +48,7 @@ class Config:
     rate_table_size: int = 100_000  # buckets kept per table (LRU beyond)
     refusal_delay_s: float = 0.5  # a 429 for a rate is answered this late (0: at once)
     refusal_hold_max: int = 256  # 429s held back at once (each holds a socket)
+    invalid_call_cost: int = 10  # agent tokens a verified call refused 400 costs in all
     page_default: int = 100  # rows per page of GET /requests, /quotes, /positions
     page_max: int = 500
     expiry_batch: int = 200  # requests + quotes expired per unit of work
@@ -154,7 +155,7 @@ class Config:
 
     def rate_limits(self) -> RateLimits:
         bursts = ("agent", "address", "public", "connection", "socket")
-        for name in (*(f"{b}_burst" for b in bursts), "rate_table_size"):
+        for name in (*(f"{b}_burst" for b in bursts), "rate_table_size", "invalid_call_cost"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         return RateLimits(
@@ -166,6 +167,7 @@ class Config:
             max_keys=self.rate_table_size,
             refusal_delay_s=self.refusal_delay_s,
             refusal_hold_max=self.refusal_hold_max,
+            invalid_call_cost=self.invalid_call_cost,
         )
 
     @classmethod

@@ -72,6 +72,17 @@ class Buckets:
         self._table[key] = (tokens, now)  # newest at the end
         return wait
 
+    def spend(self, key: str, tokens: float) -> None:
+        """Take ``tokens`` more from ``key``'s bucket after its call went through (a
+        penalty: never below empty, so it delays the next calls, never bans)."""
+        if self.rate.unlimited or tokens <= 0:
+            return
+        now = self._clock()
+        entry = self._table.pop(key, None)
+        burst = float(self.rate.burst)
+        held = burst if entry is None else min(burst, entry[0] + (now - entry[1]) * self.rate.per_s)
+        self._table[key] = (max(0.0, held - tokens), now)
+
     def peek(self, key: str) -> float:
         """What `take` would answer if it refuses (counted as a refusal), else 0.0 with
         nothing taken: the cheap early check, the exact one comes later with `take`."""
@@ -136,6 +147,7 @@ class RateLimits:
     max_keys: int = 100_000  # buckets kept per table
     refusal_delay_s: float = 0.5  # a rate refusal is answered this late (0: at once)
     refusal_hold_max: int = 256  # refusals held back at once; past it, answered at once
+    invalid_call_cost: int = 10  # tokens a verified call refused 400 costs its agent
 
 
 class Limiter:

@@ -339,3 +339,63 @@ async def test_a_partial_close_may_not_leave_dust(tight: Server) -> None:
     done = await requester.ok("/trade/close", {"position_id": pid, "size_percent": 100})
     assert done["position"]["status"] == "closed"
     await tight.assert_balanced()
+
+
+async def test_invalid_calls_cost_their_agent_ten_calls_and_a_forger_costs_nothing(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """A verified call refused 400 costs `invalid_call_cost` tokens: a loop of bad calls
+    meets 429 ten times sooner (then the door's tarpit), while another agent's valid
+    calls and a forger naming the looping agent change nothing of the sort."""
+    cfg = base_config(tmp_path, agent_rate_per_s=0.01, agent_burst=30, refusal_delay_s=0)
+    s = await start_server(nursery, cfg)
+    await s.pin("BTC-PERP", "50000")
+    bad, good, forger = s.agent(), s.agent(), s.agent()
+    await bad.fund("1000")
+    await good.fund("1000")
+    dust = {**REQUEST, "size_usdc": "0.000001"}
+    # Given a forger's invalid calls naming `bad`: 401, and `bad`'s bucket untouched
+    for _ in range(5):
+        raw = json.dumps(dust).encode()
+        h = sign_headers(forger.keypair, "POST", "/trade/request", raw, timestamp_ms=bad.stamp())
+        h["X-Agent-Id"] = bad.id
+        assert (await s.http.post("/trade/request", content=raw, headers=h)).status_code == 401
+    # When `bad` sends dust requests (400) in a loop
+    statuses = [(await bad.post("/trade/request", dust)).status_code for _ in range(5)]
+    # Then each took 10 of its 30 tokens: the fourth call is refused by the rate
+    assert statuses[:3] == [400, 400, 400] and statuses[3:] == [429, 429], statuses
+    # and a valid call of another agent still goes through (30 tokens: 30 calls)
+    assert [(await good.get(f"/accounts/{good.id}")).status_code for _ in range(20)] == [200] * 20
+    await s.http.aclose()
+    s.shutdown.set()
+
+
+async def test_a_socket_refused_by_a_rate_is_read_no_further_for_the_tarpit_delay(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """After a 429 on a socket (a rate or a cap), its next message waits the tarpit's
+    delay: a loop of refused quotes slows itself, not the daemon."""
+    delay = 0.4
+    cfg = base_config(tmp_path, max_live_quotes_per_maker_request=1, refusal_delay_s=delay)
+    s = await start_server(nursery, cfg)
+    await s.pin("BTC-PERP", "50000")
+    taker, maker = s.agent(), s.agent()
+    await taker.fund("1000")
+    await maker.fund("1000")
+    rid = (await taker.ok("/trade/request", REQUEST, 201))["request_id"]
+    quote = {"type": "quote", "request_id": rid, "funding_rate": "0.0005", "collateral_usdc": "10"}
+    async with connect(s.url, maker) as (ws, _seq):
+        await ws.send(quote)
+        assert (await ws.until("quote_ack"))["request_id"] == rid
+        # When the maker sends three more quotes on the request (the cap is one)
+        start = trio.current_time()
+        for _ in range(3):
+            await ws.send(quote)
+        codes = [(await ws.until("error"))["error"]["code"] for _ in range(3)]
+        elapsed = trio.current_time() - start
+    # Then each is refused 429, and the socket was held the delay after each of the
+    # first two before the next was read
+    assert codes == ["rate_limited"] * 3
+    assert elapsed >= 2 * delay, elapsed
+    await s.http.aclose()
+    s.shutdown.set()

@@ -10,7 +10,7 @@ from quart import Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from perpd import auth
-from perpd.api._limits import charge_agent
+from perpd.api._limits import charge_invalid, charge_verified
 from perpd.api._models import fields_of
 from perpd.api._services import services
 from perpd.errors import ApiError, Forbidden, InvalidRequest
@@ -51,7 +51,7 @@ async def verified() -> tuple[auth.Verified, bytes]:
     body = await request.get_data(cache=True)
     assert isinstance(body, bytes)
     v = signed_by(body)
-    charge_agent(v.agent_id)
+    charge_verified(v.agent_id)
     return v, body
 
 
@@ -95,6 +95,7 @@ def text_field(data: dict[str, Any], field: str, *, max_len: int = 64) -> str:
 
 
 def error_response(exc: ApiError) -> Response:
+    charge_invalid(exc.status)
     resp = jsonify(exc.body())
     resp.status_code = exc.status
     if exc.retry_after_s is not None:

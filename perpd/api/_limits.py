@@ -6,6 +6,8 @@ even the call's signature: the agent may send the same call again after the wait
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from quart import request
 
 from perpd.api._services import services
@@ -74,7 +76,10 @@ def _signed_read(lim: Limiter, key: str) -> None:
         if wait := lim.public.take(key):
             raise _address_refusal(wait) from None
         raise
-    charge_agent(v.agent_id)
+    charge_verified(v.agent_id)
+
+
+AGENT_KEY = "perpd.agent"  # the scope's verified agent, for `charge_invalid`
 
 
 def charge_agent(agent_id: str) -> None:
@@ -85,3 +90,24 @@ def charge_agent(agent_id: str) -> None:
             f"too many calls by agent {agent_id[:8]}…; retry in {retry_after(wait)} s",
             retry_after_s=retry_after(wait),
         )
+
+
+def charge_verified(agent_id: str) -> None:
+    """A signed HTTP call of ``agent_id`` whose signature verified: charged, and noted
+    on the request for `charge_invalid`."""
+    cast(dict[str, Any], request.scope)[AGENT_KEY] = agent_id
+    charge_agent(agent_id)
+
+
+def charge_invalid(status: int) -> None:
+    """A verified call refused 400 (malformed or invalid: the caller's own doing) costs
+    its agent `invalid_call_cost` tokens in all, so a loop of bad calls runs out of its
+    rate ten times sooner and then waits in the tarpit like any 429 (an honest agent's
+    rare mistake costs nothing it would notice). Unverified callers are not charged:
+    a forger must not drain the agent it names."""
+    if status != 400:
+        return
+    agent = cast(dict[str, Any], request.scope).get(AGENT_KEY)
+    if isinstance(agent, str):
+        lim = limiter()
+        lim.agent.spend(agent, lim.limits.invalid_call_cost - 1)

@@ -235,6 +235,7 @@ async def _serve(login: auth.Verified) -> None:
                         raise InvalidRequest(f"unknown message type {kind!r}")
                 except ApiError as exc:
                     await _send(_error(exc, client_id=_client_id(msg)))
+                    await _after_refusal(exc.status, agent_id)
                 except Exception:
                     log.exception("socket message failed on a bug")
                     await _send(_internal())
@@ -244,6 +245,18 @@ async def _serve(login: auth.Verified) -> None:
                 hub.remove(session)
             if guarded and shared.cancel_on_disconnect.leave(agent_id):
                 await _cancel_on_disconnect(agent_id)
+
+
+async def _after_refusal(status: int, agent_id: str) -> None:
+    """What a refused socket message costs, as over HTTP (docs/limits.md): a 400 costs
+    the agent `invalid_call_cost` tokens, and after a 429 the socket is read no further
+    for the tarpit's delay, so a loop of refused messages waits in its own TCP buffer
+    instead of taking the trio thread from everyone."""
+    lim = services().limiter
+    if status == 400:
+        lim.agent.spend(agent_id, lim.limits.invalid_call_cost - 1)
+    elif status == 429:
+        await lim.tarpit.hold()
 
 
 async def _cancel_on_disconnect(agent_id: str) -> None:
