@@ -74,14 +74,17 @@ class Buckets:
 
     def spend(self, key: str, tokens: float) -> None:
         """Take ``tokens`` more from ``key``'s bucket after its call went through (a
-        penalty: never below empty, so it delays the next calls, never bans)."""
+        penalty). The bucket may go into debt, by at most ``tokens``: a penalty taken
+        from an almost empty bucket still delays the next call by ``tokens / rate``
+        (floored at empty, a loop paced at the refill rate would never pay it), and
+        never bans for longer."""
         if self.rate.unlimited or tokens <= 0:
             return
         now = self._clock()
         entry = self._table.pop(key, None)
         burst = float(self.rate.burst)
         held = burst if entry is None else min(burst, entry[0] + (now - entry[1]) * self.rate.per_s)
-        self._table[key] = (max(0.0, held - tokens), now)
+        self._table[key] = (max(-tokens, held - tokens), now)
 
     def peek(self, key: str) -> float:
         """What `take` would answer if it refuses (counted as a refusal), else 0.0 with

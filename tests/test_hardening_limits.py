@@ -399,3 +399,20 @@ async def test_a_socket_refused_by_a_rate_is_read_no_further_for_the_tarpit_dela
     assert elapsed >= 2 * delay, elapsed
     await s.http.aclose()
     s.shutdown.set()
+
+
+def test_a_penalty_delays_a_loop_paced_at_the_refill_rate() -> None:
+    """A penalty taken from an almost empty bucket is owed (at most the penalty): a
+    loop of invalid calls paced at the refill rate gets one call in ten through."""
+    now = [0.0]
+    b = Buckets(Rate(100.0, 10), max_keys=10, clock=lambda: now[0])
+    allowed = 0
+    for _ in range(1_000):  # ten seconds, a call every 10 ms, each refused 400
+        if b.take("bad") == 0.0:
+            allowed += 1
+            b.spend("bad", 9)
+        now[0] += 0.01
+    assert 100 <= allowed <= 102, allowed  # the rate's 1,000 tokens / 10 (+ the burst)
+    b.spend("other", 1_000)  # debt is bounded by the penalty: 10 s of refill at most
+    now[0] += 10.0
+    assert b.take("other") == 0.0
