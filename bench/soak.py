@@ -80,16 +80,39 @@ class Run:
         self.interval = interval
         self.ws_url = url.replace("http://", "ws://") + "/ws"
         self.samples: list[float] = []
+        self.kinds: list[str] = []  # each sample's call, in the same order
+        self.started = 0.0  # the phase's start (perf_counter), for `slowest`
+        self.at: list[float] = []  # each sample's start, seconds into the phase
         self.honest_errors: Counter[str] = Counter()
         self.hostile: Counter[str] = Counter()
         self.maker_logins: list[str] = []
         self.hostile_cpu_s = 0.0  # CPU the hostile process used (its own, not the daemon's)
 
-    async def timed(self, call: Awaitable[httpx.Response]) -> httpx.Response:
+    async def timed(self, kind: str, call: Awaitable[httpx.Response]) -> httpx.Response:
         t0 = time.perf_counter()
         r = await call
         self.samples.append(time.perf_counter() - t0)
+        self.kinds.append(kind)
+        self.at.append(t0 - self.started)
         return r
+
+    def reset(self) -> None:
+        self.samples, self.kinds, self.at = [], [], []
+        self.started = time.perf_counter()
+
+    def by_kind(self) -> dict[str, float]:
+        """p99 (ms) of each kind of honest call in the phase."""
+        kinds: dict[str, list[float]] = {}
+        for kind, seconds in zip(self.kinds, self.samples, strict=True):
+            kinds.setdefault(kind, []).append(seconds)
+        return {k: round(pct(v, 99) * 1000, 1) for k, v in sorted(kinds.items())}
+
+    def slowest(self, n: int = 8) -> list[tuple[str, float, float]]:
+        """The ``n`` slowest honest calls: (kind, seconds into the phase, ms)."""
+        order = sorted(range(len(self.samples)), key=self.samples.__getitem__)[-n:]
+        return [
+            (self.kinds[i], round(self.at[i], 1), round(self.samples[i] * 1000, 1)) for i in order
+        ]
 
 
 async def login(ws: WebSocketConnection, agent: BenchAgent) -> str:
@@ -141,7 +164,7 @@ async def trader(run: Run, agent: BenchAgent) -> None:
         while True:
             await trio.sleep_until(next_round)
             next_round = max(next_round + run.interval, trio.current_time())
-            r = await run.timed(signed(agent, "POST", "/trade/request", REQUEST))
+            r = await run.timed("request", signed(agent, "POST", "/trade/request", REQUEST))
             if r.status_code != 201:
                 run.honest_errors[f"request {r.status_code}"] += 1
                 await trio.sleep(0.1)
@@ -157,15 +180,17 @@ async def trader(run: Run, agent: BenchAgent) -> None:
                 run.honest_errors["no quote"] += 1
                 continue
             body = {"request_id": rid, "quote_id": qid}
-            r = await run.timed(signed(agent, "POST", "/trade/accept", body))
+            r = await run.timed("accept", signed(agent, "POST", "/trade/accept", body))
             if r.status_code != 200:
                 run.honest_errors[f"accept {r.status_code}"] += 1
                 continue
             pid = r.json()["position"]["position_id"]
-            r = await run.timed(signed(agent, "POST", "/trade/close", {"position_id": pid}))
+            r = await run.timed(
+                "close", signed(agent, "POST", "/trade/close", {"position_id": pid})
+            )
             if r.status_code != 200:
                 run.honest_errors[f"close {r.status_code}"] += 1
-            r = await run.timed(signed(agent, "GET", f"/accounts/{agent.id}"))
+            r = await run.timed("account", signed(agent, "GET", f"/accounts/{agent.id}"))
             if r.status_code != 200:
                 run.honest_errors[f"account {r.status_code}"] += 1
 
@@ -280,7 +305,7 @@ def hostile_attacks(
 
 
 async def phase(run: Run, seconds: float, attacks: list[Any]) -> list[float]:
-    run.samples = []
+    run.reset()
     with trio.move_on_after(seconds):
         async with trio.open_nursery() as nursery:
             for args in attacks:
@@ -302,7 +327,7 @@ async def hostile_phase(run: Run, seconds: float, chosen: frozenset[str]) -> lis
             if not chunk:
                 raise RuntimeError("the hostile process ended before attacking")
             out += chunk
-        run.samples = []
+        run.reset()
         while chunk := await proc.stdout.receive_some():
             out += chunk
     finally:
@@ -338,9 +363,11 @@ async def main(
             rss_start, load_start = rss_kb(d.pid), os.getloadavg()[0]
             cpu0 = cpu_s(d.pid)
             baseline = await phase(run, duration / 2, [])
+            base_kinds, base_slowest = run.by_kind(), run.slowest()
             cpu1 = cpu_s(d.pid)
             hostile = await hostile_phase(run, duration / 2, chosen)
             cpu2 = cpu_s(d.pid)
+            hostile_kinds, hostile_slowest = run.by_kind(), run.slowest()
             honest.cancel_scope.cancel()
         await trio.sleep(1)
         rss_end = rss_kb(d.pid)
@@ -360,6 +387,9 @@ async def main(
         f"honest p99: baseline {p99_base:.1f} ms, hostile {p99_hostile:.1f} ms "
         f"(ratio {p99_hostile / p99_base:.2f}; target <= 2)"
     )
+    print(f"honest p99 by call (ms): baseline {base_kinds}, hostile {hostile_kinds}")
+    print(f"slowest (call, s into phase, ms): baseline {base_slowest}")
+    print(f"                                  hostile {hostile_slowest}")
     print(f"daemon RSS: {rss_start / 1024:.0f} MB -> {rss_end / 1024:.0f} MB (target +-20%)")
     print(f"perpd verify: {verify.stdout.decode().strip().splitlines()[-1]}")
     return {
@@ -367,6 +397,7 @@ async def main(
         "honest_p99_hostile_ms": round(p99_hostile, 2),
         "p99_ratio": round(p99_hostile / p99_base, 3),
         "honest_calls": [len(baseline), len(hostile)],
+        "p99_by_call_ms": [base_kinds, hostile_kinds],
         "honest_errors": sum(run.honest_errors.values()),
         "load_avg_1m": [round(x, 2) for x in (load_start, os.getloadavg()[0])],
         "daemon_cpu_s": [round(cpu1 - cpu0, 1), round(cpu2 - cpu1, 1)],

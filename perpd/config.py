@@ -66,7 +66,7 @@ class Config:
     db_busy_timeout_ms: int = 2_000  # longest a write waits for the lock, then 503
     db_readers: int = 2  # read-only connections (threads) serving reads
     db_wal_limit_bytes: int = 16 * 1024 * 1024  # journal_size_limit; checkpoint above half
-    db_checkpoint_interval_s: float = 5.0  # how often the WAL size is looked at
+    db_checkpoint_interval_s: float = 1.0  # how often the WAL size is looked at
     # the GIL hand-over interval: the database threads wait at most this for the GIL after
     # each SQLite call while the trio thread is busy (CPython's default is 5 ms)
     gil_switch_interval_s: float = 0.0002

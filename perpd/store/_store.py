@@ -92,6 +92,17 @@ def connect(
     return conn
 
 
+def connect_checkpointer(path: str | Path, *, wal_limit_bytes: int = WAL_LIMIT_BYTES) -> Connection:
+    """The checkpoints' own connection: a checkpoint copies megabytes and syncs the file,
+    which on the writer's connection stalls every unit behind it; on this one a PASSIVE
+    checkpoint runs beside the writer (WAL lets it), and only the TRUNCATE that follows a
+    complete one takes the write lock, briefly and without waiting for it."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, factory=Connection)
+    set_busy_timeout(conn, 0)
+    conn.execute(f"PRAGMA journal_size_limit = {int(wal_limit_bytes)}")
+    return conn
+
+
 def connect_reader(
     path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
 ) -> sqlite3.Connection:
@@ -201,6 +212,10 @@ class Store:
             name="perpd-sqlite-read",
             threads=readers,
         )
+        self._checkpoints = DbThread(
+            lambda: connect_checkpointer(self.path, wal_limit_bytes=wal_limit_bytes),
+            name="perpd-sqlite-checkpoint",
+        )
         self._last_seq = 0
         self._committed = trio.Event()
         self._listeners: list[Listener] = []
@@ -215,12 +230,15 @@ class Store:
         await trio.to_thread.run_sync(self._db.start)  # creates and migrates the file
         try:
             await trio.to_thread.run_sync(self._readers.start)
+            await trio.to_thread.run_sync(self._checkpoints.start)
         except BaseException:
+            await trio.to_thread.run_sync(self._readers.stop)
             await trio.to_thread.run_sync(self._db.stop)
             raise
         self._last_seq = await self._db.run(_last_seq)
 
     async def close(self) -> None:
+        await trio.to_thread.run_sync(self._checkpoints.stop)
         await trio.to_thread.run_sync(self._readers.stop)
         await trio.to_thread.run_sync(self._db.stop)
 
@@ -379,7 +397,11 @@ class Store:
 
     async def checkpoint(self) -> tuple[int, int, bool]:
         """Copy the WAL back into the database and, if no reader needs it, truncate it."""
-        frames, done, truncated = await self._db.run(_checkpoint)
+        try:
+            frames, done, truncated = await self._checkpoints.run(_checkpoint)
+        except sqlite3.Error as exc:
+            self._raise_transient(exc, "checkpoint")
+            raise
         self.checkpoints += 1
         self.truncations += truncated
         return frames, done, truncated
