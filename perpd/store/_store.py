@@ -21,6 +21,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -128,12 +129,17 @@ def _rollback(conn: sqlite3.Connection, cause: BaseException) -> None:
         log.error("ROLLBACK after %r failed too: %s", cause, exc)
 
 
-def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, bool]:
-    """PASSIVE checkpoint, then TRUNCATE if every frame got back into the database.
+def _checkpoint(conn: sqlite3.Connection, truncate: bool) -> tuple[int, int, bool]:
+    """PASSIVE checkpoint, then (``truncate``) TRUNCATE if every frame got back into the
+    database.
 
     Neither waits: with the busy wait off, a reader still using old frames makes the
     checkpoint stop where it is (PASSIVE) or give up (TRUNCATE), and the next one tries
-    again. Returns (frames in the WAL, frames checkpointed, truncated).
+    again. Only a WAL grown past ``journal_size_limit`` (behind a long reader) is
+    truncated here: TRUNCATE takes the write lock, which a unit that does not wait for
+    it (the funding scheduler's) would meet as busy; a smaller WAL restarts from its
+    start at the writer's next commit and is cut back to the limit by SQLite itself.
+    Returns (frames in the WAL, frames checkpointed, truncated).
     """
     assert isinstance(conn, Connection)
     before = conn.busy_ms
@@ -141,7 +147,7 @@ def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, bool]:
     try:
         _, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         truncated = False
-        if frames > 0 and done == frames:
+        if truncate and frames > 0 and done == frames:
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             truncated = busy == 0
         return frames, done, truncated
@@ -200,6 +206,7 @@ class Store:
     ) -> None:
         self.path = str(path)
         self.busy_timeout_ms = busy_timeout_ms
+        self.wal_limit_bytes = wal_limit_bytes
         self._db = DbThread(
             lambda: connect(
                 self.path, busy_timeout_ms=busy_timeout_ms, wal_limit_bytes=wal_limit_bytes
@@ -398,7 +405,10 @@ class Store:
     async def checkpoint(self) -> tuple[int, int, bool]:
         """Copy the WAL back into the database and, if no reader needs it, truncate it."""
         try:
-            frames, done, truncated = await self._checkpoints.run(_checkpoint)
+            truncate = self.wal_bytes() > self.wal_limit_bytes
+            frames, done, truncated = await self._checkpoints.run(
+                partial(_checkpoint, truncate=truncate)
+            )
         except sqlite3.Error as exc:
             self._raise_transient(exc, "checkpoint")
             raise
