@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from quart import request
+from quart import has_request_context, request
 
 from perpd.api._services import services
 from perpd.errors import RateLimited, Unauthorized
@@ -105,7 +105,7 @@ def charge_invalid(status: int) -> None:
     rate ten times sooner and then waits in the tarpit like any 429 (an honest agent's
     rare mistake costs nothing it would notice). Unverified callers are not charged:
     a forger must not drain the agent it names."""
-    if status != 400:
+    if status != 400 or not has_request_context():  # a socket's refusals: `_ws`
         return
     agent = cast(dict[str, Any], request.scope).get(AGENT_KEY)
     if isinstance(agent, str):

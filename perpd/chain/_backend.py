@@ -198,10 +198,11 @@ class RpcChain:
         return await self.transport.block_time(slot)
 
     async def landed_slot(self, signature: str) -> int:
-        """The slot a landed transaction executed in (`ChainUnavailable` if unseen)."""
+        """The slot a transaction executed in without error (`ChainUnavailable` if it is
+        unseen or failed: another signature of the same action is the one that landed)."""
         (status,) = await self.transport.statuses([Signature.from_string(signature)], history=True)
-        if status is None:
-            raise ChainUnavailable(f"transaction {signature} not found")
+        if status is None or status.err is not None:
+            raise ChainUnavailable(f"transaction {signature} not found landed")
         return int(status.slot)
 
     def price_account(self, market: int) -> Pubkey:
