@@ -133,7 +133,9 @@ async def test_the_writer_serves_other_units_between_funding_units(
 
     (How many units have committed when the test's unit is queued depends on how fast
     the trio thread gets to it: on a loaded machine, two or three. So the bound counts
-    from what had committed then, seen through a commit listener.)"""
+    from what had committed then, seen through a commit listener; a commit's listener
+    runs on the trio thread after the commit, so one more unit may have committed
+    unseen: CI had 1,891 settled against 745 seen with units of 1,024.)"""
     monkeypatch.setattr(funding, "FUNDING_CHUNK", 128)
     monkeypatch.setattr(funding, "UNIT_MAX", 1_024)
     path = tmp_path / "s.db"
@@ -158,7 +160,8 @@ async def test_the_writer_serves_other_units_between_funding_units(
             seen = settled
             due = await venue.mutate(lambda conn, c: q.count_funding_due(conn, T), urgent=True)
         assert 0 < due < total  # the unit ran between funding units
-        assert total - due <= seen + funding.UNIT_MAX, (total - due, seen)
+        # the unit committed unseen (at most one) and the one running when it was queued
+        assert total - due <= seen + 2 * funding.UNIT_MAX, (total - due, seen)
         assert await store.read(lambda conn: q.count_funding_due(conn, T)) == 0
         assert await store.read(q.verify) == []
     finally:
