@@ -165,6 +165,14 @@ async def deposit_on_chain(cluster: Cluster, agent: Keypair, amount: int) -> Pub
     return wallet
 
 
+async def both_deposit(cluster: Cluster, *agents: tuple[Client, Keypair], amount: int) -> None:
+    """Each agent deposits ``amount`` on chain itself; its first read picks it up."""
+    for _, key in agents:
+        await deposit_on_chain(cluster, key, amount)
+    for client, _ in agents:
+        assert (await client.balances()).free == amount
+
+
 async def onchain_free(cluster: Cluster, agent: Keypair) -> tuple[int, int]:
     account = cluster.rpc.chain.account(cluster.client.collateral_address(agent.pubkey()))
     assert account is not None
@@ -291,9 +299,7 @@ async def test_a_deposit_while_a_lock_is_in_flight_is_credited_once_after_it(
     assert watch is not None and submitter is not None
     alice_key, bob_key = Keypair(), Keypair()
     async with Client(daemon.url, alice_key) as alice, Client(daemon.url, bob_key) as bob:
-        await deposit_on_chain(cluster, alice_key, 2_000 * M)
-        await deposit_on_chain(cluster, bob_key, 2_000 * M)
-        assert (await alice.balances()).free == (await bob.balances()).free == 2_000 * M
+        await both_deposit(cluster, (alice, alice_key), (bob, bob_key), amount=2_000 * M)
         req = await alice.request_trade(
             "BTC-PERP", "long", 1_000 * M, leverage=10, max_funding_rate=1000
         )
@@ -342,9 +348,7 @@ async def test_a_close_confirmed_after_its_timeout_settles_at_the_programs_secon
     submitter.chain.transport.confirm_timeout_s = 1.0
     alice_key, bob_key = Keypair(), Keypair()
     async with Client(daemon.url, alice_key) as alice, Client(daemon.url, bob_key) as bob:
-        await deposit_on_chain(cluster, alice_key, 2_000 * M)
-        await deposit_on_chain(cluster, bob_key, 2_000 * M)
-        assert (await alice.balances()).free == (await bob.balances()).free == 2_000 * M
+        await both_deposit(cluster, (alice, alice_key), (bob, bob_key), amount=2_000 * M)
         req = await alice.request_trade(
             "BTC-PERP", "long", 10_000 * M, leverage=20, max_funding_rate=1000
         )
