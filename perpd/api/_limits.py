@@ -109,5 +109,11 @@ def charge_invalid(status: int) -> None:
         return
     agent = cast(dict[str, Any], request.scope).get(AGENT_KEY)
     if isinstance(agent, str):
-        lim = limiter()
-        lim.agent.spend(agent, lim.limits.invalid_call_cost - 1)
+        charge_invalid_of(agent)
+
+
+def charge_invalid_of(agent_id: str) -> None:
+    """The rest of `invalid_call_cost` for a call of ``agent_id`` (HTTP or socket)
+    already charged one token and refused 400."""
+    lim = limiter()
+    lim.agent.spend(agent_id, lim.limits.invalid_call_cost - 1)

@@ -28,7 +28,7 @@ from quart import Blueprint, Response, jsonify, websocket
 
 from perpd import auth, engine_cancel, engine_quotes, ws_wire
 from perpd.api._common import acting_agent, check_fields, text_field, venue
-from perpd.api._limits import charge_agent
+from perpd.api._limits import charge_agent, charge_invalid_of
 from perpd.api._models import QuoteBody, ReplaceQuoteBody, WsCancel, fields_of
 from perpd.api._quote_controls import submit_replace
 from perpd.api._services import services
@@ -252,11 +252,10 @@ async def _after_refusal(status: int, agent_id: str) -> None:
     the agent `invalid_call_cost` tokens, and after a 429 the socket is read no further
     for the tarpit's delay, so a loop of refused messages waits in its own TCP buffer
     instead of taking the trio thread from everyone."""
-    lim = services().limiter
     if status == 400:
-        lim.agent.spend(agent_id, lim.limits.invalid_call_cost - 1)
+        charge_invalid_of(agent_id)
     elif status == 429:
-        await lim.tarpit.hold()
+        await services().limiter.tarpit.hold()
 
 
 async def _cancel_on_disconnect(agent_id: str) -> None:
