@@ -34,7 +34,7 @@ class Config:
     max_open_requests_per_agent: int = 100
     max_live_quotes_per_agent: int = 500
     max_live_quotes_per_request: int = 100
-    max_live_quotes_per_maker_request: int = 5
+    max_live_quotes_per_maker_request: int = 1
     agent_rate_per_s: float = 100.0  # signed calls and socket quotes per agent; 0: off
     agent_burst: int = 200
     address_rate_per_s: float = 1000.0  # every HTTP call per client address; 0: off

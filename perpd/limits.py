@@ -23,7 +23,7 @@ class TradeLimits:
     max_open_requests_per_agent: int = 100
     max_live_quotes_per_agent: int = 500
     max_live_quotes_per_request: int = 100
-    max_live_quotes_per_maker_request: int = 5
+    max_live_quotes_per_maker_request: int = 1
     expiry_batch: int = 200  # rows per expiry unit of work
     # derived: market -> minimum size
     _min: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)

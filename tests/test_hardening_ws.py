@@ -118,16 +118,17 @@ async def test_socket_quotes_act_as_the_socket_agent_only(server: Server) -> Non
     for a in (requester, maker):
         await a.fund("10000")
     await server.pin("BTC-PERP", "50000")
-    rid = (await requester.ok("/trade/request", REQUEST, 201))["request_id"]
-    quote = {"type": "quote", "request_id": rid, "funding_rate": "0.0005", "collateral_usdc": "100"}
+    rids = [(await requester.ok("/trade/request", REQUEST, 201))["request_id"] for _ in "ab"]
+    quote = {"type": "quote", "funding_rate": "0.0005", "collateral_usdc": "100"}
     async with connect(server.url, maker) as (ws, _):
-        await ws.send({**quote, "agent_id": requester.id})
+        await ws.send({**quote, "request_id": rids[0], "agent_id": requester.id})
         assert (await ws.recv())["error"]["code"] == "forbidden"
-        for _ in range(2):  # one login, many quotes: the quotes spend no signature of their own
-            await ws.send(quote)
+        for rid in rids:  # one login, many quotes: the quotes spend no signature of their own
+            await ws.send({**quote, "request_id": rid})
             assert (await ws.recv())["type"] == "quote_ack"
-    quotes = (await server.http.get(f"/quotes?request_id={rid}")).json()["quotes"]
-    assert [q["agent_id"] for q in quotes] == [maker.id, maker.id]
+    for rid in rids:
+        quotes = (await server.http.get(f"/quotes?request_id={rid}")).json()["quotes"]
+        assert [q["agent_id"] for q in quotes] == [maker.id]
 
 
 async def test_sockets_per_agent_are_capped(tmp_path: Path, nursery: trio.Nursery) -> None:

@@ -14,7 +14,7 @@ from perpd.errors import Conflict
 from perpd.store import MIGRATIONS, Store, connect, status
 from perpd.store import queries as q
 from perpd.store._thread import NORMAL, URGENT, DbThread
-from tests.engine_units import funded_request
+from tests.engine_units import FUNDS, funded_request
 
 PRICE = 50_000 * 10**8
 
@@ -61,11 +61,12 @@ async def test_accept_checks_deadlines_itself(tmp_path: Path) -> None:
                 collateral=100 * 10**6,
                 valid_for=5,
             )
+            engine.deposit(conn, ctx(t), "mm2", FUNDS)  # one live quote per maker
             long = engine.create_quote(
                 conn,
                 ctx(t),
                 request_id=r.request_id,
-                agent_id="mm",
+                agent_id="mm2",
                 rate=500,
                 collateral=100 * 10**6,
                 valid_for=60,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,18 @@ async def _request(c: Client, market: str = "BTC-PERP", expires_in: int = 60) ->
     return r.request_id
 
 
-async def test_events_are_typed_and_quotes_go_over_the_socket(live: Server) -> None:
-    async with clients(live.url, 2, fund=usdc(10_000)) as (requester, maker):
+@pytest.fixture
+async def ladder(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
+    """As ``live``, on a venue that lets a maker keep 5 live quotes on one request."""
+    cfg = base_config(tmp_path, **DEFAULT_PUBLIC_RATE, max_live_quotes_per_maker_request=5)
+    s = await start_server(nursery, cfg, Clock(real=True, start=time.time()))
+    yield s
+    await s.http.aclose()
+    s.shutdown.set()
+
+
+async def test_events_are_typed_and_quotes_go_over_the_socket(ladder: Server) -> None:
+    async with clients(ladder.url, 2, fund=usdc(10_000)) as (requester, maker):
         async with (
             requester.subscribe(["BTC-PERP"]) as rs,
             maker.subscribe(["BTC-PERP"]) as ms,
