@@ -304,6 +304,25 @@ def hostile_attacks(
 # --- the run ---------------------------------------------------------------------------
 
 
+async def http_calls(http: httpx.AsyncClient) -> Counter[str]:
+    """The daemon's HTTP calls answered so far, by "method route status" (``/metrics``;
+    the reading itself is one of them)."""
+    text = (await http.get("/metrics")).text
+    calls: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line.startswith("perpd_http_requests_total{"):
+            labels, _, value = line.rpartition(" ")
+            got = dict(part.split("=", 1) for part in labels[26:-1].split(","))
+            key = " ".join(got[k].strip('"') for k in ("method", "route", "status"))
+            calls[key] += int(float(value))
+    return calls
+
+
+def per_s(calls: Counter[str], seconds: float) -> dict[str, float]:
+    """Calls per second of each kind, busiest first (those under 0.5/s left out)."""
+    return {k: round(n / seconds, 1) for k, n in calls.most_common() if n / seconds >= 0.5}
+
+
 async def phase(run: Run, seconds: float, attacks: list[Any]) -> list[float]:
     run.reset()
     with trio.move_on_after(seconds):
@@ -361,12 +380,12 @@ async def main(
                 honest.start_soon(trader, run, a)
             await trio.sleep(2)  # warm up: sockets open, first trades done
             rss_start, load_start = rss_kb(d.pid), os.getloadavg()[0]
-            cpu0 = cpu_s(d.pid)
+            cpu0, calls0 = cpu_s(d.pid), await http_calls(clients[0])
             baseline = await phase(run, duration / 2, [])
             base_kinds, base_slowest = run.by_kind(), run.slowest()
-            cpu1 = cpu_s(d.pid)
+            cpu1, calls1 = cpu_s(d.pid), await http_calls(clients[0])
             hostile = await hostile_phase(run, duration / 2, chosen)
-            cpu2 = cpu_s(d.pid)
+            cpu2, calls2 = cpu_s(d.pid), await http_calls(clients[0])
             hostile_kinds, hostile_slowest = run.by_kind(), run.slowest()
             honest.cancel_scope.cancel()
         await trio.sleep(1)
@@ -390,6 +409,9 @@ async def main(
     print(f"honest p99 by call (ms): baseline {base_kinds}, hostile {hostile_kinds}")
     print(f"slowest (call, s into phase, ms): baseline {base_slowest}")
     print(f"                                  hostile {hostile_slowest}")
+    served = [per_s(calls1 - calls0, duration / 2), per_s(calls2 - calls1, duration / 2)]
+    print(f"HTTP calls served per s (method route status): baseline {served[0]}")
+    print(f"                                                hostile {served[1]}")
     print(f"daemon RSS: {rss_start / 1024:.0f} MB -> {rss_end / 1024:.0f} MB (target +-20%)")
     print(f"perpd verify: {verify.stdout.decode().strip().splitlines()[-1]}")
     return {
@@ -401,6 +423,7 @@ async def main(
         "honest_errors": sum(run.honest_errors.values()),
         "load_avg_1m": [round(x, 2) for x in (load_start, os.getloadavg()[0])],
         "daemon_cpu_s": [round(cpu1 - cpu0, 1), round(cpu2 - cpu1, 1)],
+        "http_per_s": served,
         "hostile_process_cpu_s": round(run.hostile_cpu_s, 1),
         "rss_start_mb": round(rss_start / 1024, 1),
         "rss_end_mb": round(rss_end / 1024, 1),

@@ -39,8 +39,8 @@ class Config:
     agent_burst: int = 200
     address_rate_per_s: float = 1000.0  # every HTTP call per client address; 0: off
     address_burst: int = 2000
-    public_rate_per_s: float = 20.0  # unsigned HTTP calls per client address; 0: off
-    public_burst: int = 100
+    public_rate_per_s: float = 10.0  # unsigned HTTP calls per client address; 0: off
+    public_burst: int = 50
     connection_rate_per_s: float = 50.0  # new TCP connections per client address; 0: off
     connection_burst: int = 500
     socket_rate_per_s: float = 5.0  # WebSocket handshakes per client address; 0: off
@@ -48,7 +48,7 @@ class Config:
     rate_table_size: int = 100_000  # buckets kept per table (LRU beyond)
     refusal_delay_s: float = 0.5  # a 429 for a rate is answered this late (0: at once)
     refusal_hold_max: int = 256  # 429s held back at once (each holds a socket)
-    invalid_call_cost: int = 10  # agent tokens a verified call refused 400 costs in all
+    invalid_call_cost: int = 20  # agent tokens a verified call refused 400 costs in all
     page_default: int = 100  # rows per page of GET /requests, /quotes, /positions
     page_max: int = 500
     expiry_batch: int = 200  # requests + quotes expired per unit of work

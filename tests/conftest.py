@@ -206,7 +206,7 @@ async def funded(s: Server, n: int) -> list[Agent]:
 
 
 # The tests read anonymously through one client (`Server.http`) faster than the daemon
-# lets an anonymous client (20/s per address): they keep 100/s. The SDK's tests
+# lets an anonymous client (10/s per address): they keep 100/s. The SDK's tests
 # (tests/agents) run on the default, which the SDK's signed reads do not meet.
 TEST_PUBLIC_RATE: dict[str, Any] = {"public_rate_per_s": 100.0, "public_burst": 200}
 DEFAULT_PUBLIC_RATE: dict[str, Any] = {

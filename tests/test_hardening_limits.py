@@ -347,7 +347,9 @@ async def test_invalid_calls_cost_their_agent_ten_calls_and_a_forger_costs_nothi
     """A verified call refused 400 costs `invalid_call_cost` tokens: a loop of bad calls
     meets 429 ten times sooner (then the door's tarpit), while another agent's valid
     calls and a forger naming the looping agent change nothing of the sort."""
-    cfg = base_config(tmp_path, agent_rate_per_s=0.01, agent_burst=30, refusal_delay_s=0)
+    cfg = base_config(
+        tmp_path, agent_rate_per_s=0.01, agent_burst=30, refusal_delay_s=0, invalid_call_cost=10
+    )
     s = await start_server(nursery, cfg)
     await s.pin("BTC-PERP", "50000")
     bad, good, forger = s.agent(), s.agent(), s.agent()
