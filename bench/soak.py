@@ -384,6 +384,7 @@ async def main(
             baseline = await phase(run, duration / 2, [])
             base_kinds, base_slowest = run.by_kind(), run.slowest()
             cpu1, calls1 = cpu_s(d.pid), await http_calls(clients[0])
+            rss_mid = rss_kb(d.pid)
             hostile = await hostile_phase(run, duration / 2, chosen)
             cpu2, calls2 = cpu_s(d.pid), await http_calls(clients[0])
             hostile_kinds, hostile_slowest = run.by_kind(), run.slowest()
@@ -412,7 +413,10 @@ async def main(
     served = [per_s(calls1 - calls0, duration / 2), per_s(calls2 - calls1, duration / 2)]
     print(f"HTTP calls served per s (method route status): baseline {served[0]}")
     print(f"                                                hostile {served[1]}")
-    print(f"daemon RSS: {rss_start / 1024:.0f} MB -> {rss_end / 1024:.0f} MB (target +-20%)")
+    print(
+        f"daemon RSS: {rss_start / 1024:.0f} MB -> {rss_mid / 1024:.0f} MB at the hostile "
+        f"phase's start -> {rss_end / 1024:.0f} MB (target +-20%)"
+    )
     print(f"perpd verify: {verify.stdout.decode().strip().splitlines()[-1]}")
     return {
         "honest_p99_baseline_ms": round(p99_base, 2),
@@ -428,6 +432,8 @@ async def main(
         "rss_start_mb": round(rss_start / 1024, 1),
         "rss_end_mb": round(rss_end / 1024, 1),
         "rss_change_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
+        "rss_mid_mb": round(rss_mid / 1024, 1),
+        "rss_hostile_change_pct": round(100 * (rss_end - rss_mid) / rss_mid, 1),
         "verify_ok": verify.returncode == 0,
         "replays_accepted": sum(n for k, n in run.hostile.items() if k.endswith("ACCEPTED")),
         "hostile_5xx": sum(n for k, n in run.hostile.items() if k.split(": ")[-1].startswith("5")),
