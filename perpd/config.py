@@ -62,7 +62,6 @@ class Config:
     ws_max_per_agent: int = 8  # live sockets per agent; then error rate_limited, 1008
     ws_max_message: int = 16 * 1024  # bytes; a larger message closes the socket (1009)
     ws_auth_timeout_s: float = 10.0  # a socket must log in within this, else 1008
-    ws_actions_in_flight: int = 4  # socket quotes/replaces/cancels handled at once, in all
     # d-store: database
     db_busy_timeout_ms: int = 2_000  # longest a write waits for the lock, then 503
     db_readers: int = 2  # read-only connections (threads) serving reads
@@ -106,8 +105,7 @@ class Config:
             raise ValueError(f"port {self.port} out of range")
         if not 1 <= self.page_default <= self.page_max:
             raise ValueError("page_default must lie in 1..page_max")
-        caps = (self.max_connections, self.ws_max_sockets, self.ws_max_per_agent)
-        if min(*caps, self.ws_actions_in_flight) < 1:
+        if min(self.max_connections, self.ws_max_sockets, self.ws_max_per_agent) < 1:
             raise ValueError("connection and socket caps must be at least 1")
         if not 0 < self.gil_switch_interval_s <= 0.1:
             raise ValueError("gil_switch_interval_s must lie in (0, 0.1]")

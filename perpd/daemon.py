@@ -164,7 +164,6 @@ async def run(
                     max_per_agent=config.ws_max_per_agent,
                     auth_timeout_s=config.ws_auth_timeout_s,
                     heartbeat_timeout_s=config.ws_heartbeat_timeout_s,
-                    actions_in_flight=config.ws_actions_in_flight,
                 )
             )
             connections = ConnectionGate(

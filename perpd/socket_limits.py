@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-import trio
-
 
 @dataclass(frozen=True)
 class SocketLimits:
@@ -22,19 +20,11 @@ class SocketLimits:
     auth_timeout_s: float = 10.0
     # a cancel-on-disconnect socket silent this long is closed (4002), its quotes cancelled
     heartbeat_timeout_s: float = 10.0
-    # socket quotes, replaces and cancels handled at once, across all sockets
-    actions_in_flight: int = 4
 
 
 class SocketGate:
     def __init__(self, limits: SocketLimits) -> None:
         self.limits = limits
-        # Fifty makers answering one request send fifty quotes at once: handled all
-        # together, each of trio's passes runs fifty quote handlers, and the requester's
-        # accept (HTTP) waits through every pass. Holding a slot from parse to ack keeps
-        # the rest parked, so the accept's steps run between a few; one socket reads one
-        # message at a time, so each socket waits its turn in this FIFO, never starved.
-        self.actions = trio.CapacityLimiter(limits.actions_in_flight)
         self.open = 0
         self.unauthenticated = 0
         self._by_agent: Counter[str] = Counter()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -130,42 +129,6 @@ async def test_socket_quotes_act_as_the_socket_agent_only(server: Server) -> Non
     for rid in rids:
         quotes = (await server.http.get(f"/quotes?request_id={rid}")).json()["quotes"]
         assert [q["agent_id"] for q in quotes] == [maker.id]
-
-
-async def test_socket_actions_in_flight_are_capped_across_sockets(
-    tmp_path: Path, nursery: trio.Nursery
-) -> None:
-    """Quotes arriving together on many sockets are handled a few at a time
-    (`ws_actions_in_flight`): the rest wait parked, in arrival order, so an HTTP call
-    does not queue behind every one of them; all are answered once the writer frees."""
-    cfg = base_config(tmp_path, chain="none", ws_actions_in_flight=2)
-    s = await start_server(nursery, cfg)
-    await s.pin("BTC-PERP", "50000")
-    taker, *makers = (s.agent() for _ in range(6))
-    for a in (taker, *makers):
-        await a.fund("1000")
-    rid = (await taker.ok("/trade/request", REQUEST, 201))["request_id"]
-    quote = {"type": "quote", "request_id": rid, "funding_rate": "0.0005", "collateral_usdc": "100"}
-    actions = s.venue.services["sockets"].actions
-    freed = threading.Event()
-    async with AsyncExitStack() as stack:
-        sockets = [(await stack.enter_async_context(connect(s.url, m)))[0] for m in makers]
-        async with trio.open_nursery() as held:
-            held.start_soon(s.venue.store.write, lambda conn: freed.wait(10))  # the writer is busy
-            await trio.sleep(0.1)
-            for ws in sockets:
-                await ws.send(quote)
-            with trio.fail_after(5):
-                while actions.statistics().tasks_waiting < 3:  # noqa: ASYNC110 (no event to wait on)
-                    await trio.sleep(0.01)
-            assert actions.borrowed_tokens == 2  # two in the writer's queue, three parked
-            freed.set()
-        acks = [await ws.until("quote_ack") for ws in sockets]
-    assert {a["request_id"] for a in acks} == {rid} and actions.borrowed_tokens == 0
-    quotes = (await s.http.get(f"/quotes?request_id={rid}")).json()["quotes"]
-    assert len(quotes) == 5
-    await s.http.aclose()
-    s.shutdown.set()
 
 
 async def test_sockets_per_agent_are_capped(tmp_path: Path, nursery: trio.Nursery) -> None:

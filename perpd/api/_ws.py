@@ -223,9 +223,12 @@ async def _serve(login: auth.Verified) -> None:
                             shared.cancel_on_disconnect.join(agent_id)
                         nursery.start_soon(stream, hub, session, since)
                         nursery.start_soon(cut_off_when_lagging, hub, session, close)
-                    elif kind in ACTIONS:
-                        async with shared.sockets.actions:
-                            await ACTIONS[kind](login, msg)
+                    elif kind == "quote":
+                        await _quote(login, msg)
+                    elif kind == "replace":
+                        await _replace(login, msg)
+                    elif kind == "cancel":
+                        await _cancel(login, msg)
                     elif kind == "ping":
                         await _send(json.dumps({"type": "pong", "ts": int(time.time())}))
                     else:
@@ -327,11 +330,3 @@ async def _cancel(login: auth.Verified, msg: dict[str, Any]) -> None:
         urgent=True,
     )
     await _ack(msg, {"type": "cancel_ack", "quote_id": quote_id})
-
-
-# a logged-in socket's money-moving messages, each handled as its HTTP call is
-ACTIONS: dict[str, Callable[[auth.Verified, dict[str, Any]], Awaitable[None]]] = {
-    "quote": _quote,
-    "replace": _replace,
-    "cancel": _cancel,
-}
