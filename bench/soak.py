@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from perpd.auth import sign_headers
@@ -307,14 +308,12 @@ def hostile_attacks(
 async def http_calls(http: httpx.AsyncClient) -> Counter[str]:
     """The daemon's HTTP calls answered so far, by "method route status" (``/metrics``;
     the reading itself is one of them)."""
-    text = (await http.get("/metrics")).text
     calls: Counter[str] = Counter()
-    for line in text.splitlines():
-        if line.startswith("perpd_http_requests_total{"):
-            labels, _, value = line.rpartition(" ")
-            got = dict(part.split("=", 1) for part in labels[26:-1].split(","))
-            key = " ".join(got[k].strip('"') for k in ("method", "route", "status"))
-            calls[key] += int(float(value))
+    for family in text_string_to_metric_families((await http.get("/metrics")).text):
+        for sample in family.samples:
+            if sample.name == "perpd_http_requests_total":
+                key = " ".join(sample.labels[k] for k in ("method", "route", "status"))
+                calls[key] += int(sample.value)
     return calls
 
 
