@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,15 +32,23 @@ from tests.conftest import DEFAULT_PUBLIC_RATE, TEST_CHAIN, Clock, Server, base_
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
-    """A daemon on the wall clock, so timers, expiry and the SDK's own clock all agree."""
-    s = await start_server(
-        nursery, base_config(tmp_path, **DEFAULT_PUBLIC_RATE), Clock(real=True, start=time.time())
-    )
+@asynccontextmanager
+async def live_server(
+    tmp_path: Path, nursery: trio.Nursery, **changes: Any
+) -> AsyncIterator[Server]:
+    """A daemon on the wall clock, so timers, expiry and the SDK's own clock all agree,
+    on the default public rate and ``changes`` to the test config."""
+    config = base_config(tmp_path, **DEFAULT_PUBLIC_RATE, **changes)
+    s = await start_server(nursery, config, Clock(real=True, start=time.time()))
     yield s
     await s.http.aclose()
     s.shutdown.set()
+
+
+@pytest.fixture
+async def live(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
+    async with live_server(tmp_path, nursery) as s:
+        yield s
 
 
 @asynccontextmanager

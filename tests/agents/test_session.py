@@ -21,7 +21,7 @@ from agents import (
     QuoteRejectedEvent,
     TradeRequestEvent,
 )
-from tests.agents.conftest import Proxy, clients, usdc
+from tests.agents.conftest import Proxy, clients, live_server, usdc
 from tests.conftest import DEFAULT_PUBLIC_RATE, Clock, Server, base_config, start_server
 
 ALL = ["BTC-PERP", "ETH-PERP", "SOL-PERP"]
@@ -37,11 +37,8 @@ async def _request(c: Client, market: str = "BTC-PERP", expires_in: int = 60) ->
 @pytest.fixture
 async def ladder(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Server]:
     """As ``live``, on a venue that lets a maker keep 5 live quotes on one request."""
-    cfg = base_config(tmp_path, **DEFAULT_PUBLIC_RATE, max_live_quotes_per_maker_request=5)
-    s = await start_server(nursery, cfg, Clock(real=True, start=time.time()))
-    yield s
-    await s.http.aclose()
-    s.shutdown.set()
+    async with live_server(tmp_path, nursery, max_live_quotes_per_maker_request=5) as s:
+        yield s
 
 
 async def test_events_are_typed_and_quotes_go_over_the_socket(ladder: Server) -> None:
