@@ -62,10 +62,15 @@ def cpu_s(pid: int) -> float:
 
 
 @asynccontextmanager
-async def daemon_process(*extra: str, tree: str | None = None) -> AsyncIterator[Running]:
+async def daemon_process(
+    *extra: str, tree: str | None = None, config: dict[str, str] | None = None
+) -> AsyncIterator[Running]:
     """``perpd run --dev`` on a fresh database in a subprocess, until the block ends
-    (``tree``: the perpd of another source tree, for a baseline in the same run)."""
-    env = None if tree is None else {**os.environ, "PYTHONPATH": tree}
+    (``tree``: the perpd of another source tree, for a baseline in the same run;
+    ``config``: ``PERPD_*`` settings for it)."""
+    env = {**os.environ, **(config or {})}
+    if tree is not None:
+        env["PYTHONPATH"] = tree
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "bench.db")

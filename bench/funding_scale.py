@@ -53,6 +53,10 @@ from perpd.store import queries as q  # noqa: E402
 REQUESTERS, MAKERS = 2_000, 200
 LEAD_S = 35.0  # from the positions' making to T0: the writes, the daemon's start, idle
 POLL_S = 0.02
+# a pair starts a lifecycle at most every PACE_S: its requester's three signed calls then
+# stay under the venue's 100 calls/s per agent however fast the machine is (a 429 would
+# end the run), and every run samples the same load
+PACE_S = 0.05
 
 
 def build(db: str, n: int, lead_s: float, period: int) -> int:
@@ -197,6 +201,7 @@ async def mirror_tick(n: int, tree: str | None = None, lead_s: float = LEAD_S) -
                             idle.append(time.perf_counter() - start)
                         elif ended - (time.perf_counter() - start) >= t0:
                             during.append(time.perf_counter() - start)
+                        await trio.sleep(max(0.0, PACE_S - (time.perf_counter() - start)))
 
                 async def tick() -> None:
                     nonlocal tick_s

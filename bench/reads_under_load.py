@@ -86,7 +86,11 @@ def figures(samples: dict[str, list[float]]) -> tuple[float, float, int]:
 
 
 async def main(seconds: float, writers: int) -> None:
-    async with daemon_process("--chain", "none") as running:
+    # the reader is one anonymous client reading as fast as it is answered: its subject
+    # is the reads' latency, not the anonymous rate (10 calls/s), which is turned off
+    async with daemon_process(
+        "--chain", "none", config={"PERPD_PUBLIC_RATE_PER_S": "0"}
+    ) as running:
         limits = httpx.Limits(max_connections=writers * 2 + 2)
         async with (
             httpx.AsyncClient(base_url=running.url, limits=limits, timeout=30) as http,
