@@ -26,7 +26,7 @@ from perpd.chain_actions import SETTLE_BATCH
 from perpd.errors import ApiError, Unavailable
 from perpd.records import Event
 from perpd.retry import Backoff, Quarantine
-from perpd.store import funding_index
+from perpd.store import TICK_CACHE_KIB, WRITER_CACHE_KIB, funding_index, size_cache
 from perpd.store import queries as q
 from perpd.store.funding_index import Backlog
 from perpd.venue import Venue
@@ -75,7 +75,11 @@ async def settle_due(venue: Venue, backlog: Backlog | None = None) -> int:
 
     def unit(conn: sqlite3.Connection, ctx: engine.Ctx) -> tuple[int, bool, list[Event]]:
         made: list[Event] = []  # this run's own (a unit is all or nothing)
-        return (*_funding_unit(conn, ctx, waiting, step, made), made)
+        size_cache(conn, TICK_CACHE_KIB)  # the tick's random index pages stay cached
+        n, more = _funding_unit(conn, ctx, waiting, step, made)
+        if not more and not made and not backlog:  # no sorted pass follows
+            size_cache(conn, WRITER_CACHE_KIB)
+        return n, more, made
 
     while True:
         n, more, made = await venue.mutate(unit, urgent=True, wait=False, alone=True)
@@ -162,6 +166,7 @@ def _index_unit(
     changed: its rows are dropped once this has committed."""
     done = 0
     began = time.perf_counter()
+    size_cache(conn, TICK_CACHE_KIB)
     while True:
         start = time.perf_counter()
         rows = backlog.peek(step.size, done)
@@ -170,6 +175,8 @@ def _index_unit(
         left = funding_index.index_rows(conn, rows, done_to=backlog.high if last else None)
         ended = time.perf_counter()
         step.took(ended - start)
+        if last and not left:  # the tick is over: order flow's cache again
+            size_cache(conn, WRITER_CACHE_KIB)
         if last or _unit_ends(began, ended, done, waiting):
             return done, left
 

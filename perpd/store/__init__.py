@@ -2,10 +2,19 @@
 
 from perpd.store import chain, outbox, queries
 from perpd.store._schema import MIGRATIONS, migrate, status
-from perpd.store._store import Store, connect, on_rollback
+from perpd.store._store import (
+    TICK_CACHE_KIB,
+    WRITER_CACHE_KIB,
+    Store,
+    connect,
+    on_rollback,
+    size_cache,
+)
 
 __all__ = [
     "MIGRATIONS",
+    "TICK_CACHE_KIB",
+    "WRITER_CACHE_KIB",
     "chain",
     "Store",
     "connect",
@@ -13,5 +22,6 @@ __all__ = [
     "on_rollback",
     "outbox",
     "queries",
+    "size_cache",
     "status",
 ]
