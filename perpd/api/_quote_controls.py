@@ -6,6 +6,7 @@ verified like a quote's (`perpd.api._trade`), then one unit of work each.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from quart import Blueprint, jsonify
@@ -68,7 +69,7 @@ async def submit_replace(
         )
         return 201, {**quote_view(new), "replaced_quote_id": quote_id}
 
-    print_ = quote_fingerprint("replace", fields, quote_id=quote_id)
+    print_ = partial(quote_fingerprint, "replace", fields, quote_id=quote_id)
     return await once(agent_id, "quote", fields["client_id"], print_, make, auth, urgent=True)
 
 
