@@ -16,11 +16,24 @@ log (`Backlog.load`).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
+
+import msgspec
 
 from perpd.records import Event
+
+_encode = msgspec.json.Encoder().encode
+
+
+def ascii_json(doc: Any) -> str:
+    """``doc`` as compact JSON text, for a tick's documents, whose strings are ASCII by
+    construction (agent and position ids, markets, decimal amounts): there it is byte
+    for byte ``json.dumps(doc, separators=(",", ":"))``, in a fraction of the time (the
+    events' JSON was about a tenth of a tick's writer time)."""
+    return _encode(doc).decode()
+
 
 # (agent, seq, market, ts, position_id): one agent's audience and history row of an event
 IndexRow = tuple[str, int, str | None, int, str | None]
@@ -59,7 +72,7 @@ def index_rows(conn: sqlite3.Connection, rows: list[IndexRow], *, done_to: int |
     it, so a range that ends there is indexed (forgotten); returns whether one is left
     (a unit the backlog never heard of: `Backlog.load` finds its rows)."""
     if rows:
-        doc = json.dumps(rows, separators=(",", ":"))
+        doc = ascii_json(rows)
         conn.execute(
             "INSERT OR IGNORE INTO event_audience (agent_id, seq) "
             "SELECT r.value ->> 0, r.value ->> 1 FROM json_each(?) AS r",

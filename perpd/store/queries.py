@@ -944,7 +944,7 @@ def apply_funding(
                 f"next_funding_at = u.value ->> 5, {column} = CASE WHEN u.value ->> 4 = 0 "
                 f"THEN {column} ELSE u.value ->> 6 END "
                 "FROM json_each(?) AS u WHERE positions.rowid = u.value ->> 0",
-                (json.dumps(updates),),
+                (funding_index.ascii_json(updates),),
             )
 
 
@@ -963,7 +963,7 @@ def adjust_locked(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:
         conn.execute(
             "UPDATE accounts SET locked = locked + (d.value ->> 1) FROM json_each(?) AS d "
             "WHERE accounts.agent_id = d.value ->> 0",
-            (json.dumps(list(deltas.items())),),
+            (funding_index.ascii_json(list(deltas.items())),),
         )
 
 
@@ -992,7 +992,9 @@ def append_events_bulk(
     # writes each back as the same compact text `append_event` stores), and the
     # audiences sorted by SQLite in key order, so each insert lands next to the last in
     # the (agent_id, seq) tree; both statements run without the GIL
-    doc = json.dumps([(e.seq, e.market, e.data, e.audience) for e in made], separators=(",", ":"))
+    # (a funding tick's data are ASCII by construction: `funding_index.ascii_json`)
+    rows = [(e.seq, e.market, e.data, e.audience) for e in made]
+    doc = funding_index.ascii_json(rows) if not index else json.dumps(rows, separators=(",", ":"))
     conn.execute(
         "INSERT INTO events (seq, ts, type, market, public, data) "
         "SELECT e.value ->> 0, ?, ?, e.value ->> 1, 0, e.value -> 2 FROM json_each(?) AS e",
