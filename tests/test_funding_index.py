@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -16,7 +17,7 @@ from perpd import engine, money
 from perpd.nursery import funding
 from perpd.oracle import PriceBook
 from perpd.records import Event
-from perpd.store import Store, connect, history
+from perpd.store import TICK_CACHE_KIB, WRITER_CACHE_KIB, Store, connect, history
 from perpd.store import funding_index as fi
 from perpd.store import queries as q
 from perpd.venue import Venue
@@ -146,6 +147,43 @@ async def _tick(path: Path, backlog: fi.Backlog | None = None) -> int:
         return await funding.settle_due(venue, backlog)
     finally:
         await store.close()
+
+
+async def test_a_tick_runs_on_the_large_cache_and_gives_it_back(
+    pair: tuple[sqlite3.Connection, sqlite3.Connection],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every step of the tick and of its sorted pass runs with the writer's cache at
+    TICK_CACHE_KIB; once the pass has written its last row the writer is back at order
+    flow's WRITER_CACHE_KIB (issue 8's soak: a cache kept large grew the daemon's RSS)."""
+    monkeypatch.setattr(funding, "FUNDING_CHUNK", 64)
+    monkeypatch.setattr(funding, "UNIT_MAX", 192)
+    path = Path(pair[0].execute("PRAGMA database_list").fetchone()[2])
+    seen: list[int] = []
+
+    def cache(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA cache_size").fetchone()[0])
+
+    def watched(real: Any) -> Any:
+        def step(conn: sqlite3.Connection, *args: Any, **kwargs: Any) -> Any:
+            seen.append(cache(conn))
+            return real(conn, *args, **kwargs)
+
+        return step
+
+    monkeypatch.setattr(engine, "settle_funding_due", watched(engine.settle_funding_due))
+    monkeypatch.setattr(fi, "index_rows", watched(fi.index_rows))
+    store = Store(path)
+    await store.open()
+    venue = Venue(store, PriceBook(["BTC-PERP"]), funding_period_s=PERIOD, clock=lambda: float(T))
+    try:
+        assert await store.write(cache) == -WRITER_CACHE_KIB
+        assert await funding.settle_due(venue) > 0
+        after = await store.write(cache)
+    finally:
+        await store.close()
+    assert len(seen) > 2 and set(seen) == {-TICK_CACHE_KIB}
+    assert after == -WRITER_CACHE_KIB
 
 
 async def test_the_scheduler_writes_the_rows_after_its_tick(
