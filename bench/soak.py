@@ -4,8 +4,8 @@ Two phases on one daemon (a subprocess on loopback, fresh database):
 
 1. **baseline** (half the duration): ``--traders`` traders each loop request → accept
    the first quote that fills (from their socket, in arrival order) → close → read
-   their account; ``--makers``
-   makers quote on their sockets on every request of 10 USDC or more.
+   their account; ``--makers`` makers quote on their sockets on every request of 10
+   USDC or more.
 2. **hostile** (the other half): the same, plus one hostile agent doing every attack of
    issue 8 at once: replaying a maker's captured socket login, oversized frames,
    a flood of sockets that never log in, dust requests, quote spam on the honest

@@ -164,11 +164,11 @@ async def post_request() -> Any:
         request_hash = request_hash_hex(message)
     consent = None if sig is None else str(sig)
     deadline = {"expires_at": expires_at} if expires_at is not None else {"expires_in": expires_in}
-
-    def print_() -> str:
-        return idempotency.fingerprint(
-            "request", {**terms, **deadline, "nonce": nonce, "consent": consent}
-        )
+    print_ = partial(
+        idempotency.fingerprint,
+        "request",
+        {**terms, **deadline, "nonce": nonce, "consent": consent},
+    )
 
     def make(conn: Any, ctx: engine.Ctx) -> tuple[int, dict[str, Any]]:
         r = engine.create_request(
