@@ -213,10 +213,14 @@ async def _at_once(*calls: tuple[Agent, str, Any]) -> list[Any]:
 
 async def _race_rounds(s: Server, rounds: int) -> dict[str, int]:
     """Each round: a live quote, then its replace and its accept at once. Exactly one
-    of the old and the new quote ends filled, never both, never neither."""
+    of the old and the new quote ends filled, never both, never neither. Runs
+    ``rounds`` rounds, and more (up to 4×) until both orders have happened: which call
+    wins is the jitter's and the machine's, and one order can run ahead for a while
+    (in the whole suite on a fast machine, 16 chain rounds once all went to the accept)."""
     requester, maker = await setup(s, 1)
     tally = {"old": 0, "new": 0}
-    for i in range(rounds):
+    i = 0
+    while i < rounds or (min(tally.values()) == 0 and i < 4 * rounds):
         rid = await open_request(requester)
         old = await quote(maker, rid, "0.0008")
         # signed (with its quote consent, on a chain) before the race starts
@@ -239,19 +243,20 @@ async def _race_rounds(s: Server, rounds: int) -> dict[str, int]:
         assert position["quote_id"] == (old if a.status_code == 200 else r.json()["quote_id"])
         positions = await s.http.get("/positions", params={"agent_id": maker.id})
         assert len(positions.json()["positions"]) == i + 1  # one fill per round, never two
+        i += 1
     await s.assert_balanced()
     return tally
 
 
 async def test_replace_racing_accept(server: Server) -> None:
     tally = await _race_rounds(server, 40)
-    assert sum(tally.values()) == 40
+    assert 40 <= sum(tally.values()) <= 160
     assert min(tally.values()) > 0, tally  # both orders happened: the race was run
 
 
 async def test_replace_racing_accept_on_the_local_chain(chain_server: Server) -> None:
     tally = await _race_rounds(chain_server, 16)
-    assert sum(tally.values()) == 16
+    assert 16 <= sum(tally.values()) <= 64
     assert min(tally.values()) > 0, tally
 
 
