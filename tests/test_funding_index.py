@@ -95,14 +95,15 @@ def test_before_during_and_after_the_pass_readers_see_every_row(
     events = [e for made in units for e in made]
     assert len(events) == q.funding_settled_counts(ref, "pos_")[0] > N // 2
     assert fi.unindexed_range(deferred) == (events[0].seq, events[-1].seq)
-    assert deferred.execute("SELECT count(*) FROM event_audience").fetchone()[0] == 0
+    funding_rows = "SELECT count(*) FROM agent_history WHERE kind = 'funding'"
+    assert deferred.execute(funding_rows).fetchone()[0] == 0
     expected = _reads(ref)
     assert _reads(deferred) == expected  # nothing indexed yet
 
     backlog = fi.Backlog()
     for made in units:
         backlog.add_events(made)
-    assert len(backlog) == ref.execute("SELECT count(*) FROM event_audience").fetchone()[0]
+    assert len(backlog) == ref.execute(funding_rows).fetchone()[0]
     rows = backlog.peek(len(backlog))
     assert rows == sorted(rows)  # key order: each agent's rows together, by seq
     half = len(rows) // 2 + 3  # mid-agent: one agent's rows on both sides
@@ -250,9 +251,13 @@ async def test_a_unit_rolled_back_leaves_nothing_to_index(
     calls: list[int] = []
 
     def failing_once(
-        conn: sqlite3.Connection, c: engine.Ctx, limit: int, unindexed: list[Event] | None = None
+        conn: sqlite3.Connection,
+        c: engine.Ctx,
+        limit: int,
+        unindexed: list[Event] | None = None,
+        locked: dict[str, int] | None = None,
     ) -> int:
-        n = real(conn, c, limit, unindexed)
+        n = real(conn, c, limit, unindexed, locked)
         calls.append(n)
         if len(calls) == 3:
             raise RuntimeError("a bug in mid-unit")

@@ -360,6 +360,29 @@ def m009_funding_unindexed(conn: sqlite3.Connection) -> None:
     )
 
 
+def m010_event_audience(conn: sqlite3.Connection) -> None:
+    """Issue 11: each event row keeps its audience (``audience``: the agent ids in key
+    order, space-separated), so reading an event back never searches ``event_audience``
+    by seq (its key is (agent, seq): that lookup scanned the whole table, per event);
+    and a ``funding_settled``'s audience is its payer and receiver, found by agent
+    through its ``agent_history`` rows, so ``event_audience`` no longer holds a row per
+    payment (a funding tick writes one index fewer)."""
+    _execute_script(
+        conn,
+        """
+        ALTER TABLE events ADD COLUMN audience TEXT;
+        DELETE FROM event_audience
+            WHERE seq IN (SELECT seq FROM events WHERE type = 'funding_settled');
+        CREATE INDEX event_audience_by_seq ON event_audience (seq, agent_id);
+        UPDATE events SET audience = (
+            SELECT group_concat(a.agent_id, ' ') FROM event_audience a
+            INDEXED BY event_audience_by_seq WHERE a.seq = events.seq
+        ) WHERE type != 'funding_settled';
+        DROP INDEX event_audience_by_seq;
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_integer_money,
@@ -370,6 +393,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m007_history,
     m008_quote_controls,
     m009_funding_unindexed,
+    m010_event_audience,
 )
 
 

@@ -1,9 +1,10 @@
 """A funding tick's audience and history rows, indexed in one sorted pass after the tick.
 
-A tick appends one ``funding_settled`` per position. Its rows in ``event_audience``
-(agent, seq) and ``agent_history`` (agent, kind, seq; and by market) land at every
-agent's end of those trees, so each unit that wrote them rewrote a page per agent it
-touched: most of a tick's time (docs/decisions.md, "one sorted pass per tick"). The
+A tick appends one ``funding_settled`` per position. Its rows in ``agent_history``
+(agent, kind, seq; and by market: also how the readers find a payment's audience, which
+``event_audience`` does not hold since migration 10) land at every agent's end of those
+trees, so each unit that wrote them rewrote a page per agent it touched: most of a
+tick's time (docs/decisions.md, "one sorted pass per tick"). The
 funding scheduler's units therefore write only the events, and record the seqs they
 left unindexed in ``funding_unindexed`` (migration 9, one row: ``lo..hi``); after the
 tick the rows are written agent by agent, in key order, a slice per unit. Until then
@@ -43,8 +44,9 @@ UNINDEXED = (
     "(e.type = 'funding_settled' AND e.seq BETWEEN "
     "(SELECT lo FROM funding_unindexed) AND (SELECT hi FROM funding_unindexed))"
 )
-# its audience, in the order `group_concat` over event_audience gives it (by agent)
-UNINDEXED_AUDIENCE = (
+# a payment's audience (its payer and receiver), in key order as the events' audience
+# column keeps the others' (`queries.stored_audience`)
+FUNDING_AUDIENCE = (
     "(CASE WHEN e.data ->> 'payer' = e.data ->> 'receiver' THEN e.data ->> 'payer' "
     "WHEN e.data ->> 'payer' < e.data ->> 'receiver' "
     "THEN (e.data ->> 'payer') || ' ' || (e.data ->> 'receiver') "
@@ -67,22 +69,17 @@ def unindexed_range(conn: sqlite3.Connection) -> tuple[int, int] | None:
 
 
 def index_rows(conn: sqlite3.Connection, rows: list[IndexRow], *, done_to: int | None) -> bool:
-    """Write ``rows`` (sorted by agent, then seq) to ``event_audience`` and the funding
-    ``agent_history``. ``done_to``: the backlog is then empty and held every seq up to
-    it, so a range that ends there is indexed (forgotten); returns whether one is left
-    (a unit the backlog never heard of: `Backlog.load` finds its rows)."""
+    """Write ``rows`` (sorted by agent, then seq) as the funding ``agent_history`` (by
+    which the readers also find a payment's audience). ``done_to``: the backlog is then
+    empty and held every seq up to it, so a range that ends there is indexed
+    (forgotten); returns whether one is left (a unit the backlog never heard of:
+    `Backlog.load` finds its rows)."""
     if rows:
-        doc = ascii_json(rows)
-        conn.execute(
-            "INSERT OR IGNORE INTO event_audience (agent_id, seq) "
-            "SELECT r.value ->> 0, r.value ->> 1 FROM json_each(?) AS r",
-            (doc,),
-        )
         conn.execute(
             "INSERT OR IGNORE INTO agent_history (agent_id, kind, seq, market, ts, position_id) "
             "SELECT r.value ->> 0, 'funding', r.value ->> 1, r.value ->> 2, r.value ->> 3, "
             "r.value ->> 4 FROM json_each(?) AS r",
-            (doc,),
+            (ascii_json(rows),),
         )
     if done_to is not None:
         conn.execute("DELETE FROM funding_unindexed WHERE hi <= ?", (done_to,))

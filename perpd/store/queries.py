@@ -645,16 +645,25 @@ def append_event(
     public: bool = False,
 ) -> int:
     """Append one event in the current transaction; returns its ``seq``."""
+    who = tuple(dict.fromkeys(audience))
+    funding = type_ == FUNDING_SETTLED
     cur = conn.execute(
-        "INSERT INTO events (ts, type, market, public, data) VALUES (?, ?, ?, ?, ?)",
-        (ts, type_, market, int(public), json.dumps(data, separators=(",", ":"))),
+        "INSERT INTO events (ts, type, market, public, data, audience) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            ts,
+            type_,
+            market,
+            int(public),
+            json.dumps(data, separators=(",", ":")),
+            None if funding else stored_audience(who),
+        ),
     )
     seq = cur.lastrowid
     assert seq is not None
-    who = tuple(dict.fromkeys(audience))
-    conn.executemany(
-        "INSERT INTO event_audience (agent_id, seq) VALUES (?, ?)", [(a, seq) for a in who]
-    )
+    if not funding:  # a payment is found by agent through its history rows
+        conn.executemany(
+            "INSERT INTO event_audience (agent_id, seq) VALUES (?, ?)", [(a, seq) for a in who]
+        )
     kind = history_kind(type_, data)
     if kind is not None:  # issue 13: the audience's history rows, in the same unit
         conn.executemany(
@@ -668,10 +677,19 @@ def append_event(
     return seq
 
 
+FUNDING_SETTLED = "funding_settled"
+
+
+def stored_audience(who: Iterable[str]) -> str | None:
+    """An event's audience as its row keeps it (migration 10): the ids in key order."""
+    return " ".join(sorted(who)) or None
+
+
+# a payment's audience is its payer and receiver (`funding_index.FUNDING_AUDIENCE`)
 _EVENT_COLS = (
     "seq, ts, type, market, public, data, "
-    f"CASE WHEN {funding_index.UNINDEXED} THEN {funding_index.UNINDEXED_AUDIENCE} ELSE "
-    "(SELECT group_concat(agent_id, ' ') FROM event_audience a WHERE a.seq = e.seq) END"
+    f"CASE WHEN e.type = 'funding_settled' THEN {funding_index.FUNDING_AUDIENCE} "
+    "ELSE e.audience END"
 )
 
 
@@ -694,16 +712,25 @@ def events_after(conn: sqlite3.Connection, since: int, limit: int) -> list[Event
 def events_visible_to(
     conn: sqlite3.Connection, agent_id: str, since: int, limit: int, until: int | None = None
 ) -> list[Event]:
-    """Events in ``(since, until]`` that ``agent_id`` may see: public ones and its own."""
+    """Events in ``(since, until]`` that ``agent_id`` may see: public ones and its own
+    (its payments by its funding history rows, or from the log while a tick has not
+    written them yet: `funding_index`)."""
+    return _events(conn.execute(*visible_sql(agent_id, since, limit, until)))
+
+
+def visible_sql(
+    agent_id: str, since: int, limit: int, until: int | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """`events_visible_to`'s query (also what the tests ask EXPLAIN QUERY PLAN about)."""
     top = 1 << 62 if until is None else until
-    rows = conn.execute(
+    sql = (
         f"SELECT {_EVENT_COLS} FROM events e WHERE seq > ? AND seq <= ? AND "
         "(public = 1 OR seq IN (SELECT seq FROM event_audience WHERE agent_id = ? "
-        f"AND seq > ?) OR ({funding_index.UNINDEXED} "
-        "AND ? IN (e.data ->> 'payer', e.data ->> 'receiver'))) ORDER BY seq LIMIT ?",
-        (since, top, agent_id, since, agent_id, limit),
+        "AND seq > ?) OR seq IN (SELECT seq FROM agent_history WHERE agent_id = ? "
+        f"AND kind = 'funding' AND seq > ?) OR ({funding_index.UNINDEXED} "
+        "AND ? IN (e.data ->> 'payer', e.data ->> 'receiver'))) ORDER BY seq LIMIT ?"
     )
-    return _events(rows)
+    return sql, (since, top, agent_id, since, agent_id, since, agent_id, limit)
 
 
 def count_events(conn: sqlite3.Connection) -> int:
@@ -958,12 +985,14 @@ def liquidation_bounds(conn: sqlite3.Connection, position_id: str) -> tuple[int 
 
 def adjust_locked(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:
     """Add each agent's net ``locked`` change in one statement (funding moves locked
-    collateral between agents that hold it, so every agent already has a row)."""
-    if deltas:
+    collateral between agents that hold it, so every agent already has a row; a net
+    change of 0 writes nothing)."""
+    changed = [(agent, d) for agent, d in deltas.items() if d]
+    if changed:
         conn.execute(
             "UPDATE accounts SET locked = locked + (d.value ->> 1) FROM json_each(?) AS d "
             "WHERE accounts.agent_id = d.value ->> 0",
-            (funding_index.ascii_json(list(deltas.items())),),
+            (funding_index.ascii_json(changed),),
         )
 
 
@@ -992,27 +1021,32 @@ def append_events_bulk(
     # writes each back as the same compact text `append_event` stores), and the
     # audiences sorted by SQLite in key order, so each insert lands next to the last in
     # the (agent_id, seq) tree; both statements run without the GIL
-    # (a funding tick's data are ASCII by construction: `funding_index.ascii_json`)
-    rows = [(e.seq, e.market, e.data, e.audience) for e in made]
-    doc = funding_index.ascii_json(rows) if not index else json.dumps(rows, separators=(",", ":"))
+    # (a funding tick's data are ASCII by construction: `funding_index.ascii_json`).
+    # A payment's audience is not stored: it is its payer and receiver (`append_event`).
+    funding = type_ == FUNDING_SETTLED
+    rows = [
+        (e.seq, e.market, e.data, None if funding else stored_audience(e.audience)) for e in made
+    ]
+    doc = funding_index.ascii_json(rows) if funding else json.dumps(rows, separators=(",", ":"))
     conn.execute(
-        "INSERT INTO events (seq, ts, type, market, public, data) "
-        "SELECT e.value ->> 0, ?, ?, e.value ->> 1, 0, e.value -> 2 FROM json_each(?) AS e",
+        "INSERT INTO events (seq, ts, type, market, public, data, audience) "
+        "SELECT e.value ->> 0, ?, ?, e.value ->> 1, 0, e.value -> 2, e.value ->> 3 "
+        "FROM json_each(?) AS e",
         (ts, type_, doc),
     )
     pending = getattr(conn, "pending", None)
     if pending is not None:  # the store publishes these after COMMIT
         pending.extend(made)
     if not index:
-        assert type_ == "funding_settled"  # the readers fill in only these from the data
+        assert funding  # the readers fill in only these from the data
         funding_index.defer(conn, first, made[-1].seq)
         return made
-    conn.execute(
-        "INSERT INTO event_audience (agent_id, seq) "
-        "SELECT a.value, e.value ->> 0 FROM json_each(?) AS e, json_each(e.value, '$[3]') AS a "
-        "ORDER BY 1, 2",
-        (doc,),
-    )
+    if not funding:
+        conn.execute(
+            "INSERT INTO event_audience (agent_id, seq) SELECT a.value, e.value ->> 0 "
+            "FROM json_each(?) AS e, json_each(e.value, '$[1]') AS a ORDER BY 1, 2",
+            (json.dumps([(e.seq, e.audience) for e in made]),),
+        )
     kind = history_kind(type_, made[0].data)
     if kind is not None:  # issue 13: one statement for the audience's history rows
         history = sorted(
