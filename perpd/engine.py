@@ -562,7 +562,11 @@ def _funding_event(
 
 
 def settle_funding_due(
-    conn: sqlite3.Connection, ctx: Ctx, limit: int, unindexed: list[Event] | None = None
+    conn: sqlite3.Connection,
+    ctx: Ctx,
+    limit: int,
+    unindexed: list[Event] | None = None,
+    locked: dict[str, int] | None = None,
 ) -> int:
     """Settle up to ``limit`` positions whose funding time has come; returns how many.
 
@@ -579,14 +583,16 @@ def settle_funding_due(
     (a rate's text is formatted once: a tick has few distinct rates).
     ``unindexed``: the events' audience and history rows are not written; the events
     are added to it, for the scheduler's sorted pass once the unit has committed
-    (`perpd.store.funding_index`).
+    (`perpd.store.funding_index`). ``locked``: the agents' locked changes are added to
+    it, for the caller to write once per unit (`q.adjust_locked`): a step touches most
+    agents, so a statement per step rewrote about as many account rows as it settled.
     """
     period = ctx.funding_period_s
     boundary = ctx.ts // period * period
     next_at = next_funding_time(ctx.ts, period)
     lows: list[q.FundingUpdate] = []
     highs: list[q.FundingUpdate] = []
-    locked: dict[str, int] = {}
+    deltas: dict[str, int] = {} if locked is None else locked
     events: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
     transfer_of = money.funding_transfer
     bounds_of = money.price_bounds
@@ -597,8 +603,8 @@ def settle_funding_due(
             lows.append((key, cr, cm, paid, 0, next_at, None))
             continue
         cr, cm, paid = cr - transfer, cm + transfer, paid + transfer
-        locked[requester] = locked.get(requester, 0) - transfer
-        locked[maker] = locked.get(maker, 0) + transfer
+        deltas[requester] = deltas.get(requester, 0) - transfer
+        deltas[maker] = deltas.get(maker, 0) + transfer
         data = _funding_data(pid, requester, maker, transfer, boundary, rate)
         events.append((market, data, (requester, maker)))
         low, high = bounds_of(side, n, p0, imr, cr, imm, cm)
@@ -608,7 +614,8 @@ def settle_funding_due(
             highs.append((key, cr, cm, paid, transfer, next_at, high))
     if lows or highs:
         q.apply_funding(conn, lows, highs)
-        q.adjust_locked(conn, locked)
+        if locked is None:
+            q.adjust_locked(conn, deltas)
         made = q.append_events_bulk(
             conn, ctx.ts, "funding_settled", events, index=unindexed is None
         )

@@ -176,6 +176,32 @@ def test_chunk_boundaries_settle_each_position_once(tmp_path: Path, n: int) -> N
     assert events == named == q.count_events(conn)
 
 
+def test_a_unit_writes_the_locked_balances_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three steps, one write of the agents' locked balances (each step touches most
+    agents), and the books of settling one at a time."""
+    n = 2 * funding.FUNDING_CHUNK + 1
+    build(tmp_path / "c.db", n)
+    shutil.copy(tmp_path / "c.db", tmp_path / "s.db")
+    conn, single = connect(tmp_path / "c.db"), connect(tmp_path / "s.db")
+    writes: list[int] = []
+    real = q.adjust_locked
+
+    def counted(c: sqlite3.Connection, deltas: dict[str, int]) -> None:
+        writes.append(len(deltas))
+        real(c, deltas)
+
+    monkeypatch.setattr(q, "adjust_locked", counted)
+    conn.execute("BEGIN IMMEDIATE")
+    assert funding._funding_unit(conn, ctx(T), lambda: False) == (n, False)
+    conn.execute("COMMIT")
+    assert len(writes) == 1 and writes[0] > 0
+    settle_one_by_one(single)
+    assert q.state_digest(conn) == q.state_digest(single)
+    assert q.verify(conn) == []
+
+
 def test_positions_closed_and_liquidated_between_units(tmp_path: Path) -> None:
     """After the first unit, one due position is closed, one half-closed and one
     liquidated (each settles its own funding first); the next units skip the closed
