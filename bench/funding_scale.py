@@ -123,14 +123,26 @@ def build(db: str, n: int, lead_s: float, period: int) -> int:
     return t0
 
 
+# the migrations a freshly built file (no events yet) can be taken back out of, newest
+# first: a baseline tree's daemon refuses a file newer than its perpd
+UNDO = (
+    ("m010_", "ALTER TABLE events DROP COLUMN audience"),
+    ("m009_", "DROP TABLE funding_unindexed"),
+)
+
+
 def schema_for(db: str, tree: str) -> None:
-    """Leave the file at the schema of ``tree``'s perpd, if that predates migration 9
-    (which only adds ``funding_unindexed``): a daemon refuses a newer file."""
-    if "m009_" in (Path(tree) / "perpd" / "store" / "_schema.py").read_text():
-        return
+    """Leave the file at the schema of ``tree``'s perpd, if that predates migration 9 or
+    10 (each only adds a table or a column, empty in a file just built)."""
+    known = (Path(tree) / "perpd" / "store" / "_schema.py").read_text()
     conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("DROP TABLE funding_unindexed")
-    conn.execute("PRAGMA user_version = 8")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for name, undo in UNDO:
+        if name in known:
+            break
+        conn.execute(undo)
+        version -= 1
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.close()
 
 
