@@ -44,7 +44,7 @@ from _daemon import daemon_process, pct, rss_kb  # noqa: E402
 from chain_lifecycle import M, lifecycle  # noqa: E402
 
 from agents import Client, Keypair  # noqa: E402
-from perpd import money  # noqa: E402
+from perpd import liq_bounds, money  # noqa: E402
 from perpd.markets import DEFAULT_FUNDING_PERIOD_S, MARKETS  # noqa: E402
 from perpd.records import Position  # noqa: E402
 from perpd.store import migrate  # noqa: E402
@@ -85,7 +85,10 @@ def build(db: str, n: int, lead_s: float, period: int) -> int:
         requester, maker = requesters[i % REQUESTERS], makers[i % MAKERS]
         locked[requester] = locked.get(requester, 0) + state.cr
         locked[maker] = locked.get(maker, 0) + state.cm
-        liq = money.liquidation_price_bounds(state)
+        # index columns as the daemon keeps them in a steady state: each payer's bound
+        # counts its funding to its phase's boundary, so about one in HORIZON is due a
+        # rewrite at T0 (`perpd.liq_bounds`)
+        liq = liq_bounds.stored(state, f"bench_{i:010d}", t_base - period, period)
         made.append((i, market.name, requester, maker, state, liq))
     t0 = int(time.time() + lead_s)
     rows = (
@@ -126,14 +129,15 @@ def build(db: str, n: int, lead_s: float, period: int) -> int:
 # the migrations a freshly built file (no events yet) can be taken back out of, newest
 # first: a baseline tree's daemon refuses a file newer than its perpd
 UNDO = (
+    ("m011_", "ALTER TABLE positions DROP COLUMN bound_until"),
     ("m010_", "ALTER TABLE events DROP COLUMN audience"),
     ("m009_", "DROP TABLE funding_unindexed"),
 )
 
 
 def schema_for(db: str, tree: str) -> None:
-    """Leave the file at the schema of ``tree``'s perpd, if that predates migration 9 or
-    10 (each only adds a table or a column, empty in a file just built)."""
+    """Leave the file at the schema of ``tree``'s perpd, if that predates migration 9, 10
+    or 11 (each only adds a table or a column, unused by an older perpd)."""
     known = (Path(tree) / "perpd" / "store" / "_schema.py").read_text()
     conn = sqlite3.connect(db, isolation_level=None)
     version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -18,7 +18,7 @@ from typing import Any
 
 from solders.pubkey import Pubkey
 
-from perpd import engine_mmp, money
+from perpd import engine_mmp, liq_bounds, money
 from perpd.bounds import MAX_BALANCE, MAX_TOTAL_DEPOSITS, saturate_pnl
 from perpd.chain._program import LOCAL_PROGRAM_ID
 from perpd.consents import CloseConsent, QuoteConsent, WithdrawConsent, position_address
@@ -388,7 +388,7 @@ def accept(
     q.adjust_account(conn, r.agent_id, -(state.cr + fee), state.cr)
     q.add_fees(conn, fee)
     q.adjust_account(conn, quote.agent_id, -state.cm, state.cm)
-    q.save_position(conn, position, money.liquidation_price_bounds(state))
+    q.save_position(conn, position, _stored(ctx, position))
     q.set_quote_status(conn, quote_id, QuoteStatus.ACCEPTED)
     _filled(conn, ctx, r, quote, position, fee, price)
     engine_mmp.after_fill(conn, ctx, quote.agent_id, r.market)
@@ -456,7 +456,7 @@ def reserve_accept(
     _require_free(conn, quote.agent_id, state.cm, "maker")
     q.adjust_account(conn, r.agent_id, -(state.cr + fee), state.cr + fee)
     q.adjust_account(conn, quote.agent_id, -state.cm, state.cm)
-    q.save_position(conn, position, (None, None))
+    q.save_position(conn, position, liq_bounds.NONE)
     q.set_request_status(conn, request_id, RequestStatus.PENDING, position.position_id)
     q.set_quote_status(conn, quote_id, QuoteStatus.ACCEPTED)
     engine_mmp.after_fill(conn, ctx, quote.agent_id, r.market)  # the fill is counted here
@@ -480,7 +480,7 @@ def open_reserved(
         raise AssertionError("collateral of a reserved position changed with the price")
     q.adjust_account(conn, r.agent_id, 0, -fee)
     q.add_fees(conn, fee)
-    q.save_position(conn, position, money.liquidation_price_bounds(position.state))
+    q.save_position(conn, position, _stored(ctx, position))
     _filled(conn, ctx, r, quote, position, fee, price)
     return position
 
@@ -498,7 +498,7 @@ def release_reserved(
     q.adjust_account(conn, pending.requester, s.cr + fee, -(s.cr + fee))
     q.adjust_account(conn, pending.maker, s.cm, -s.cm)
     failed = replace(pending, status=PositionStatus.FAILED, closed_at=ctx.ts)
-    q.save_position(conn, failed, (None, None))
+    q.save_position(conn, failed, liq_bounds.NONE)
     q.set_request_status(conn, pending.request_id, RequestStatus.OPEN, None)
     q.set_quote_status(conn, pending.quote_id, QuoteStatus.FAILED)
     q.append_event(
@@ -590,30 +590,34 @@ def settle_funding_due(
     period = ctx.funding_period_s
     boundary = ctx.ts // period * period
     next_at = next_funding_time(ctx.ts, period)
-    lows: list[q.FundingUpdate] = []
-    highs: list[q.FundingUpdate] = []
+    kept: list[q.FundingUpdate] = []
+    lows: list[q.BoundUpdate] = []
+    highs: list[q.BoundUpdate] = []
     deltas: dict[str, int] = {} if locked is None else locked
     events: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
     transfer_of = money.funding_transfer
-    bounds_of = money.price_bounds
+    covered, until_of, ahead = liq_bounds.covered, liq_bounds.until_of, liq_bounds.payer_ahead
     for row in q.funding_due_rows(conn, ctx.ts, limit):
-        key, pid, market, requester, maker, side, n, p0, cr, cm, imr, imm, rate, t_base, paid = row
+        key, pid, market, requester, maker, side, n, p0, cr, cm, imr, imm, rate, t_base = row[:14]
+        paid, until = row[14], row[15]
         _due, transfer = transfer_of(n, rate, t_base, paid, cr, cm, boundary, period)
-        if not transfer:  # nothing moved, no bound either (`apply_funding` keeps it)
-            lows.append((key, cr, cm, paid, 0, next_at, None))
+        if not transfer:  # nothing moved, no bound either
+            kept.append((key, cr, cm, paid, 0, next_at))
             continue
         cr, cm, paid = cr - transfer, cm + transfer, paid + transfer
         deltas[requester] = deltas.get(requester, 0) - transfer
         deltas[maker] = deltas.get(maker, 0) + transfer
         data = _funding_data(pid, requester, maker, transfer, boundary, rate)
         events.append((market, data, (requester, maker)))
-        low, high = bounds_of(side, n, p0, imr, cr, imm, cm)
-        if _payer_bound(side, transfer) == 0:
-            lows.append((key, cr, cm, paid, transfer, next_at, low))
-        else:
-            highs.append((key, cr, cm, paid, transfer, next_at, high))
-    if lows or highs:
-        q.apply_funding(conn, lows, highs)
+        if covered(until, boundary):  # the payer's stored bound already counts this
+            kept.append((key, cr, cm, paid, transfer, next_at))
+            continue
+        until = until_of(pid, ctx.ts, period)
+        which = liq_bounds.payer_bound(side, transfer)
+        bound = ahead(which, side, n, p0, imr, cr, imm, cm, rate, t_base, paid, until, period)
+        (highs if which else lows).append((key, cr, cm, paid, transfer, next_at, bound, until))
+    if kept or lows or highs:
+        q.apply_funding(conn, kept, lows, highs)
         if locked is None:
             q.adjust_locked(conn, deltas)
         made = q.append_events_bulk(
@@ -621,32 +625,41 @@ def settle_funding_due(
         )
         if unindexed is not None:
             unindexed.extend(made)
-    return len(lows) + len(highs)
+    return len(kept) + len(lows) + len(highs)
 
 
-def _payer_bound(side: int, transfer: int) -> int:
-    """Which liquidation bound a funding payment moves: the payer's (0: low, 1: high).
-
-    Each bound is one side's (the requester's low if it is long, else the maker's) and
-    depends only on that side's collateral. The payer's comes nearer the price and is
-    rewritten; the receiver's moves away, and its stored bound, never nearer than at the
-    last exact computation, stays: a superset of candidates for the liquidation watcher,
-    which judges each candidate exactly. Skipping it halves the random index writes."""
-    requester_pays = transfer > 0
-    return 0 if requester_pays == (side == 1) else 1
+def _stored(ctx: Ctx, p: Position) -> liq_bounds.Stored:
+    """The index columns of a position written now (`liq_bounds.stored`)."""
+    return liq_bounds.stored(p.state, p.position_id, ctx.ts, ctx.funding_period_s)
 
 
 def _funding_bounds(
-    p: Position,
-    transfer: int,
-    exact: tuple[int | None, int | None],
-    held: tuple[int | None, int | None],
-) -> tuple[int | None, int | None]:
-    """A single settlement's stored bounds, as a batch writes them (`_payer_bound`)."""
-    if not transfer:
+    ctx: Ctx, p: Position, transfer: int, settled_to: int, held: liq_bounds.Stored
+) -> liq_bounds.Stored:
+    """A single settlement's stored index columns, as a batch writes them: kept if
+    nothing moved or the payer's bound already counts it (`perpd.liq_bounds`), else the
+    payer's rewritten (the receiver's, which a payment moves away, kept)."""
+    if not transfer or liq_bounds.covered(held[2], settled_to):
         return held
-    which = _payer_bound(p.state.side, transfer)
-    return (exact[0], held[1]) if which == 0 else (held[0], exact[1])
+    s, period = p.state, ctx.funding_period_s
+    until = liq_bounds.until_of(p.position_id, ctx.ts, period)
+    which = liq_bounds.payer_bound(s.side, transfer)
+    bound = liq_bounds.payer_ahead(
+        which,
+        s.side,
+        s.notional,
+        s.entry_price,
+        s.imr,
+        s.cr,
+        s.imm,
+        s.cm,
+        s.rate_ppm,
+        s.t_base,
+        s.funding_paid,
+        until,
+        period,
+    )
+    return (bound, held[1], until) if which == 0 else (held[0], bound, until)
 
 
 def settle_funding_of(
@@ -675,8 +688,8 @@ def _settle_funding(conn: sqlite3.Connection, ctx: Ctx, p: Position, at: int | N
     )
     _move_funding(conn, p, result.transfer)
     held = q.liquidation_bounds(conn, p.position_id)
-    exact = money.liquidation_price_bounds(result.state)
-    q.save_position(conn, updated, _funding_bounds(p, result.transfer, exact, held))
+    bounds = _funding_bounds(ctx, updated, result.transfer, boundary, held)
+    q.save_position(conn, updated, bounds)
     _funding_event(conn, ctx, p, result.transfer, boundary)
 
 
@@ -771,10 +784,10 @@ def close(
             exit_price=price,
             **common,
         )
-        bounds: tuple[int | None, int | None] = (None, None)
+        bounds = liq_bounds.NONE
     else:
         updated = p.with_state(remaining, **common)
-        bounds = money.liquidation_price_bounds(remaining)
+        bounds = _stored(ctx, updated)
     q.save_position(conn, updated, bounds)
     _funding_event(conn, ctx, p, result.funding.transfer, ctx.ts)
     q.append_event(
@@ -847,7 +860,7 @@ def liquidate(
         funding_total=p.funding_total + result.funding.transfer,
         realized_pnl=saturate_pnl(p.realized_pnl + result.pnl),
     )
-    q.save_position(conn, updated, (None, None))
+    q.save_position(conn, updated, liq_bounds.NONE)
     _funding_event(conn, ctx, p, result.funding.transfer, ctx.ts)
     audience = [p.requester, p.maker] + ([] if liquidator == KEEPER else [liquidator])
     q.append_event(

@@ -24,7 +24,7 @@ from perpd.records import Position
 from perpd.store import Store, connect
 from perpd.store import queries as q
 from perpd.venue import Venue
-from tests.test_funding_scale import PERIOD, PRICE, T, build, ctx
+from tests.test_funding_scale import PERIOD, PRICE, T, _index_columns, build, ctx
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def store_states(path: Path, states: list[money.PositionState]) -> None:
             f"pos_{i:06d}", f"req_{i}", f"quo_{i}", "BTC-PERP", requester, maker, 10, state,
             0, 0, "open", state.t_base, None, T,
         )  # fmt: skip
-        rows.append((p, money.liquidation_price_bounds(state)))
+        rows.append((p, _index_columns(p, i)))
     conn.execute("BEGIN")
     for agent, amount in locked.items():
         q.record_deposit(conn, agent, amount)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 
-from perpd import engine, money
+from perpd import engine, liq_bounds, money
 from perpd.nursery import funding
 from perpd.oracle import PriceBook
 from perpd.records import Event
@@ -289,31 +289,44 @@ def _wider(held: int | None, exact: int | None, low: bool) -> bool:
 def test_only_the_payers_bound_is_rewritten_and_the_watcher_misses_nothing(
     pair: tuple[sqlite3.Connection, sqlite3.Connection],
 ) -> None:
-    """After a tick each payer's bound is exact and each receiver's the one it had (a
-    superset: more collateral only moves it away); the watcher's candidates at any price
-    still hold every position that price makes liquidatable."""
+    """After a tick each payer's bound is the one that counts its funding ahead
+    (`liq_bounds`), or the one it had if that already counted this payment; each
+    receiver's the one it had (more collateral only moves it away). Every stored bound
+    is wider than the exact one, and the watcher's candidates at any price still hold
+    every position that price makes liquidatable."""
     deferred, _ref = pair
     before = {
-        r[0]: (r[1], r[2])
-        for r in deferred.execute("SELECT position_id, liq_low, liq_high FROM positions")
+        r[0]: (r[1], r[2], r[3])
+        for r in deferred.execute(
+            "SELECT position_id, liq_low, liq_high, bound_until FROM positions"
+        )
     }
     events = [e for made in _settle(deferred, deferred=True) for e in made]
     payers = {e.data["position_id"]: e.data["payer"] for e in events}
-    exact_sides = {0: 0, 1: 0}
+    rewritten = {0: 0, 1: 0}
+    kept = 0
+    boundary = T // PERIOD * PERIOD
     positions = q.positions_funding_due(deferred, 1 << 40, 1 << 20)
     for p in positions:
         held = q.liquidation_bounds(deferred, p.position_id)
         exact = money.liquidation_price_bounds(p.state)
         assert _wider(held[0], exact[0], low=True) and _wider(held[1], exact[1], low=False)
-        if p.position_id not in payers:
-            assert held == before[p.position_id]
+        was = before[p.position_id]
+        if p.position_id not in payers or liq_bounds.covered(was[2], boundary):
+            assert held == was
+            kept += p.position_id in payers
             continue
-        requester_pays = payers[p.position_id] == p.requester
-        which = 0 if requester_pays == (p.state.side == 1) else 1
-        assert held[which] == exact[which]  # the payer's, exact
-        assert held[1 - which] == before[p.position_id][1 - which]  # the receiver's, kept
-        exact_sides[which] += 1
-    assert exact_sides[0] and exact_sides[1]
+        s = p.state
+        which = liq_bounds.payer_bound(s.side, 1 if payers[p.position_id] == p.requester else -1)
+        until = liq_bounds.until_of(p.position_id, T, PERIOD)
+        ahead = liq_bounds.payer_ahead(
+            which, s.side, s.notional, s.entry_price, s.imr, s.cr, s.imm, s.cm, s.rate_ppm,
+            s.t_base, s.funding_paid, until, PERIOD,
+        )  # fmt: skip
+        assert held[which] == ahead and held[2] == until > boundary
+        assert held[1 - which] == was[1 - which]  # the receiver's, kept
+        rewritten[which] += 1
+    assert rewritten[0] and rewritten[1] and kept
     lows = sorted({b for p in positions for b in money.liquidation_price_bounds(p.state) if b})
     met = 0
     for price in [*lows[:: max(1, len(lows) // 40)], PRICE // 3, PRICE, 3 * PRICE]:

@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.lowlevel
 
-from perpd import engine, money
+from perpd import engine, liq_bounds, money
 from perpd.nursery import funding
 from perpd.oracle import PriceBook
 from perpd.records import Event, Position
@@ -36,6 +36,15 @@ def untimed_units(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def ctx(now: float) -> engine.Ctx:
     return engine.Ctx(now, PERIOD, lambda market: PRICE)
+
+
+def _index_columns(p: Position, i: int) -> liq_bounds.Stored:
+    """Half the rows as a file from before migration 11 left them (exact bounds, no
+    bound_until: the first settlement rewrites the payer's), half as the daemon writes
+    them (`liq_bounds.stored`)."""
+    if i % 2:
+        return (*money.liquidation_price_bounds(p.state), None)
+    return liq_bounds.stored(p.state, p.position_id, p.state.t_base, PERIOD)
 
 
 def build(path: Path, n: int) -> None:
@@ -69,7 +78,7 @@ def build(path: Path, n: int) -> None:
             f"pos_{i:06d}", f"req_{i}", f"quo_{i}", "BTC-PERP", requester, maker, 10, state,
             0, 0, "open", state.t_base, None, T - rnd.randrange(0, 3),
         )  # fmt: skip
-        rows.append((p, money.liquidation_price_bounds(state)))
+        rows.append((p, _index_columns(p, i)))
         locked[requester] += state.cr
         locked[maker] += state.cm
     conn.execute("BEGIN")

@@ -383,6 +383,13 @@ def m010_event_audience(conn: sqlite3.Connection) -> None:
     )
 
 
+def m011_bound_until(conn: sqlite3.Connection) -> None:
+    """Issue 11: the funding time up to which a position's stored payer's liquidation
+    bound already counts its payments (`perpd.liq_bounds`); NULL (the rows before this
+    migration, whose bounds were exact): the next settlement rewrites it."""
+    conn.execute("ALTER TABLE positions ADD COLUMN bound_until INTEGER")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_initial,
     m002_integer_money,
@@ -394,6 +401,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m008_quote_controls,
     m009_funding_unindexed,
     m010_event_audience,
+    m011_bound_until,
 )
 
 

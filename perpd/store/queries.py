@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from perpd.chain_mirror import MirrorBooks
+from perpd.liq_bounds import Stored
 from perpd.money import PositionState, open_fee
 from perpd.records import (
     Account,
@@ -421,7 +422,7 @@ def _position(row: tuple[Any, ...]) -> Position:
     return replace(p, nonce=_nonce_out(p.nonce)) if p.nonce is not None else p
 
 
-def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[Any, ...]:
+def _position_values(p: Position, liq: Stored) -> tuple[Any, ...]:
     s = p.state
     return (
         p.position_id,
@@ -458,16 +459,16 @@ def _position_values(p: Position, liq: tuple[int | None, int | None]) -> tuple[A
         p.close_signature,
         liq[0],
         liq[1],
+        liq[2],
     )
 
 
-_POSITION_WRITE_COLS = (*_POSITION_COLS.split(", "), "liq_low", "liq_high")
+_POSITION_WRITE_COLS = (*_POSITION_COLS.split(", "), "liq_low", "liq_high", "bound_until")
 
 
-def save_position(
-    conn: sqlite3.Connection, p: Position, liq: tuple[int | None, int | None]
-) -> None:
-    """Insert a position, or update only the columns that changed, with its index bounds.
+def save_position(conn: sqlite3.Connection, p: Position, liq: Stored) -> None:
+    """Insert a position, or update only the columns that changed, with its index bounds
+    (`perpd.liq_bounds`).
 
     Never ``INSERT OR REPLACE``: that deletes and re-inserts the row, rewriting every one
     of its index entries per settlement; an UPDATE of the changed columns touches only
@@ -895,9 +896,7 @@ def verify(conn: sqlite3.Connection) -> list[str]:
 # ---------------------------------------------------------------- funding at scale
 
 
-def insert_positions(
-    conn: sqlite3.Connection, rows: Iterable[tuple[Position, tuple[int | None, int | None]]]
-) -> None:
+def insert_positions(conn: sqlite3.Connection, rows: Iterable[tuple[Position, Stored]]) -> None:
     """Insert new positions with their liquidation bounds in one statement (bulk loads:
     the funding bench builds 100,000 at once)."""
     conn.executemany(
@@ -931,14 +930,17 @@ def funding_settled_counts(conn: sqlite3.Connection, prefix: str = "") -> tuple[
 
 _FUNDING_COLS = (
     "rowid, position_id, market, requester, maker, side, notional, entry_price, "
-    "cr, cm, imr, imm, rate, t_base, funding_paid"
+    "cr, cm, imr, imm, rate, t_base, funding_paid, bound_until"
 )
 # (rowid, position_id, market, requester, maker, side, N, P0, Cr, Cm, IMr, IMm, f, t_base,
-#  paid)
-FundingRow = tuple[int, str, str, str, str, int, int, int, int, int, int, int, int, int, int]
-# (rowid, Cr, Cm, paid, transfer, next_funding_at, the payer's liquidation bound; kept
-#  where transfer is 0)
-FundingUpdate = tuple[int, int, int, int, int, int, int | None]
+#  paid, bound_until)
+FundingRow = tuple[
+    int, str, str, str, str, int, int, int, int, int, int, int, int, int, int, int | None
+]
+# (rowid, Cr, Cm, paid, transfer, next_funding_at): a settlement that leaves the bounds
+FundingUpdate = tuple[int, int, int, int, int, int]
+# ... and the payer's new bound and its bound_until (`perpd.liq_bounds`)
+BoundUpdate = tuple[int, int, int, int, int, int, int | None, int]
 
 
 def funding_due_rows(conn: sqlite3.Connection, now: int, limit: int) -> list[FundingRow]:
@@ -955,32 +957,41 @@ def funding_due_rows(conn: sqlite3.Connection, now: int, limit: int) -> list[Fun
 
 
 def apply_funding(
-    conn: sqlite3.Connection, lows: list[FundingUpdate], highs: list[FundingUpdate]
+    conn: sqlite3.Connection,
+    kept: list[FundingUpdate],
+    lows: list[BoundUpdate],
+    highs: list[BoundUpdate],
 ) -> None:
-    """Write a batch's settled collaterals, funding counters, next funding times and
-    payers' liquidation bounds in one statement per bound (each batch travels as one
-    JSON array), by rowid: the due rows come in rowid order, so the table is walked
-    forward, not by its text key. ``lows`` set ``liq_low``, ``highs`` ``liq_high``: a
-    statement that set both would rewrite both indexes' entries of every row, even
-    where the value stays (measured: SQLite does)."""
+    """Write a batch's settled collaterals, funding counters and next funding times, and
+    the payers' liquidation bounds where they are rewritten, in one statement per kind
+    (each batch travels as one JSON array), by rowid: the due rows come in rowid order,
+    so the table is walked forward, not by its text key. ``kept`` leave both bounds,
+    ``lows`` set ``liq_low``, ``highs`` ``liq_high``: a statement that set both would
+    rewrite both indexes' entries of every row, even where the value stays (measured:
+    SQLite does)."""
+    common = (
+        "UPDATE positions SET cr = u.value ->> 1, cm = u.value ->> 2, "
+        "funding_paid = u.value ->> 3, funding_total = funding_total + (u.value ->> 4), "
+        "next_funding_at = u.value ->> 5"
+    )
+    where = " FROM json_each(?) AS u WHERE positions.rowid = u.value ->> 0"
+    if kept:
+        conn.execute(common + where, (funding_index.ascii_json(kept),))
     for updates, column in ((lows, "liq_low"), (highs, "liq_high")):
         if updates:
             conn.execute(
-                "UPDATE positions SET cr = u.value ->> 1, cm = u.value ->> 2, "
-                "funding_paid = u.value ->> 3, funding_total = funding_total + (u.value ->> 4), "
-                f"next_funding_at = u.value ->> 5, {column} = CASE WHEN u.value ->> 4 = 0 "
-                f"THEN {column} ELSE u.value ->> 6 END "
-                "FROM json_each(?) AS u WHERE positions.rowid = u.value ->> 0",
+                f"{common}, {column} = u.value ->> 6, bound_until = u.value ->> 7{where}",
                 (funding_index.ascii_json(updates),),
             )
 
 
-def liquidation_bounds(conn: sqlite3.Connection, position_id: str) -> tuple[int | None, int | None]:
-    """A position's stored index bounds (liq_low, liq_high)."""
+def liquidation_bounds(conn: sqlite3.Connection, position_id: str) -> Stored:
+    """A position's stored index columns (liq_low, liq_high, bound_until)."""
     row = conn.execute(
-        "SELECT liq_low, liq_high FROM positions WHERE position_id = ?", (position_id,)
+        "SELECT liq_low, liq_high, bound_until FROM positions WHERE position_id = ?",
+        (position_id,),
     ).fetchone()
-    return row[0], row[1]
+    return row[0], row[1], row[2]
 
 
 def adjust_locked(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:
