@@ -133,13 +133,15 @@ async def test_twenty_makers_five_traders_two_hundred_racing_requests(live: Serv
                     assert len(won) <= 1, outcomes
                     if len(best) >= 2:
                         races["raced"] += 1
-                        assert [o for o in outcomes if not isinstance(o, Position)] in (
-                            ["request_filled"],
-                            ["quote_expired"],
-                            ["quote_cancelled"],  # re-priced by its maker meanwhile
-                            ["request_expired"],
-                            ["request_expired", "request_expired"],
-                        ), outcomes
+                        lost = [o for o in outcomes if not isinstance(o, Position)]
+                        # a quote gone before its accept: expired, re-priced by its maker
+                        # meanwhile, or its request expired (both quotes may be gone, each
+                        # its own way, on a loaded machine)
+                        gone = {"quote_expired", "quote_cancelled", "request_expired"}
+                        if won:
+                            assert len(lost) == 1 and lost[0] in {"request_filled", *gone}, outcomes
+                        else:
+                            assert len(lost) == 2 and set(lost) <= gone, outcomes
                     positions.extend(won)
 
             async with trio.open_nursery() as n:
